@@ -1,0 +1,5 @@
+//! FåKopp kernels: pure numerics for environmental sensor networks.
+//!
+//! No I/O, no MPI. Every kernel has a one-shot form over a whole trace and
+//! a streaming form (a state struct fed chunks of any size) that give the
+//! same output.
