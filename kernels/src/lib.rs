@@ -3,3 +3,7 @@
 //! No I/O, no MPI. Every kernel has a one-shot form over a whole trace and
 //! a streaming form (a state struct fed chunks of any size) that give the
 //! same output.
+
+pub mod error;
+
+pub use error::{KernelError, Result};
