@@ -1,0 +1,190 @@
+//! The command line (DESIGN §3). Exit codes: 0 success, 2 usage or
+//! configuration error, 1 runtime failure.
+
+use crate::config::{Config, ConfigError, Mode};
+use crate::logging::{self, LogFormat};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "fakopp", version, about = "FåKopp: MPI-native batch-and-stream processing for environmental sensor networks")]
+pub struct Cli {
+    /// Log format on stderr (json for cluster log collectors).
+    #[arg(long, value_enum, default_value = "text", global = true)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArg {
+    /// The TOML configuration file.
+    #[arg(long, short = 'c')]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Jsonl,
+    Hdf5,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The stream job: Kafka → MPI kernels → sinks. Under `mpirun -n N`
+    /// rank 0 coordinates and computes, ranks ≥ 1 compute.
+    Run {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// After this many seconds without new packets: flush, checkpoint,
+        /// commit and exit 0.
+        #[arg(long, value_name = "S")]
+        exit_when_idle: Option<f64>,
+        /// Serve Prometheus metrics on this address (rank 0).
+        #[arg(long, value_name = "ADDR")]
+        metrics_addr: Option<String>,
+        /// Start from scratch even if the checkpoint's chains differ.
+        #[arg(long)]
+        reset_state: bool,
+    },
+    /// Reprocess files (MiniSEED, CSV) through the configured chains.
+    Batch {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Output file (default: the config's sinks).
+        #[arg(long, short = 'o')]
+        output: Option<PathBuf>,
+        /// Output format when --output is given, or jsonl to stdout.
+        #[arg(long, value_enum)]
+        format: Option<OutputFormat>,
+        /// Report and skip bad records instead of failing.
+        #[arg(long)]
+        keep_going: bool,
+        /// Input files; none means the config's source (e.g. synthetic).
+        inputs: Vec<PathBuf>,
+    },
+    /// Publish SensorPackets to Kafka from files or the synthetic network.
+    Produce {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Packets per second (default: as fast as possible).
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Pace at real time × SPEED instead of a fixed rate.
+        #[arg(long, conflicts_with = "rate")]
+        speed: Option<f64>,
+        /// Samples per packet.
+        #[arg(long, default_value_t = 100)]
+        packet_samples: usize,
+        /// Publish the built-in synthetic network instead of files.
+        #[arg(long, conflicts_with = "inputs")]
+        synthetic: bool,
+        inputs: Vec<PathBuf>,
+    },
+    /// Cassandra schema management.
+    Schema {
+        #[command(subcommand)]
+        action: SchemaAction,
+    },
+    /// Checkpoint tools.
+    Checkpoint {
+        #[command(subcommand)]
+        action: CheckpointAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SchemaAction {
+    /// Create the keyspace and tables, idempotently.
+    Apply {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CheckpointAction {
+    /// Print what a checkpoint holds.
+    Inspect { file: PathBuf },
+}
+
+/// A failure with its exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    #[error("configuration error: {0}")]
+    Config(#[from] ConfigError),
+    #[error("usage error: {0}")]
+    Usage(String),
+    #[error("{0:#}")]
+    Runtime(#[from] anyhow::Error),
+}
+
+impl Failure {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Failure::Config(_) | Failure::Usage(_) => 2,
+            Failure::Runtime(_) => 1,
+        }
+    }
+}
+
+/// Parses the command line, runs it, returns the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    logging::init(cli.log_format);
+    match run(cli.command) {
+        Ok(()) => 0,
+        Err(f) => {
+            match cli.log_format {
+                LogFormat::Json => tracing::error!(exit_code = f.exit_code(), "{f}"),
+                LogFormat::Text => eprintln!("fakopp: {f}"),
+            }
+            f.exit_code()
+        }
+    }
+}
+
+fn load(arg: &ConfigArg, mode: Mode) -> Result<Config, Failure> {
+    Ok(Config::load(&arg.config, mode)?)
+}
+
+fn run(cmd: Command) -> Result<(), Failure> {
+    match cmd {
+        Command::Run { config, .. } => {
+            let _cfg = load(&config, Mode::Stream)?;
+            Err(Failure::Runtime(anyhow::anyhow!(
+                "the stream job (Kafka → MPI → sinks) is not available in this build yet"
+            )))
+        }
+        Command::Batch { config, .. } => {
+            let _cfg = load(&config, Mode::Batch)?;
+            Err(Failure::Runtime(anyhow::anyhow!("batch mode is not available in this build yet")))
+        }
+        Command::Produce { config, packet_samples, .. } => {
+            let _cfg = load(&config, Mode::Tooling)?;
+            if packet_samples == 0 {
+                return Err(Failure::Usage("--packet-samples must be at least 1".into()));
+            }
+            Err(Failure::Runtime(anyhow::anyhow!("produce is not available in this build yet")))
+        }
+        Command::Schema { action: SchemaAction::Apply { config } } => {
+            let cfg = load(&config, Mode::Tooling)?;
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(anyhow::Error::from)?;
+            rt.block_on(async {
+                let session = crate::sink::cassandra::connect(&cfg.cassandra).await?;
+                crate::sink::cassandra::apply_schema(&session, &cfg.cassandra).await
+            })?;
+            Ok(())
+        }
+        Command::Checkpoint { action: CheckpointAction::Inspect { file } } => {
+            print!("{}", crate::inspect::describe(&file)?);
+            Ok(())
+        }
+    }
+}

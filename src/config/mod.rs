@@ -1,0 +1,304 @@
+//! The TOML configuration of DESIGN §4: loading, defaults and validation.
+//!
+//! Every error names the file, the key (as a path such as
+//! `chains[0].steps[1].sta`) and the reason; the CLI maps it to exit code 2.
+
+mod steps;
+mod validate;
+
+pub use steps::*;
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// A configuration problem: which file, which key, why.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}: {}{reason}", file.display(), key.as_deref().map(|k| format!("key `{k}`: ")).unwrap_or_default())]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub key: Option<String>,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub source: SourceConfig,
+    #[serde(default)]
+    pub kafka: KafkaConfig,
+    #[serde(default)]
+    pub cassandra: CassandraConfig,
+    #[serde(default)]
+    pub sinks: SinksConfig,
+    #[serde(default)]
+    pub checkpoint: CheckpointConfig,
+    #[serde(default)]
+    pub stream: StreamConfig,
+    #[serde(default)]
+    pub synthetic: SyntheticConfig,
+    #[serde(default)]
+    pub chains: Vec<ChainConfig>,
+    #[serde(default)]
+    pub coincidence: Vec<CoincidenceConfig>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    Kafka,
+    Files,
+    Synthetic,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    pub kind: SourceKind,
+    /// Input files for `kind = "files"` (the `batch` command takes them on
+    /// its command line instead).
+    #[serde(default)]
+    pub inputs: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PacketFormat {
+    #[default]
+    Avro,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    pub brokers: String,
+    pub topic: String,
+    pub group: String,
+    pub dlq_topic: String,
+    pub detections_topic: String,
+    pub format: PacketFormat,
+    /// Passed to librdkafka as is (SASL, TLS, ...). Values are never logged.
+    pub properties: BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            brokers: "127.0.0.1:9092".into(),
+            topic: "fakopp.packets".into(),
+            group: "fakopp".into(),
+            dlq_topic: "fakopp.dlq".into(),
+            detections_topic: "fakopp.detections".into(),
+            format: PacketFormat::Avro,
+            properties: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CassandraConfig {
+    pub nodes: Vec<String>,
+    pub keyspace: String,
+    pub replication: String,
+    pub username: Option<String>,
+    /// Name of the environment variable holding the password (never the
+    /// password itself, so configs can be committed and logged).
+    pub password_env: Option<String>,
+    /// Maximum number of writes in flight.
+    pub max_in_flight: usize,
+}
+
+impl Default for CassandraConfig {
+    fn default() -> Self {
+        CassandraConfig {
+            nodes: vec!["127.0.0.1:9042".into()],
+            keyspace: "fakopp".into(),
+            replication: "{'class': 'SimpleStrategy', 'replication_factor': 1}".into(),
+            username: None,
+            password_env: None,
+            max_in_flight: 256,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SinkKind {
+    Cassandra,
+    Hdf5,
+    Jsonl,
+    Kafka,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SinksConfig {
+    pub kinds: Vec<SinkKind>,
+    pub hdf5_path: PathBuf,
+    /// JSON-lines output file; standard output when absent.
+    pub jsonl_path: Option<PathBuf>,
+}
+
+impl Default for SinksConfig {
+    fn default() -> Self {
+        SinksConfig {
+            kinds: vec![SinkKind::Hdf5, SinkKind::Jsonl],
+            hdf5_path: "results.h5".into(),
+            jsonl_path: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CheckpointConfig {
+    pub path: PathBuf,
+    pub interval_s: f64,
+    /// How many older checkpoints to keep beside the newest.
+    pub keep: usize,
+}
+
+impl Default for CheckpointConfig {
+    fn default() -> Self {
+        CheckpointConfig { path: "state/fakopp-ckpt.h5".into(), interval_s: 30.0, keep: 2 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StreamConfig {
+    pub batch_interval_ms: u64,
+    pub reorder_window_s: f64,
+    pub max_gap_interp_samples: u64,
+    pub max_samples_per_packet: usize,
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        StreamConfig {
+            batch_interval_ms: 500,
+            reorder_window_s: 5.0,
+            max_gap_interp_samples: 15,
+            max_samples_per_packet: 100_000,
+        }
+    }
+}
+
+/// The built-in network simulator (the embedded default's data).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyntheticConfig {
+    pub seed: u64,
+    pub seismic_stations: usize,
+    pub sample_rate_hz: f64,
+    pub duration_s: f64,
+    pub events: usize,
+    pub groundwater_sensors: usize,
+    pub ph_sensors: usize,
+    /// UTC start, RFC 3339.
+    pub start: String,
+}
+
+impl Default for SyntheticConfig {
+    fn default() -> Self {
+        SyntheticConfig {
+            seed: 2008,
+            seismic_stations: 20,
+            sample_rate_hz: 100.0,
+            duration_s: 600.0,
+            events: 3,
+            groundwater_sensors: 4,
+            ph_sensors: 4,
+            start: "2024-05-01T12:00:00Z".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainConfig {
+    pub name: String,
+    pub select: Vec<String>,
+    pub steps: Vec<Step>,
+    /// Keep the processed trace (HDF5 sink).
+    #[serde(default)]
+    pub traces: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoincidenceConfig {
+    pub chain: String,
+    pub threshold_sum: f64,
+    #[serde(default = "default_max_trigger_length")]
+    pub max_trigger_length_s: f64,
+    #[serde(default)]
+    pub delete_long_trigger: bool,
+    #[serde(default)]
+    pub trigger_off_extension_s: f64,
+    /// Per-sensor weights (sensor id → weight); 1.0 when absent.
+    #[serde(default)]
+    pub weights: BTreeMap<String, f64>,
+}
+
+fn default_max_trigger_length() -> f64 {
+    1e6
+}
+
+/// Which command the config is loaded for; stream mode rejects batch-only steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Stream,
+    Batch,
+    /// `produce`, `schema apply`: only the connection sections matter.
+    Tooling,
+}
+
+impl Config {
+    /// Reads, parses and validates `path` for `mode`.
+    pub fn load(path: &Path, mode: Mode) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_owned(),
+            key: None,
+            reason: format!("cannot read the config file: {e}"),
+        })?;
+        Config::parse(&text, path, mode)
+    }
+
+    /// Parses and validates config text; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path, mode: Mode) -> Result<Config, ConfigError> {
+        let de = toml::Deserializer::parse(text).map_err(|e| ConfigError {
+            file: path.to_owned(),
+            key: None,
+            reason: format!("invalid TOML: {}", e.message()),
+        })?;
+        let cfg: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            let inner = e.into_inner();
+            ConfigError {
+                file: path.to_owned(),
+                key: (key != ".").then_some(key),
+                reason: inner.message().to_string(),
+            }
+        })?;
+        validate::validate(&cfg, mode).map_err(|(key, reason)| ConfigError {
+            file: path.to_owned(),
+            key: Some(key),
+            reason,
+        })?;
+        Ok(cfg)
+    }
+
+    /// A stable hash of the processing definition (chains and coincidence),
+    /// stored in checkpoints so a resumed job refuses changed chains.
+    pub fn chains_hash(&self) -> u64 {
+        let text = serde_json::to_string(&(&self.chains, &self.coincidence)).unwrap_or_default();
+        fnv1a(text.as_bytes())
+    }
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ *b as u64).wrapping_mul(0x100_0000_01b3))
+}

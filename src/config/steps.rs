@@ -1,0 +1,205 @@
+//! Processing-chain steps as written in the config (DESIGN §4). Names and
+//! parameters follow ObsPy / ioos_qc; times are in seconds.
+
+use serde::{Deserialize, Serialize};
+
+fn four() -> u32 {
+    4
+}
+fn default_taper() -> f64 {
+    0.05
+}
+
+/// One step of a `[[chains]]` entry: `{ op = "...", ... }`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Step {
+    Bandpass {
+        freqmin: f64,
+        freqmax: f64,
+        #[serde(default = "four")]
+        corners: u32,
+        #[serde(default)]
+        zerophase: bool,
+    },
+    Bandstop {
+        freqmin: f64,
+        freqmax: f64,
+        #[serde(default = "four")]
+        corners: u32,
+        #[serde(default)]
+        zerophase: bool,
+    },
+    Lowpass {
+        freq: f64,
+        #[serde(default = "four")]
+        corners: u32,
+        #[serde(default)]
+        zerophase: bool,
+    },
+    Highpass {
+        freq: f64,
+        #[serde(default = "four")]
+        corners: u32,
+        #[serde(default)]
+        zerophase: bool,
+    },
+    Demean {},
+    Detrend {
+        #[serde(rename = "type", default)]
+        kind: DetrendKind,
+    },
+    Taper {
+        #[serde(default = "default_taper")]
+        max_percentage: f64,
+        #[serde(default)]
+        max_length: Option<f64>,
+    },
+    /// SeisComP running-mean high-pass over `window` seconds.
+    Rmhp { window: f64 },
+    /// SeisComP initial taper over the first `length` seconds.
+    Itaper { length: f64 },
+    ClassicStaLta { sta: f64, lta: f64 },
+    RecursiveStaLta { sta: f64, lta: f64 },
+    DelayedStaLta { sta: f64, lta: f64 },
+    CarlStaTrig { sta: f64, lta: f64, ratio: f64, quiet: f64 },
+    ZDetect { sta: f64 },
+    StaltaAbs { sta: f64, lta: f64 },
+    Trigger {
+        on: f64,
+        off: f64,
+        #[serde(default)]
+        max_len: Option<f64>,
+        #[serde(default)]
+        max_len_delete: bool,
+    },
+    AicPick { before: f64, after: f64 },
+    GrossRange {
+        fail_span: [f64; 2],
+        #[serde(default)]
+        suspect_span: Option<[f64; 2]>,
+    },
+    Spike {
+        suspect_threshold: f64,
+        fail_threshold: f64,
+        #[serde(default)]
+        method: SpikeMethod,
+    },
+    RateOfChange {
+        threshold: f64,
+        #[serde(default)]
+        fail_threshold: Option<f64>,
+    },
+    FlatLine {
+        suspect_threshold_s: f64,
+        fail_threshold_s: f64,
+        tolerance: f64,
+    },
+    AttenuatedSignal {
+        suspect_threshold: f64,
+        fail_threshold: f64,
+        #[serde(default)]
+        test_period_s: Option<f64>,
+        #[serde(default)]
+        min_obs: Option<u32>,
+        #[serde(default)]
+        check_type: AttenuatedCheck,
+    },
+    Climatology {
+        #[serde(default)]
+        by: ClimatologyPeriod,
+        table: Vec<ClimatologyEntry>,
+    },
+    TimeGap { max_gap_s: f64 },
+    Stats { window: f64 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DetrendKind {
+    Simple,
+    #[default]
+    Linear,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SpikeMethod {
+    #[default]
+    Average,
+    Differential,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttenuatedCheck {
+    #[default]
+    Std,
+    Range,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClimatologyPeriod {
+    #[default]
+    Month,
+    Season,
+}
+
+/// One row of a climatology table: for months (1–12) or seasons
+/// (1 = DJF … 4 = SON) in `periods`, the spans that are normal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClimatologyEntry {
+    pub periods: Vec<u32>,
+    pub suspect_span: [f64; 2],
+    #[serde(default)]
+    pub fail_span: Option<[f64; 2]>,
+}
+
+impl Step {
+    /// The `op` name as written in the config.
+    pub fn op(&self) -> &'static str {
+        match self {
+            Step::Bandpass { .. } => "bandpass",
+            Step::Bandstop { .. } => "bandstop",
+            Step::Lowpass { .. } => "lowpass",
+            Step::Highpass { .. } => "highpass",
+            Step::Demean {} => "demean",
+            Step::Detrend { .. } => "detrend",
+            Step::Taper { .. } => "taper",
+            Step::Rmhp { .. } => "rmhp",
+            Step::Itaper { .. } => "itaper",
+            Step::ClassicStaLta { .. } => "classic_sta_lta",
+            Step::RecursiveStaLta { .. } => "recursive_sta_lta",
+            Step::DelayedStaLta { .. } => "delayed_sta_lta",
+            Step::CarlStaTrig { .. } => "carl_sta_trig",
+            Step::ZDetect { .. } => "z_detect",
+            Step::StaltaAbs { .. } => "stalta_abs",
+            Step::Trigger { .. } => "trigger",
+            Step::AicPick { .. } => "aic_pick",
+            Step::GrossRange { .. } => "gross_range",
+            Step::Spike { .. } => "spike",
+            Step::RateOfChange { .. } => "rate_of_change",
+            Step::FlatLine { .. } => "flat_line",
+            Step::AttenuatedSignal { .. } => "attenuated_signal",
+            Step::Climatology { .. } => "climatology",
+            Step::TimeGap { .. } => "time_gap",
+            Step::Stats { .. } => "stats",
+        }
+    }
+
+    /// Non-causal operations need the whole trace and so run in batch only.
+    pub fn batch_only(&self) -> bool {
+        match self {
+            Step::Bandpass { zerophase, .. }
+            | Step::Bandstop { zerophase, .. }
+            | Step::Lowpass { zerophase, .. }
+            | Step::Highpass { zerophase, .. } => *zerophase,
+            Step::Demean {} | Step::Detrend { .. } | Step::Taper { .. } | Step::ZDetect { .. } => {
+                true
+            }
+            _ => false,
+        }
+    }
+}

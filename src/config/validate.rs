@@ -1,0 +1,269 @@
+//! Semantic checks that serde cannot express. Each failure is
+//! `(key path, reason)`.
+
+use super::{Config, Mode, SourceKind, Step};
+
+type Check = Result<(), (String, String)>;
+
+fn fail(key: impl Into<String>, reason: impl Into<String>) -> Check {
+    Err((key.into(), reason.into()))
+}
+
+fn positive(key: String, v: f64) -> Check {
+    if v.is_finite() && v > 0.0 {
+        Ok(())
+    } else {
+        fail(key, format!("must be a finite number > 0, got {v}"))
+    }
+}
+
+fn span(key: String, s: [f64; 2]) -> Check {
+    if s[0].is_finite() && s[1].is_finite() && s[0] <= s[1] {
+        Ok(())
+    } else {
+        fail(key, format!("must be [min, max] with min <= max, got [{}, {}]", s[0], s[1]))
+    }
+}
+
+/// CQL identifiers cannot be bound in prepared statements, so the keyspace
+/// name is checked here before it is ever spliced into a statement.
+pub fn is_cql_identifier(s: &str) -> bool {
+    let mut c = s.chars();
+    matches!(c.next(), Some(ch) if ch.is_ascii_alphabetic())
+        && s.len() <= 48
+        && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+}
+
+pub(super) fn validate(cfg: &Config, mode: Mode) -> Check {
+    let c = &cfg.cassandra;
+    if !is_cql_identifier(&c.keyspace) {
+        fail("cassandra.keyspace", format!("`{}` is not a valid CQL identifier (letters, digits, _; at most 48)", c.keyspace))?;
+    }
+    if !c.replication.starts_with('{')
+        || !c.replication.ends_with('}')
+        || !c.replication.chars().all(|ch| ch.is_ascii_alphanumeric() || " '{}:,_.".contains(ch))
+    {
+        fail("cassandra.replication", "must be a CQL map literal such as {'class': 'SimpleStrategy', 'replication_factor': 1}")?;
+    }
+    if c.nodes.is_empty() {
+        fail("cassandra.nodes", "needs at least one host:port")?;
+    }
+    if c.max_in_flight == 0 {
+        fail("cassandra.max_in_flight", "must be >= 1")?;
+    }
+    if c.password_env.is_some() && c.username.is_none() {
+        fail("cassandra.password_env", "is set but cassandra.username is not")?;
+    }
+    for (k, v) in [("kafka.brokers", &cfg.kafka.brokers), ("kafka.topic", &cfg.kafka.topic), ("kafka.group", &cfg.kafka.group), ("kafka.dlq_topic", &cfg.kafka.dlq_topic)] {
+        if v.trim().is_empty() {
+            fail(k, "must not be empty")?;
+        }
+    }
+    if cfg.kafka.topic == cfg.kafka.dlq_topic {
+        fail("kafka.dlq_topic", "must differ from kafka.topic")?;
+    }
+    positive("checkpoint.interval_s".into(), cfg.checkpoint.interval_s)?;
+    if cfg.stream.batch_interval_ms == 0 {
+        fail("stream.batch_interval_ms", "must be >= 1")?;
+    }
+    if !(cfg.stream.reorder_window_s.is_finite() && cfg.stream.reorder_window_s >= 0.0) {
+        fail("stream.reorder_window_s", "must be a finite number >= 0")?;
+    }
+    if cfg.stream.max_samples_per_packet == 0 {
+        fail("stream.max_samples_per_packet", "must be >= 1")?;
+    }
+    let s = &cfg.synthetic;
+    positive("synthetic.sample_rate_hz".into(), s.sample_rate_hz)?;
+    positive("synthetic.duration_s".into(), s.duration_s)?;
+    if cfg.source.kind == SourceKind::Files && mode == Mode::Stream && cfg.source.inputs.is_empty() {
+        fail("source.inputs", "source.kind = \"files\" needs at least one input")?;
+    }
+    if cfg.sinks.kinds.is_empty() && mode != Mode::Tooling {
+        fail("sinks.kinds", "needs at least one sink")?;
+    }
+
+    let mut names = std::collections::BTreeSet::new();
+    for (i, ch) in cfg.chains.iter().enumerate() {
+        let at = format!("chains[{i}]");
+        if ch.name.trim().is_empty() {
+            fail(format!("{at}.name"), "must not be empty")?;
+        }
+        if !names.insert(ch.name.as_str()) {
+            fail(format!("{at}.name"), format!("chain name `{}` is used twice", ch.name))?;
+        }
+        if ch.select.is_empty() {
+            fail(format!("{at}.select"), "must name at least one glob over sensor ids")?;
+        }
+        for (j, g) in ch.select.iter().enumerate() {
+            if let Err(e) = globset::Glob::new(g) {
+                fail(format!("{at}.select[{j}]"), format!("invalid glob `{g}`: {e}"))?;
+            }
+        }
+        if ch.steps.is_empty() {
+            fail(format!("{at}.steps"), "must have at least one step")?;
+        }
+        for (j, st) in ch.steps.iter().enumerate() {
+            let key = format!("{at}.steps[{j}]");
+            if mode == Mode::Stream && st.batch_only() {
+                fail(format!("{key}.op"), format!("`{}` (non-causal) is batch-only and cannot run in a stream", st.op()))?;
+            }
+            step(&key, st)?;
+        }
+    }
+    for (i, co) in cfg.coincidence.iter().enumerate() {
+        let at = format!("coincidence[{i}]");
+        let Some(ch) = cfg.chains.iter().find(|c| c.name == co.chain) else {
+            return fail(format!("{at}.chain"), format!("no chain named `{}`", co.chain));
+        };
+        if !ch.steps.iter().any(|s| matches!(s, Step::Trigger { .. })) {
+            fail(format!("{at}.chain"), format!("chain `{}` has no trigger step", co.chain))?;
+        }
+        positive(format!("{at}.threshold_sum"), co.threshold_sum)?;
+        positive(format!("{at}.max_trigger_length_s"), co.max_trigger_length_s)?;
+        if !(co.trigger_off_extension_s.is_finite() && co.trigger_off_extension_s >= 0.0) {
+            fail(format!("{at}.trigger_off_extension_s"), "must be a finite number >= 0")?;
+        }
+    }
+    Ok(())
+}
+
+fn sta_lta(key: &str, sta: f64, lta: f64) -> Check {
+    positive(format!("{key}.sta"), sta)?;
+    positive(format!("{key}.lta"), lta)?;
+    if sta >= lta {
+        fail(format!("{key}.sta"), format!("sta ({sta} s) must be shorter than lta ({lta} s)"))?;
+    }
+    Ok(())
+}
+
+fn corners(key: &str, n: u32) -> Check {
+    if (1..=16).contains(&n) {
+        Ok(())
+    } else {
+        fail(format!("{key}.corners"), format!("must be between 1 and 16, got {n}"))
+    }
+}
+
+fn step(key: &str, st: &Step) -> Check {
+    match *st {
+        Step::Bandpass { freqmin, freqmax, corners: n, .. } | Step::Bandstop { freqmin, freqmax, corners: n, .. } => {
+            positive(format!("{key}.freqmin"), freqmin)?;
+            positive(format!("{key}.freqmax"), freqmax)?;
+            if freqmin >= freqmax {
+                fail(format!("{key}.freqmin"), format!("freqmin ({freqmin} Hz) must be below freqmax ({freqmax} Hz)"))?;
+            }
+            corners(key, n)
+        }
+        Step::Lowpass { freq, corners: n, .. } | Step::Highpass { freq, corners: n, .. } => {
+            positive(format!("{key}.freq"), freq)?;
+            corners(key, n)
+        }
+        Step::Demean {} | Step::Detrend { .. } => Ok(()),
+        Step::Taper { max_percentage, max_length } => {
+            if !(max_percentage > 0.0 && max_percentage <= 0.5) {
+                fail(format!("{key}.max_percentage"), format!("must be in (0, 0.5], got {max_percentage}"))?;
+            }
+            if let Some(l) = max_length {
+                positive(format!("{key}.max_length"), l)?;
+            }
+            Ok(())
+        }
+        Step::Rmhp { window } => positive(format!("{key}.window"), window),
+        Step::Itaper { length } => positive(format!("{key}.length"), length),
+        Step::ClassicStaLta { sta, lta }
+        | Step::RecursiveStaLta { sta, lta }
+        | Step::DelayedStaLta { sta, lta }
+        | Step::StaltaAbs { sta, lta } => sta_lta(key, sta, lta),
+        Step::CarlStaTrig { sta, lta, ratio, quiet } => {
+            sta_lta(key, sta, lta)?;
+            if !ratio.is_finite() {
+                fail(format!("{key}.ratio"), "must be finite")?;
+            }
+            if !quiet.is_finite() {
+                fail(format!("{key}.quiet"), "must be finite")?;
+            }
+            Ok(())
+        }
+        Step::ZDetect { sta } => positive(format!("{key}.sta"), sta),
+        Step::Trigger { on, off, max_len, .. } => {
+            positive(format!("{key}.on"), on)?;
+            if !(off.is_finite() && off >= 0.0) {
+                fail(format!("{key}.off"), format!("must be a finite number >= 0, got {off}"))?;
+            }
+            if let Some(m) = max_len {
+                positive(format!("{key}.max_len"), m)?;
+            }
+            Ok(())
+        }
+        Step::AicPick { before, after } => {
+            positive(format!("{key}.before"), before)?;
+            positive(format!("{key}.after"), after)
+        }
+        Step::GrossRange { fail_span, suspect_span } => {
+            span(format!("{key}.fail_span"), fail_span)?;
+            if let Some(s) = suspect_span {
+                span(format!("{key}.suspect_span"), s)?;
+                if s[0] < fail_span[0] || s[1] > fail_span[1] {
+                    fail(format!("{key}.suspect_span"), "must lie within fail_span")?;
+                }
+            }
+            Ok(())
+        }
+        Step::Spike { suspect_threshold, fail_threshold, .. } => {
+            positive(format!("{key}.suspect_threshold"), suspect_threshold)?;
+            positive(format!("{key}.fail_threshold"), fail_threshold)?;
+            if fail_threshold < suspect_threshold {
+                fail(format!("{key}.fail_threshold"), "must be >= suspect_threshold")?;
+            }
+            Ok(())
+        }
+        Step::RateOfChange { threshold, fail_threshold } => {
+            positive(format!("{key}.threshold"), threshold)?;
+            if let Some(f) = fail_threshold {
+                positive(format!("{key}.fail_threshold"), f)?;
+            }
+            Ok(())
+        }
+        Step::FlatLine { suspect_threshold_s, fail_threshold_s, tolerance } => {
+            positive(format!("{key}.suspect_threshold_s"), suspect_threshold_s)?;
+            positive(format!("{key}.fail_threshold_s"), fail_threshold_s)?;
+            if fail_threshold_s < suspect_threshold_s {
+                fail(format!("{key}.fail_threshold_s"), "must be >= suspect_threshold_s")?;
+            }
+            if !(tolerance.is_finite() && tolerance >= 0.0) {
+                fail(format!("{key}.tolerance"), "must be a finite number >= 0")?;
+            }
+            Ok(())
+        }
+        Step::AttenuatedSignal { suspect_threshold, fail_threshold, test_period_s, .. } => {
+            if !(suspect_threshold.is_finite() && fail_threshold.is_finite()) || fail_threshold > suspect_threshold {
+                fail(format!("{key}.fail_threshold"), "thresholds must be finite with fail_threshold <= suspect_threshold")?;
+            }
+            if let Some(p) = test_period_s {
+                positive(format!("{key}.test_period_s"), p)?;
+            }
+            Ok(())
+        }
+        Step::Climatology { by, ref table } => {
+            if table.is_empty() {
+                fail(format!("{key}.table"), "must have at least one row")?;
+            }
+            let max = match by {
+                super::ClimatologyPeriod::Month => 12,
+                super::ClimatologyPeriod::Season => 4,
+            };
+            for (r, row) in table.iter().enumerate() {
+                if row.periods.is_empty() || row.periods.iter().any(|p| *p == 0 || *p > max) {
+                    fail(format!("{key}.table[{r}].periods"), format!("each period must be in 1..={max}"))?;
+                }
+                span(format!("{key}.table[{r}].suspect_span"), row.suspect_span)?;
+                if let Some(f) = row.fail_span {
+                    span(format!("{key}.table[{r}].fail_span"), f)?;
+                }
+            }
+            Ok(())
+        }
+        Step::TimeGap { max_gap_s } => positive(format!("{key}.max_gap_s"), max_gap_s),
+        Step::Stats { window } => positive(format!("{key}.window"), window),
+    }
+}

@@ -1,0 +1,79 @@
+//! MPI distribution: initialisation (thread level funneled: only the main
+//! thread of each rank calls MPI) and the collective moves of the pipeline.
+//!
+//! Without `mpirun` the process is a world of one rank, and no MPI call is
+//! made at all, so laptops and tests without an MPI launcher work alike.
+
+mod exchange;
+
+pub use exchange::{gather_buffers, scatter_buffers};
+
+use anyhow::{bail, Result};
+use mpi::topology::{Communicator, SimpleCommunicator};
+use mpi::traits::*;
+use mpi::Threading;
+
+/// The job's place in the MPI world.
+pub struct Dist {
+    // Dropping the universe finalizes MPI; keep it for the program's life.
+    universe: Option<mpi::environment::Universe>,
+    rank: usize,
+    size: usize,
+}
+
+/// True when this process was started by an MPI launcher.
+pub fn launched_by_mpirun() -> bool {
+    ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "MPI_LOCALNRANKS"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some())
+}
+
+impl Dist {
+    /// Initialises MPI when launched by mpirun, else a world of one.
+    pub fn init() -> Result<Dist> {
+        if !launched_by_mpirun() {
+            return Ok(Dist { universe: None, rank: 0, size: 1 });
+        }
+        let Some((universe, level)) = mpi::initialize_with_threading(Threading::Funneled) else {
+            bail!("MPI was already initialised in this process");
+        };
+        if level < Threading::Funneled {
+            bail!("the MPI library offers thread level {level:?}; fakopp needs at least Funneled");
+        }
+        let world = universe.world();
+        let (rank, size) = (world.rank() as usize, world.size() as usize);
+        Ok(Dist { universe: Some(universe), rank, size })
+    }
+
+    pub fn rank(&self) -> usize {
+        self.rank
+    }
+
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    pub fn is_root(&self) -> bool {
+        self.rank == 0
+    }
+
+    /// The world communicator, `None` for a world of one without MPI.
+    pub fn world(&self) -> Option<SimpleCommunicator> {
+        self.universe.as_ref().map(|u| u.world())
+    }
+
+    /// Waits for every rank.
+    pub fn barrier(&self) {
+        if let Some(w) = self.world() {
+            w.barrier();
+        }
+    }
+
+    /// Ends the whole job from any rank (a rank that cannot go on).
+    pub fn abort(&self, code: i32) -> ! {
+        match self.world() {
+            Some(w) => w.abort(code),
+            None => std::process::exit(code),
+        }
+    }
+}

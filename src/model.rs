@@ -1,0 +1,149 @@
+//! The data model shared by sources, the pipeline and sinks.
+
+use serde::{Deserialize, Serialize};
+
+/// What a sensor measures (`schemas/sensor_packet.avsc`, enum SensorKind).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SensorKind {
+    Seismic,
+    GroundwaterLevel,
+    Ph,
+    Conductivity,
+    Temperature,
+    Other,
+}
+
+impl SensorKind {
+    /// Avro enum symbols in schema order.
+    pub const ALL: [SensorKind; 6] = [
+        SensorKind::Seismic,
+        SensorKind::GroundwaterLevel,
+        SensorKind::Ph,
+        SensorKind::Conductivity,
+        SensorKind::Temperature,
+        SensorKind::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SensorKind::Seismic => "seismic",
+            SensorKind::GroundwaterLevel => "groundwater_level",
+            SensorKind::Ph => "ph",
+            SensorKind::Conductivity => "conductivity",
+            SensorKind::Temperature => "temperature",
+            SensorKind::Other => "other",
+        }
+    }
+}
+
+/// A run of evenly spaced readings from one sensor (DESIGN §6).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SensorPacket {
+    pub sensor_id: String,
+    pub kind: SensorKind,
+    pub start_time_ns: i64,
+    pub sample_rate_hz: f64,
+    pub samples: Vec<f64>,
+    pub unit: String,
+    #[serde(default)]
+    pub seq: Option<i64>,
+}
+
+/// Checks the `NET.STA.LOC.CHA` form: four dot-separated parts, network,
+/// station and channel non-empty, location may be empty; ASCII letters,
+/// digits, `-` and `_` only.
+pub fn valid_sensor_id(id: &str) -> Result<(), String> {
+    let parts: Vec<&str> = id.split('.').collect();
+    if parts.len() != 4 {
+        return Err(format!("sensor_id `{id}` must have the form NET.STA.LOC.CHA"));
+    }
+    for (i, (p, name)) in parts.iter().zip(["network", "station", "location", "channel"]).enumerate() {
+        if p.is_empty() && i != 2 {
+            return Err(format!("sensor_id `{id}`: {name} code is empty"));
+        }
+        if p.len() > 16 || !p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Err(format!("sensor_id `{id}`: {name} code `{p}` has characters outside [A-Za-z0-9_-] or is too long"));
+        }
+    }
+    Ok(())
+}
+
+const NS_PER_DAY: i64 = 86_400 * 1_000_000_000;
+
+/// UTC day number (days since 1970-01-01) of a time in ns: partitions rows by day.
+pub fn day_of(time_ns: i64) -> i32 {
+    time_ns.div_euclid(NS_PER_DAY) as i32
+}
+
+/// Formats ns since the epoch as RFC 3339 UTC with microseconds,
+/// e.g. `2024-05-01T12:00:03.250000Z`.
+pub fn format_time_us(time_ns: i64) -> String {
+    let secs = time_ns.div_euclid(1_000_000_000);
+    let micros = time_ns.rem_euclid(1_000_000_000) / 1_000;
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
+        sod / 3600,
+        (sod / 60) % 60,
+        sod % 60
+    )
+}
+
+/// Proleptic Gregorian date of a day number (Howard Hinnant's algorithm).
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// Day number of a proleptic Gregorian date (inverse of `civil_from_days`).
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m as i64 + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_times_with_microseconds() {
+        assert_eq!(format_time_us(0), "1970-01-01T00:00:00.000000Z");
+        // 2024-05-01T12:00:03.25Z
+        let t = (days_from_civil(2024, 5, 1) * 86_400 + 12 * 3600 + 3) * 1_000_000_000 + 250_000_000;
+        assert_eq!(format_time_us(t), "2024-05-01T12:00:03.250000Z");
+        assert_eq!(format_time_us(-1_000), "1969-12-31T23:59:59.999999Z");
+    }
+
+    #[test]
+    fn day_numbers_round_trip() {
+        for d in [-800_000, -1, 0, 1, 19_844, 2_000_000] {
+            let (y, m, dd) = civil_from_days(d);
+            assert_eq!(days_from_civil(y, m, dd), d);
+        }
+    }
+
+    #[test]
+    fn sensor_ids() {
+        assert!(valid_sensor_id("GB.CWF..HHZ").is_ok());
+        assert!(valid_sensor_id("EMB.X1.00.PH").is_ok());
+        assert!(valid_sensor_id("GB.CWF.HHZ").unwrap_err().contains("NET.STA.LOC.CHA"));
+        assert!(valid_sensor_id(".CWF..HHZ").unwrap_err().contains("network"));
+        assert!(valid_sensor_id("GB.C W..HHZ").unwrap_err().contains("station"));
+    }
+}

@@ -1,0 +1,3 @@
+//! Sinks: where results and raw data go (DESIGN §1).
+
+pub mod cassandra;
