@@ -5,5 +5,7 @@
 //! same output.
 
 pub mod error;
+pub mod qc;
+pub mod stats;
 
 pub use error::{KernelError, Result};
