@@ -91,6 +91,17 @@ pub enum Command {
         #[command(subcommand)]
         action: CheckpointAction,
     },
+    /// Checks of the installation (run under mpirun on a cluster).
+    Selftest {
+        #[command(subcommand)]
+        what: SelftestWhat,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SelftestWhat {
+    /// Scatterv/gatherv round trip of variable-length buffers over all ranks.
+    Mpi,
 }
 
 #[derive(Debug, Subcommand)]
@@ -180,6 +191,14 @@ fn run(cmd: Command) -> Result<(), Failure> {
                 let session = crate::sink::cassandra::connect(&cfg.cassandra).await?;
                 crate::sink::cassandra::apply_schema(&session, &cfg.cassandra).await
             })?;
+            Ok(())
+        }
+        Command::Selftest { what: SelftestWhat::Mpi } => {
+            let dist = crate::dist::Dist::init()?;
+            let report = crate::selftest::mpi(&dist)?;
+            if dist.is_root() {
+                println!("{report}");
+            }
             Ok(())
         }
         Command::Checkpoint { action: CheckpointAction::Inspect { file } } => {

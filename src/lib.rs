@@ -9,4 +9,5 @@ pub mod h5io;
 pub mod inspect;
 pub mod logging;
 pub mod model;
+pub mod selftest;
 pub mod sink;
