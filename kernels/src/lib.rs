@@ -4,7 +4,9 @@
 //! a streaming form (a state struct fed chunks of any size) that give the
 //! same output.
 
+pub mod detect;
 pub mod error;
+pub mod filter;
 pub mod qc;
 pub mod stats;
 
