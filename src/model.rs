@@ -147,3 +147,66 @@ mod tests {
         assert!(valid_sensor_id("GB.C W..HHZ").unwrap_err().contains("station"));
     }
 }
+
+/// A contiguous run of samples from one sensor: evenly spaced at the
+/// series' rate, or, for irregular series (`sample_rate_hz == 0`), with one
+/// time per sample in `times_ns`. Missing readings are NaN.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Segment {
+    pub start_ns: i64,
+    pub samples: Vec<f64>,
+    /// Sample times for irregular series; empty for regular ones.
+    #[serde(default)]
+    pub times_ns: Vec<i64>,
+}
+
+impl Segment {
+    /// Time of sample `i` (regular series use the rate).
+    pub fn time_of(&self, i: usize, sample_rate_hz: f64) -> i64 {
+        if self.times_ns.is_empty() {
+            self.start_ns + (i as f64 * 1e9 / sample_rate_hz).round() as i64
+        } else {
+            self.times_ns[i]
+        }
+    }
+}
+
+/// Everything known of one sensor in a batch run, as contiguous segments
+/// in time order (no overlaps; gaps between segments are larger than the
+/// interpolation limit).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Series {
+    pub sensor_id: String,
+    pub kind: SensorKind,
+    pub unit: String,
+    /// Samples per second; 0 for irregular series (times in each segment).
+    pub sample_rate_hz: f64,
+    pub segments: Vec<Segment>,
+}
+
+impl Series {
+    pub fn sample_count(&self) -> usize {
+        self.segments.iter().map(|s| s.samples.len()).sum()
+    }
+}
+
+/// Guesses a sensor's kind from its SEED channel code or name, for inputs
+/// that do not say (MiniSEED, CSV).
+pub fn kind_from_channel(sensor_id: &str) -> SensorKind {
+    let cha = sensor_id.rsplit('.').next().unwrap_or_default().to_ascii_uppercase();
+    let b = cha.as_bytes();
+    if b.len() == 3 && b"EHSBMLV".contains(&b[0]) && b"HLGNM".contains(&b[1]) {
+        return SensorKind::Seismic;
+    }
+    if cha.starts_with("PH") {
+        SensorKind::Ph
+    } else if cha.starts_with("GW") || cha.contains("HEAD") || cha.contains("LEVEL") {
+        SensorKind::GroundwaterLevel
+    } else if cha.starts_with("COND") || cha.starts_with("SPC") || cha.starts_with("EC") {
+        SensorKind::Conductivity
+    } else if cha.starts_with("TEMP") || cha.starts_with("WT") {
+        SensorKind::Temperature
+    } else {
+        SensorKind::Other
+    }
+}
