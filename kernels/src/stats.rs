@@ -63,8 +63,11 @@ struct Acc {
     count: u64,
     min: f64,
     max: f64,
+    #[serde(with = "crate::qc::fbits")]
     mean: f64,
+    #[serde(with = "crate::qc::fbits")]
     m2: f64,
+    #[serde(with = "crate::qc::fbits")]
     sumsq: f64,
     gaps: u64,
 }
@@ -90,8 +93,13 @@ impl Acc {
             return;
         }
         self.count += 1;
-        self.min = self.min.min(x);
-        self.max = self.max.max(x);
+        if self.count == 1 {
+            self.min = x;
+            self.max = x;
+        } else {
+            self.min = self.min.min(x);
+            self.max = self.max.max(x);
+        }
         let d = x - self.mean;
         self.mean += d / self.count as f64;
         self.m2 += d * (x - self.mean);

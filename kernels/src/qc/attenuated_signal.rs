@@ -150,9 +150,11 @@ fn pairwise_sum(a: &[f64]) -> f64 {
 /// * windowed (`test_period_s` > 0): over the pandas time window
 ///   `(t[n] - test_period_s, t[n]]` ending at each sample, exactly as
 ///   `Series.rolling("<P>s", min_periods).std(ddof=0)` /
-///   `.apply(np.ptp, raw=True)`: std ignores missing values and uses
-///   pandas' online Welford/Kahan update (0 when all window values are
-///   equal); range is NaN when the window holds any missing value;
+///   `.apply(np.ptp, raw=True)`: std ignores missing values and reproduces
+///   pandas 3's online Welford/Kahan update bit for bit (including its
+///   recompute of the window on catastrophic cancellation, and its restart
+///   when a window shares no sample with the previous one); range is NaN
+///   when the window holds any missing value;
 ///   both are NaN with fewer than `max(min_periods, 1)` finite values.
 ///   `min_periods` is `min_obs`, else `trunc(min_period_s / interval_s)`
 ///   with the median interval in whole seconds, else 1.
@@ -247,18 +249,26 @@ fn whole_series(
     Ok(values.iter().map(|&x| cfg.flag(check, x)).collect())
 }
 
-/// pandas' rolling variance accumulator (`roll_var`: Welford with Kahan
-/// compensation and the equal-values shortcut).
+/// pandas 3 `roll_var` accumulator: Welford's update with Kahan
+/// compensation (separate compensations for adds and removes), and a full
+/// recompute of the window when an update loses all but ~3 significant
+/// digits (`prev_m2 * eps * 1e3 > m2`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct RollVar {
     nobs: f64,
+    #[serde(with = "super::fbits")]
     mean_x: f64,
+    #[serde(with = "super::fbits")]
     ssqdm_x: f64,
+    #[serde(with = "super::fbits")]
     comp_add: f64,
+    #[serde(with = "super::fbits")]
     comp_remove: f64,
-    num_same: u64,
-    prev_value: f64,
+    unstable: bool,
 }
+
+/// pandas' `InvCondTol`.
+const INV_COND_TOL: f64 = f64::EPSILON * 1e3;
 
 impl RollVar {
     fn new() -> Self {
@@ -268,29 +278,17 @@ impl RollVar {
             ssqdm_x: 0.0,
             comp_add: 0.0,
             comp_remove: 0.0,
-            num_same: 0,
-            prev_value: 0.0,
+            unstable: false,
         }
-    }
-
-    /// Start a new window whose first value is `first`.
-    fn reset(&mut self, first: f64) {
-        *self = Self::new();
-        self.prev_value = first;
     }
 
     #[inline]
     fn add(&mut self, val: f64) {
+        let prev_m2 = self.ssqdm_x;
         if val.is_nan() {
             return;
         }
         self.nobs += 1.0;
-        if val == self.prev_value {
-            self.num_same += 1;
-        } else {
-            self.num_same = 1;
-        }
-        self.prev_value = val;
         let prev_mean = self.mean_x - self.comp_add;
         let y = val - self.comp_add;
         let t = y - self.mean_x;
@@ -302,10 +300,14 @@ impl RollVar {
             self.mean_x = 0.0;
         }
         self.ssqdm_x += (val - prev_mean) * (val - self.mean_x);
+        if prev_m2 * INV_COND_TOL > self.ssqdm_x {
+            self.unstable = true;
+        }
     }
 
     #[inline]
     fn remove(&mut self, val: f64) {
+        let prev_m2 = self.ssqdm_x;
         if val.is_nan() {
             return;
         }
@@ -318,20 +320,33 @@ impl RollVar {
             let delta = t;
             self.mean_x -= delta / self.nobs;
             self.ssqdm_x -= (val - prev_mean) * (val - self.mean_x);
+            if prev_m2 * INV_COND_TOL > self.ssqdm_x {
+                self.unstable = true;
+            }
         } else {
             self.mean_x = 0.0;
             self.ssqdm_x = 0.0;
+            self.unstable = false;
         }
+    }
+
+    /// Restart from zero and add the whole window.
+    fn recompute<I: Iterator<Item = f64>>(&mut self, window: I) {
+        self.mean_x = 0.0;
+        self.ssqdm_x = 0.0;
+        self.nobs = 0.0;
+        self.comp_add = 0.0;
+        self.comp_remove = 0.0;
+        for v in window {
+            self.add(v);
+        }
+        self.unstable = false;
     }
 
     /// `zsqrt(calc_var(minp, ddof=0, ...))`.
     fn std(&self, minp: u64) -> f64 {
         let var = if self.nobs >= minp as f64 && self.nobs > 0.0 {
-            if self.nobs == 1.0 || self.num_same as f64 >= self.nobs {
-                0.0
-            } else {
-                self.ssqdm_x / self.nobs
-            }
+            self.ssqdm_x / self.nobs
         } else {
             f64::NAN
         };
@@ -354,8 +369,8 @@ pub struct AttenuatedSignalState {
     period_ns: i64,
     /// `max(min_periods, 1)`.
     minp: u64,
-    /// Samples in the window: (index, time, value or NaN).
-    win: VecDeque<(u64, i64, f64)>,
+    /// Samples in the window: (index, time, value or NaN as `f64::to_bits`).
+    win: VecDeque<(u64, i64, u64)>,
     var: RollVar,
     max: VecDeque<(u64, f64)>,
     min: VecDeque<(u64, f64)>,
@@ -407,6 +422,7 @@ impl AttenuatedSignalState {
                 break;
             }
             self.win.pop_front();
+            let vf = f64::from_bits(vf);
             if vf.is_nan() {
                 self.nan_in_win -= 1;
             }
@@ -414,17 +430,21 @@ impl AttenuatedSignalState {
                 self.var.remove(vf);
             }
         }
-        self.win.push_back((i, t, v));
+        self.win.push_back((i, t, v.to_bits()));
+        if v.is_nan() {
+            self.nan_in_win += 1;
+        }
         let check = if std_mode {
-            if reset {
-                self.var.reset(v);
+            if !reset {
+                self.var.add(v);
             }
-            self.var.add(v);
+            if reset || self.var.unstable {
+                self.var
+                    .recompute(self.win.iter().map(|w| f64::from_bits(w.2)));
+            }
             self.var.std(self.minp)
         } else {
-            if v.is_nan() {
-                self.nan_in_win += 1;
-            } else {
+            if !v.is_nan() {
                 while self.max.back().is_some_and(|&(_, m)| m <= v) {
                     self.max.pop_back();
                 }

@@ -38,7 +38,10 @@ impl GrossRangeConfig {
 
     #[inline]
     fn flag(&self, x: f64) -> Flag {
-        if !x.is_finite() {
+        // ioos_qc sets MISSING for masked values first, then the span
+        // comparisons run on the raw data: ±inf lands outside the (finite)
+        // fail span and FAILs; only NaN stays MISSING.
+        if x.is_nan() {
             return Flag::Missing;
         }
         if x < self.fail_span[0] || x > self.fail_span[1] {
@@ -57,7 +60,9 @@ impl GrossRangeConfig {
 ///
 /// For each sample `x`:
 ///
-/// * MISSING (9) if `x` is NaN or ±inf;
+/// * MISSING (9) if `x` is NaN;
+/// * FAIL (4) if `x` is ±inf (ioos_qc masks it, but then compares the raw
+///   value with the spans);
 /// * FAIL (4) if `x < fail_span[0]` or `x > fail_span[1]`;
 /// * SUSPECT (3) if a `suspect_span` is given and `x` lies outside it;
 /// * GOOD (1) otherwise. Bounds are inclusive (a value equal to a bound

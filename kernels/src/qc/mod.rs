@@ -45,6 +45,20 @@ pub use rate_of_change::{rate_of_change, RateOfChangeConfig, RateOfChangeState};
 pub use spike::{spike, SpikeConfig, SpikeMethod, SpikeState};
 pub use time_gap::{time_gap, TimeGapConfig, TimeGapState};
 
+/// Serde helper: an `f64` stored as its IEEE-754 bits (`u64`), so that
+/// NaN and ±inf in checkpointed states survive any format, JSON included.
+pub(crate) mod fbits {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(v.to_bits())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        u64::deserialize(d).map(f64::from_bits)
+    }
+}
+
 /// A QARTOD flag (`ioos_qc.qartod.QartodFlags`). Serialises as its number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(into = "u8", try_from = "u8")]
@@ -222,22 +236,30 @@ pub(crate) fn check_threshold(name: &'static str, v: f64) -> Result<()> {
     Ok(())
 }
 
-/// `np.median(np.diff(times)).astype("timedelta64[s]")` as whole seconds:
-/// numpy's timedelta median of an even count is the truncated integer mean
-/// of the two middle values; the cast to seconds floors.
-pub(crate) fn median_interval_s(times_ns: &[i64]) -> Option<i64> {
+/// Median step between consecutive timestamps in ns, as numpy computes
+/// `np.median(np.diff(times))` on `datetime64[ns]`: for an even count the
+/// two middle steps are averaged with truncating integer division. `None`
+/// for fewer than two samples. Useful to derive the nominal interval that
+/// [`FlatLineState::new`] and [`AttenuatedSignalState::new`] take.
+pub fn median_interval_ns(times_ns: &[i64]) -> Option<i64> {
     if times_ns.len() < 2 {
         return None;
     }
     let mut d: Vec<i64> = times_ns.windows(2).map(|w| w[1] - w[0]).collect();
     let n = d.len();
     d.sort_unstable();
-    let med = if n % 2 == 1 {
+    Some(if n % 2 == 1 {
         d[n / 2]
     } else {
         ((d[n / 2 - 1] as i128 + d[n / 2] as i128) / 2) as i64
-    };
-    Some(med.div_euclid(1_000_000_000))
+    })
+}
+
+/// `np.median(np.diff(times)).astype("timedelta64[s]")` as whole seconds:
+/// numpy's timedelta median of an even count is the truncated integer mean
+/// of the two middle values; the cast to seconds floors.
+pub(crate) fn median_interval_s(times_ns: &[i64]) -> Option<i64> {
+    median_interval_ns(times_ns).map(|m| m.div_euclid(1_000_000_000))
 }
 
 #[cfg(test)]

@@ -54,8 +54,9 @@ pub fn rate_of_change(
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RateOfChangeState {
     cfg: RateOfChangeConfig,
-    /// Previous sample (time ns, value).
-    prev: Option<(i64, f64)>,
+    /// Previous sample (time ns, value as `f64::to_bits` so that NaN/inf
+    /// survive any serde format).
+    prev: Option<(i64, u64)>,
 }
 
 impl RateOfChangeState {
@@ -73,6 +74,7 @@ impl RateOfChangeState {
         let roc = match self.prev {
             None => 0.0,
             Some((tp, xp)) => {
+                let xp = f64::from_bits(xp);
                 let dt = (t - tp).div_euclid(1_000_000_000) as f64;
                 let dx = x - xp;
                 if dx.abs() * f64::MIN_POSITIVE >= dt.abs() {
@@ -103,7 +105,7 @@ impl QcStream for RateOfChangeState {
         check_chunk(times_ns, values, self.prev.map(|p| p.0))?;
         for (&t, &x) in times_ns.iter().zip(values) {
             out.push(self.flag(t, x));
-            self.prev = Some((t, x));
+            self.prev = Some((t, x.to_bits()));
         }
         Ok(())
     }

@@ -138,10 +138,11 @@ pub fn spike(times_ns: &[i64], values: &[f64], cfg: &SpikeConfig) -> Result<Vec<
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SpikeState {
     cfg: SpikeConfig,
-    /// `x[n-1]` once at least two samples were seen.
-    prev: Option<f64>,
-    /// `x[n]`, the sample waiting for its right neighbour.
-    cur: Option<f64>,
+    /// `x[n-1]` once at least two samples were seen (`f64::to_bits`, so
+    /// that NaN/inf survive any serde format, JSON included).
+    prev: Option<u64>,
+    /// `x[n]`, the sample waiting for its right neighbour (bits).
+    cur: Option<u64>,
     last_t: Option<i64>,
 }
 
@@ -162,13 +163,13 @@ impl QcStream for SpikeState {
     fn push(&mut self, times_ns: &[i64], values: &[f64], out: &mut Vec<Flag>) -> Result<()> {
         check_chunk(times_ns, values, self.last_t)?;
         for &x in values {
-            match (self.prev, self.cur) {
+            match (self.prev.map(f64::from_bits), self.cur.map(f64::from_bits)) {
                 (_, None) => {}
                 (None, Some(c)) => out.push(edge(c)),
                 (Some(p), Some(c)) => out.push(self.cfg.interior(p, c, x)),
             }
             self.prev = self.cur;
-            self.cur = Some(x);
+            self.cur = Some(x.to_bits());
         }
         if let Some(&t) = times_ns.last() {
             self.last_t = Some(t);
@@ -178,7 +179,7 @@ impl QcStream for SpikeState {
 
     fn finish(&mut self, out: &mut Vec<Flag>) {
         if let Some(c) = self.cur {
-            out.push(edge(c));
+            out.push(edge(f64::from_bits(c)));
         }
         self.prev = None;
         self.cur = None;
