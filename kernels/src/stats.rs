@@ -61,7 +61,9 @@ pub struct WindowStats {
 struct Acc {
     k: i64,
     count: u64,
+    #[serde(with = "crate::qc::fbits")]
     min: f64,
+    #[serde(with = "crate::qc::fbits")]
     max: f64,
     #[serde(with = "crate::qc::fbits")]
     mean: f64,

@@ -132,7 +132,7 @@ mod tests {
         let t: Vec<i64> = (0..5).collect();
         assert_eq!(
             gross_range(&t, &v, &cfg).unwrap(),
-            vec![Good, Missing, Missing, Fail, Suspect]
+            vec![Good, Fail, Missing, Fail, Suspect]
         );
     }
 
