@@ -3,7 +3,15 @@
 //! Every test returns one [`Flag`] per input sample: 1 GOOD, 2 UNKNOWN
 //! (not evaluable), 3 SUSPECT, 4 FAIL, 9 MISSING. A *missing* reading is
 //! any non-finite value (NaN or ±inf): `ioos_qc` masks both with
-//! `np.ma.masked_invalid`.
+//! `np.ma.masked_invalid` and most tests flag it MISSING. Reproduced
+//! exceptions (see each test): gross_range FAILs ±inf (only NaN is
+//! MISSING), flat_line flags everything GOOD in a series of fewer than 3
+//! samples, and climatology turns missing readings GOOD for any member with
+//! a period other than `week`.
+//!
+//! Verified flag for flag against ioos_qc 3.0.0 (numpy 2.2.6, pandas 3.1.1)
+//! by `tests/oracle_qc.rs`; the pandas version matters for
+//! `attenuated_signal` (rolling std) and `climatology` (missing readings).
 //!
 //! Each test comes in two forms that emit identical flags:
 //!
