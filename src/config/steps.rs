@@ -1,6 +1,7 @@
 //! Processing-chain steps as written in the config (DESIGN §4). Names and
 //! parameters follow ObsPy / ioos_qc; times are in seconds.
 
+use fakopp_kernels::qc;
 use serde::{Deserialize, Serialize};
 
 fn four() -> u32 {
@@ -74,44 +75,16 @@ pub enum Step {
         max_len_delete: bool,
     },
     AicPick { before: f64, after: f64 },
-    GrossRange {
-        fail_span: [f64; 2],
-        #[serde(default)]
-        suspect_span: Option<[f64; 2]>,
-    },
-    Spike {
-        suspect_threshold: f64,
-        fail_threshold: f64,
-        #[serde(default)]
-        method: SpikeMethod,
-    },
-    RateOfChange {
-        threshold: f64,
-        #[serde(default)]
-        fail_threshold: Option<f64>,
-    },
-    FlatLine {
-        suspect_threshold_s: f64,
-        fail_threshold_s: f64,
-        tolerance: f64,
-    },
-    AttenuatedSignal {
-        suspect_threshold: f64,
-        fail_threshold: f64,
-        #[serde(default)]
-        test_period_s: Option<f64>,
-        #[serde(default)]
-        min_obs: Option<u32>,
-        #[serde(default)]
-        check_type: AttenuatedCheck,
-    },
-    Climatology {
-        #[serde(default)]
-        by: ClimatologyPeriod,
-        table: Vec<ClimatologyEntry>,
-    },
-    TimeGap { max_gap_s: f64 },
-    Stats { window: f64 },
+    // Environmental QC: the kernels' own parameter structs, so the names
+    // and checks are those of ioos_qc as implemented in fakopp-kernels.
+    GrossRange(qc::GrossRangeConfig),
+    Spike(qc::SpikeConfig),
+    RateOfChange(qc::RateOfChangeConfig),
+    FlatLine(qc::FlatLineConfig),
+    AttenuatedSignal(qc::AttenuatedSignalConfig),
+    Climatology(qc::ClimatologyConfig),
+    TimeGap(qc::TimeGapConfig),
+    Stats(fakopp_kernels::stats::StatsConfig),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -120,41 +93,6 @@ pub enum DetrendKind {
     Simple,
     #[default]
     Linear,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SpikeMethod {
-    #[default]
-    Average,
-    Differential,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AttenuatedCheck {
-    #[default]
-    Std,
-    Range,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ClimatologyPeriod {
-    #[default]
-    Month,
-    Season,
-}
-
-/// One row of a climatology table: for months (1–12) or seasons
-/// (1 = DJF … 4 = SON) in `periods`, the spans that are normal.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClimatologyEntry {
-    pub periods: Vec<u32>,
-    pub suspect_span: [f64; 2],
-    #[serde(default)]
-    pub fail_span: Option<[f64; 2]>,
 }
 
 impl Step {
@@ -178,14 +116,14 @@ impl Step {
             Step::StaltaAbs { .. } => "stalta_abs",
             Step::Trigger { .. } => "trigger",
             Step::AicPick { .. } => "aic_pick",
-            Step::GrossRange { .. } => "gross_range",
-            Step::Spike { .. } => "spike",
-            Step::RateOfChange { .. } => "rate_of_change",
-            Step::FlatLine { .. } => "flat_line",
-            Step::AttenuatedSignal { .. } => "attenuated_signal",
-            Step::Climatology { .. } => "climatology",
-            Step::TimeGap { .. } => "time_gap",
-            Step::Stats { .. } => "stats",
+            Step::GrossRange(_) => "gross_range",
+            Step::Spike(_) => "spike",
+            Step::RateOfChange(_) => "rate_of_change",
+            Step::FlatLine(_) => "flat_line",
+            Step::AttenuatedSignal(_) => "attenuated_signal",
+            Step::Climatology(_) => "climatology",
+            Step::TimeGap(_) => "time_gap",
+            Step::Stats(_) => "stats",
         }
     }
 

@@ -17,14 +17,6 @@ fn positive(key: String, v: f64) -> Check {
     }
 }
 
-fn span(key: String, s: [f64; 2]) -> Check {
-    if s[0].is_finite() && s[1].is_finite() && s[0] <= s[1] {
-        Ok(())
-    } else {
-        fail(key, format!("must be [min, max] with min <= max, got [{}, {}]", s[0], s[1]))
-    }
-}
-
 /// CQL identifiers cannot be bound in prepared statements, so the keyspace
 /// name is checked here before it is ever spliced into a statement.
 pub fn is_cql_identifier(s: &str) -> bool {
@@ -136,6 +128,15 @@ fn sta_lta(key: &str, sta: f64, lta: f64) -> Check {
     Ok(())
 }
 
+/// Maps a kernel's parameter check to a config key under `key`.
+fn kernel(key: &str, r: fakopp_kernels::Result<()>) -> Check {
+    match r {
+        Ok(()) => Ok(()),
+        Err(fakopp_kernels::KernelError::InvalidParameter { name, reason }) => fail(format!("{key}.{name}"), reason),
+        Err(e) => fail(key.to_string(), e.to_string()),
+    }
+}
+
 fn corners(key: &str, n: u32) -> Check {
     if (1..=16).contains(&n) {
         Ok(())
@@ -199,71 +200,15 @@ fn step(key: &str, st: &Step) -> Check {
             positive(format!("{key}.before"), before)?;
             positive(format!("{key}.after"), after)
         }
-        Step::GrossRange { fail_span, suspect_span } => {
-            span(format!("{key}.fail_span"), fail_span)?;
-            if let Some(s) = suspect_span {
-                span(format!("{key}.suspect_span"), s)?;
-                if s[0] < fail_span[0] || s[1] > fail_span[1] {
-                    fail(format!("{key}.suspect_span"), "must lie within fail_span")?;
-                }
-            }
-            Ok(())
-        }
-        Step::Spike { suspect_threshold, fail_threshold, .. } => {
-            positive(format!("{key}.suspect_threshold"), suspect_threshold)?;
-            positive(format!("{key}.fail_threshold"), fail_threshold)?;
-            if fail_threshold < suspect_threshold {
-                fail(format!("{key}.fail_threshold"), "must be >= suspect_threshold")?;
-            }
-            Ok(())
-        }
-        Step::RateOfChange { threshold, fail_threshold } => {
-            positive(format!("{key}.threshold"), threshold)?;
-            if let Some(f) = fail_threshold {
-                positive(format!("{key}.fail_threshold"), f)?;
-            }
-            Ok(())
-        }
-        Step::FlatLine { suspect_threshold_s, fail_threshold_s, tolerance } => {
-            positive(format!("{key}.suspect_threshold_s"), suspect_threshold_s)?;
-            positive(format!("{key}.fail_threshold_s"), fail_threshold_s)?;
-            if fail_threshold_s < suspect_threshold_s {
-                fail(format!("{key}.fail_threshold_s"), "must be >= suspect_threshold_s")?;
-            }
-            if !(tolerance.is_finite() && tolerance >= 0.0) {
-                fail(format!("{key}.tolerance"), "must be a finite number >= 0")?;
-            }
-            Ok(())
-        }
-        Step::AttenuatedSignal { suspect_threshold, fail_threshold, test_period_s, .. } => {
-            if !(suspect_threshold.is_finite() && fail_threshold.is_finite()) || fail_threshold > suspect_threshold {
-                fail(format!("{key}.fail_threshold"), "thresholds must be finite with fail_threshold <= suspect_threshold")?;
-            }
-            if let Some(p) = test_period_s {
-                positive(format!("{key}.test_period_s"), p)?;
-            }
-            Ok(())
-        }
-        Step::Climatology { by, ref table } => {
-            if table.is_empty() {
-                fail(format!("{key}.table"), "must have at least one row")?;
-            }
-            let max = match by {
-                super::ClimatologyPeriod::Month => 12,
-                super::ClimatologyPeriod::Season => 4,
-            };
-            for (r, row) in table.iter().enumerate() {
-                if row.periods.is_empty() || row.periods.iter().any(|p| *p == 0 || *p > max) {
-                    fail(format!("{key}.table[{r}].periods"), format!("each period must be in 1..={max}"))?;
-                }
-                span(format!("{key}.table[{r}].suspect_span"), row.suspect_span)?;
-                if let Some(f) = row.fail_span {
-                    span(format!("{key}.table[{r}].fail_span"), f)?;
-                }
-            }
-            Ok(())
-        }
-        Step::TimeGap { max_gap_s } => positive(format!("{key}.max_gap_s"), max_gap_s),
-        Step::Stats { window } => positive(format!("{key}.window"), window),
+        Step::GrossRange(ref c) => kernel(key, c.validate()),
+        Step::Spike(ref c) => kernel(key, c.validate()),
+        Step::RateOfChange(ref c) => kernel(key, c.validate()),
+        Step::FlatLine(ref c) => kernel(key, c.validate()),
+        Step::AttenuatedSignal(ref c) => kernel(key, c.validate()),
+        Step::TimeGap(ref c) => kernel(key, c.validate()),
+        // Climatology and stats are checked by building their state (they
+        // need no sampling rate for that).
+        Step::Climatology(ref c) => kernel(key, fakopp_kernels::qc::ClimatologyState::new(c).map(drop)),
+        Step::Stats(ref c) => kernel(key, fakopp_kernels::stats::StatsState::new(c, None).map(drop)),
     }
 }

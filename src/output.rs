@@ -1,0 +1,118 @@
+//! Results of the chains, as they travel between ranks and into sinks.
+//! All times are ns since the epoch (UTC).
+
+use serde::{Deserialize, Serialize};
+
+/// One STA/LTA trigger of one sensor (`trigger` step), with its AIC pick
+/// when the chain has an `aic_pick` step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TriggerRec {
+    pub chain: String,
+    pub sensor: String,
+    pub on_time_ns: i64,
+    pub off_time_ns: i64,
+    /// Samples from the first sample of the contiguous segment.
+    pub on_index: u64,
+    pub off_index: u64,
+    pub peak_cf: f64,
+    pub pick_time_ns: Option<i64>,
+}
+
+/// A network detection (`[[coincidence]]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventRec {
+    pub chain: String,
+    pub time_ns: i64,
+    pub duration_s: f64,
+    pub sensors: Vec<String>,
+    pub coincidence_sum: f64,
+}
+
+/// QARTOD flags of one reading: one per QC step of the chain, in step
+/// order, and their aggregate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QcRec {
+    pub chain: String,
+    pub sensor: String,
+    pub time_ns: i64,
+    /// Reading number in the sensor's series (from 0).
+    pub index: u64,
+    pub value: f64,
+    pub flags: Vec<u8>,
+    pub aggregate: u8,
+}
+
+/// Statistics of one window (`stats` step).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatsRec {
+    pub chain: String,
+    pub sensor: String,
+    pub window_start_ns: i64,
+    pub window_s: f64,
+    pub count: u64,
+    pub gaps: u64,
+    pub min: f64,
+    pub max: f64,
+    pub mean: f64,
+    pub std: f64,
+    pub rms: f64,
+}
+
+/// A processed trace (chains with `traces = true`), one per contiguous segment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TraceRec {
+    pub chain: String,
+    pub sensor: String,
+    pub start_time_ns: i64,
+    pub sample_rate_hz: f64,
+    pub samples: Vec<f64>,
+}
+
+/// A problem with one sensor's data that was reported and skipped.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Problem {
+    pub chain: String,
+    pub sensor: String,
+    pub reason: String,
+}
+
+/// Everything the chains produced; merged across sensors and ranks.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Results {
+    pub triggers: Vec<TriggerRec>,
+    pub events: Vec<EventRec>,
+    pub qc: Vec<QcRec>,
+    pub stats: Vec<StatsRec>,
+    pub traces: Vec<TraceRec>,
+    pub problems: Vec<Problem>,
+    /// Names of the QC steps of each chain that has any (for flag labels).
+    pub qc_tests: Vec<(String, Vec<String>)>,
+}
+
+impl Results {
+    pub fn extend(&mut self, other: Results) {
+        self.triggers.extend(other.triggers);
+        self.events.extend(other.events);
+        self.qc.extend(other.qc);
+        self.stats.extend(other.stats);
+        self.traces.extend(other.traces);
+        self.problems.extend(other.problems);
+        for t in other.qc_tests {
+            if !self.qc_tests.iter().any(|(c, _)| *c == t.0) {
+                self.qc_tests.push(t);
+            }
+        }
+    }
+
+    /// Puts every list in a canonical order, so results do not depend on
+    /// how sensors were spread over ranks and threads.
+    pub fn sort(&mut self) {
+        self.triggers.sort_by(|a, b| (&a.chain, &a.sensor, a.on_time_ns).cmp(&(&b.chain, &b.sensor, b.on_time_ns)));
+        self.events.sort_by(|a, b| (&a.chain, a.time_ns).cmp(&(&b.chain, b.time_ns)));
+        self.qc.sort_by(|a, b| (&a.chain, &a.sensor, a.index).cmp(&(&b.chain, &b.sensor, b.index)));
+        self.stats.sort_by(|a, b| (&a.chain, &a.sensor, a.window_start_ns).cmp(&(&b.chain, &b.sensor, b.window_start_ns)));
+        self.traces.sort_by(|a, b| (&a.chain, &a.sensor, a.start_time_ns).cmp(&(&b.chain, &b.sensor, b.start_time_ns)));
+        self.problems.sort_by(|a, b| (&a.chain, &a.sensor, &a.reason).cmp(&(&b.chain, &b.sensor, &b.reason)));
+        self.qc_tests.sort();
+    }
+}
