@@ -2,6 +2,7 @@
 //! sensor networks. Sources → chains (the `fakopp-kernels` crate) → sinks,
 //! around one core; see DESIGN.md for the contract.
 
+pub mod chain;
 pub mod cli;
 pub mod config;
 pub mod dist;
@@ -9,5 +10,6 @@ pub mod h5io;
 pub mod inspect;
 pub mod logging;
 pub mod model;
+pub mod output;
 pub mod selftest;
 pub mod sink;

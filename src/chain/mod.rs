@@ -1,0 +1,422 @@
+//! Processing chains: the configured steps of one `[[chains]]` entry,
+//! applied to one sensor by the kernels. A [`ChainState`] holds all of a
+//! sensor's kernel state, so it can move between ranks and into
+//! checkpoints; fed whole segments (batch) or packets (stream), it gives
+//! the same results.
+//!
+//! Steps run in config order over one buffer: trace operators reshape it
+//! (filters, then a detector turns it into a characteristic function),
+//! `trigger` reads the characteristic function, `aic_pick` refines each
+//! trigger on the trace as it was before the detector, QC steps and
+//! `stats` read the buffer at their position. Trace operators restart with
+//! their warm-up at every new contiguous segment; QC and stats, which are
+//! defined over time, run across segments as ioos_qc runs over a series.
+
+mod qc_stage;
+mod trace_ops;
+
+pub use qc_stage::{QcRow, QcStage, QcTest};
+pub use trace_ops::TraceOp;
+
+use crate::config::{ChainConfig, Config, Step};
+use crate::output::{Results, StatsRec, TraceRec, TriggerRec};
+use anyhow::{Context, Result};
+use fakopp_kernels::detect::{AicPick, AicPicker, Trigger, TriggerParams, TriggerState};
+use fakopp_kernels::stats::{StatsState, WindowStats};
+use serde::{Deserialize, Serialize};
+
+/// A chain of the config with its sensor selector compiled.
+#[derive(Debug, Clone)]
+pub struct CompiledChain {
+    pub cfg: ChainConfig,
+    matcher: globset::GlobSet,
+    /// `max_len` / `max_len_delete` from a `[[coincidence]]` over this chain
+    /// (ObsPy's coincidence_trigger applies max_trigger_length per trace).
+    pub coincidence_max_len_s: Option<(f64, bool)>,
+}
+
+impl CompiledChain {
+    pub fn compile(config: &Config) -> Result<Vec<CompiledChain>> {
+        config
+            .chains
+            .iter()
+            .map(|c| {
+                let mut b = globset::GlobSetBuilder::new();
+                for g in &c.select {
+                    b.add(globset::Glob::new(g).with_context(|| format!("chain {}: glob {g}", c.name))?);
+                }
+                let co = config.coincidence.iter().find(|co| co.chain == c.name);
+                Ok(CompiledChain {
+                    cfg: c.clone(),
+                    matcher: b.build()?,
+                    coincidence_max_len_s: co.map(|co| (co.max_trigger_length_s, co.delete_long_trigger)),
+                })
+            })
+            .collect()
+    }
+
+    pub fn matches(&self, sensor_id: &str) -> bool {
+        self.matcher.is_match(sensor_id)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.cfg.name
+    }
+
+    /// True if the chain reshapes the trace (then it needs a regular series
+    /// without missing readings, and restarts at gaps).
+    pub fn has_trace_ops(&self) -> bool {
+        self.cfg.steps.iter().any(|s| {
+            !matches!(
+                s,
+                Step::GrossRange(_)
+                    | Step::Spike(_)
+                    | Step::RateOfChange(_)
+                    | Step::FlatLine(_)
+                    | Step::AttenuatedSignal(_)
+                    | Step::Climatology(_)
+                    | Step::TimeGap(_)
+                    | Step::Stats(_)
+            )
+        })
+    }
+
+    /// The QC step names, in order (labels of the flags).
+    pub fn qc_names(&self) -> Vec<String> {
+        self.cfg
+            .steps
+            .iter()
+            .filter(|s| {
+                matches!(
+                    s,
+                    Step::GrossRange(_)
+                        | Step::Spike(_)
+                        | Step::RateOfChange(_)
+                        | Step::FlatLine(_)
+                        | Step::AttenuatedSignal(_)
+                        | Step::Climatology(_)
+                        | Step::TimeGap(_)
+                )
+            })
+            .map(|s| s.op().to_string())
+            .collect()
+    }
+}
+
+/// One step with its state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum Stage {
+    Trace(TraceOp),
+    /// Index into the QC stage's tests.
+    Qc(usize),
+    Stats(StatsState),
+    Trigger(TriggerState),
+    Aic(AicPicker),
+}
+
+/// All kernel state of one chain on one sensor.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChainState {
+    chain: String,
+    sensor: String,
+    rate: f64,
+    stages: Vec<Stage>,
+    qc: QcStage,
+    traces: bool,
+    /// Current contiguous segment: start time and samples seen in it.
+    seg_start_ns: i64,
+    seg_len: u64,
+    /// Trigger onsets already given to the AIC picker.
+    aic_registered: Option<u64>,
+    /// Triggers waiting for their AIC pick.
+    awaiting_pick: Vec<Trigger>,
+    #[serde(skip)]
+    scratch: Scratch,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Scratch {
+    buf: Vec<f64>,
+    tmp: Vec<f64>,
+    pre_cf: Vec<f64>,
+    times: Vec<i64>,
+    triggers: Vec<Trigger>,
+    picks: Vec<AicPick>,
+    windows: Vec<WindowStats>,
+    qc_rows: Vec<QcRow>,
+}
+
+impl ChainState {
+    /// State for `sensor` sampled at `rate` Hz (0 for irregular series)
+    /// with readings nominally `interval_ns` apart.
+    pub fn new(chain: &CompiledChain, sensor: &str, rate: f64, interval_ns: Option<i64>) -> Result<ChainState> {
+        let mut stages = Vec::new();
+        let mut qc = QcStage::default();
+        let mut qc_count = 0;
+        for (i, step) in chain.cfg.steps.iter().enumerate() {
+            let ctx = || format!("chain `{}` step {} (`{}`) on {sensor}", chain.name(), i, step.op());
+            let needs_rate = || -> Result<()> {
+                if rate > 0.0 {
+                    Ok(())
+                } else {
+                    anyhow::bail!("{} needs evenly sampled data; the series is irregular", step.op())
+                }
+            };
+            if let Some(t) = QcTest::build(step, interval_ns).with_context(ctx)? {
+                qc.add(t);
+                stages.push(Stage::Qc(qc_count));
+                qc_count += 1;
+                continue;
+            }
+            let stage = match step {
+                Step::Stats(c) => Stage::Stats(StatsState::new(c, interval_ns).with_context(ctx)?),
+                Step::Trigger { on, off, max_len, max_len_delete } => {
+                    needs_rate().with_context(ctx)?;
+                    let mut p = TriggerParams::new(*on, *off);
+                    p.max_len_delete = *max_len_delete;
+                    let max_s = max_len.or(chain.coincidence_max_len_s.map(|m| m.0));
+                    if let Some(s) = max_s {
+                        p.max_len = Some(TriggerParams::max_len_from_seconds(s, rate).with_context(ctx)?);
+                    }
+                    if max_len.is_none() {
+                        if let Some((_, del)) = chain.coincidence_max_len_s {
+                            p.max_len_delete = del;
+                        }
+                    }
+                    Stage::Trigger(TriggerState::new(p).with_context(ctx)?)
+                }
+                Step::AicPick { before, after } => {
+                    needs_rate().with_context(ctx)?;
+                    Stage::Aic(AicPicker::from_seconds(*before, *after, rate).with_context(ctx)?)
+                }
+                _ => {
+                    needs_rate().with_context(ctx)?;
+                    let op = TraceOp::build(step, rate).with_context(ctx)?;
+                    Stage::Trace(op.expect("every other step is a trace operator"))
+                }
+            };
+            stages.push(stage);
+        }
+        Ok(ChainState {
+            chain: chain.name().to_string(),
+            sensor: sensor.to_string(),
+            rate,
+            stages,
+            qc,
+            traces: chain.cfg.traces,
+            seg_start_ns: 0,
+            seg_len: 0,
+            aic_registered: None,
+            awaiting_pick: Vec::new(),
+            scratch: Scratch::default(),
+        })
+    }
+
+    /// Starts a new contiguous segment at `start_ns`: trace operators,
+    /// triggers and picks start again with their warm-up.
+    pub fn begin_segment(&mut self, start_ns: i64, out: &mut Results) {
+        self.end_segment(out);
+        self.seg_start_ns = start_ns;
+        self.seg_len = 0;
+    }
+
+    /// Feeds the next samples of the current segment. `times_ns` gives the
+    /// time of each sample for irregular series and may be empty for
+    /// regular ones.
+    pub fn push(&mut self, times_ns: &[i64], values: &[f64], out: &mut Results) -> Result<()> {
+        if values.is_empty() {
+            return Ok(());
+        }
+        let mut s = std::mem::take(&mut self.scratch);
+        let r = self.push_inner(times_ns, values, &mut s, out);
+        self.scratch = s;
+        r
+    }
+
+    fn push_inner(&mut self, times_ns: &[i64], values: &[f64], s: &mut Scratch, out: &mut Results) -> Result<()> {
+        s.times.clear();
+        if times_ns.is_empty() {
+            let (t0, k0, rate) = (self.seg_start_ns, self.seg_len, self.rate);
+            s.times.extend((0..values.len() as u64).map(|i| t0 + (((k0 + i) as f64) * 1e9 / rate).round() as i64));
+        } else {
+            s.times.extend_from_slice(times_ns);
+        }
+        s.buf.clear();
+        s.buf.extend_from_slice(values);
+        let mut noted_qc = false;
+        let mut active_onset = None;
+        let mut stages = std::mem::take(&mut self.stages);
+        let res = (|| -> Result<()> {
+            for stage in stages.iter_mut() {
+                match stage {
+                    Stage::Trace(op) => {
+                        if op.is_detector() {
+                            s.pre_cf.clear();
+                            s.pre_cf.extend_from_slice(&s.buf);
+                        }
+                        op.apply(&mut s.buf, &mut s.tmp, self.rate)?;
+                    }
+                    Stage::Qc(i) => {
+                        if !noted_qc {
+                            self.qc.note_readings(&s.times, &s.buf);
+                            noted_qc = true;
+                        }
+                        self.qc.push_test(*i, &s.times, &s.buf)?;
+                    }
+                    Stage::Stats(st) => {
+                        s.windows.clear();
+                        st.push(&s.times, &s.buf, &mut s.windows)?;
+                        self.emit_stats(&s.windows, out);
+                    }
+                    Stage::Trigger(tr) => {
+                        s.triggers.clear();
+                        tr.process(&s.buf, &mut s.triggers);
+                        self.awaiting_pick.append(&mut s.triggers);
+                        active_onset = tr.active_onset();
+                    }
+                    Stage::Aic(p) => {
+                        // Register onsets (closed triggers, then the open
+                        // one) before the picker sees this chunk, so each
+                        // window is still buffered.
+                        let onsets: Vec<u64> = self.awaiting_pick.iter().map(|t| t.on).chain(active_onset).collect();
+                        for on in onsets {
+                            if self.aic_registered.is_none_or(|r| on > r) {
+                                p.add_onset(on)?;
+                                self.aic_registered = Some(on);
+                            }
+                        }
+                        s.picks.clear();
+                        p.process(&s.pre_cf, &mut s.picks)?;
+                    }
+                }
+            }
+            Ok(())
+        })();
+        self.stages = stages;
+        res?;
+        self.seg_len += values.len() as u64;
+        if self.traces {
+            self.emit_trace(&s.buf, out);
+        }
+        let picks = std::mem::take(&mut s.picks);
+        self.emit_triggers(&picks, false, out);
+        s.picks = picks;
+        s.qc_rows.clear();
+        self.qc.drain(&mut s.qc_rows);
+        self.emit_qc(&s.qc_rows, out);
+        Ok(())
+    }
+
+    fn has_aic(&self) -> bool {
+        self.stages.iter().any(|s| matches!(s, Stage::Aic(_)))
+    }
+
+    /// Moves triggers whose pick is known (or all, at segment end) to `out`.
+    fn emit_triggers(&mut self, picks: &[AicPick], all: bool, out: &mut Results) {
+        let has_aic = self.has_aic();
+        let mut keep = Vec::new();
+        for t in self.awaiting_pick.drain(..) {
+            let pick = picks.iter().find(|p| p.onset == t.on).map(|p| p.pick);
+            if has_aic && pick.is_none() && !all {
+                keep.push(t);
+                continue;
+            }
+            let time = |i: u64| self.seg_start_ns + ((i as f64) * 1e9 / self.rate).round_ties_even() as i64;
+            out.triggers.push(TriggerRec {
+                chain: self.chain.clone(),
+                sensor: self.sensor.clone(),
+                on_time_ns: time(t.on),
+                off_time_ns: time(t.off),
+                on_index: t.on,
+                off_index: t.off,
+                peak_cf: t.peak,
+                pick_time_ns: pick.map(time),
+            });
+        }
+        self.awaiting_pick = keep;
+    }
+
+    fn emit_stats(&self, windows: &[WindowStats], out: &mut Results) {
+        for w in windows {
+            out.stats.push(StatsRec {
+                chain: self.chain.clone(),
+                sensor: self.sensor.clone(),
+                window_start_ns: w.start_ns,
+                window_s: (w.end_ns - w.start_ns) as f64 / 1e9,
+                count: w.count,
+                gaps: w.gaps,
+                min: w.min,
+                max: w.max,
+                mean: w.mean,
+                std: w.std,
+                rms: w.rms,
+            });
+        }
+    }
+
+    fn emit_qc(&self, rows: &[QcRow], out: &mut Results) {
+        for (index, time_ns, value, flags, aggregate) in rows {
+            out.qc.push(crate::output::QcRec {
+                chain: self.chain.clone(),
+                sensor: self.sensor.clone(),
+                time_ns: *time_ns,
+                index: *index,
+                value: *value,
+                flags: flags.clone(),
+                aggregate: *aggregate,
+            });
+        }
+    }
+
+    fn emit_trace(&self, buf: &[f64], out: &mut Results) {
+        let seg_start = self.seg_start_ns;
+        match out.traces.last_mut() {
+            Some(t) if t.chain == self.chain && t.sensor == self.sensor && t.start_time_ns == seg_start => {
+                t.samples.extend_from_slice(buf)
+            }
+            _ => out.traces.push(TraceRec {
+                chain: self.chain.clone(),
+                sensor: self.sensor.clone(),
+                start_time_ns: seg_start,
+                sample_rate_hz: self.rate,
+                samples: buf.to_vec(),
+            }),
+        }
+    }
+
+    /// Ends the current segment: open triggers and pending picks are
+    /// flushed and trace operators go back to warm-up.
+    pub fn end_segment(&mut self, out: &mut Results) {
+        let mut picks = Vec::new();
+        let mut trig = Vec::new();
+        for st in self.stages.iter_mut() {
+            match st {
+                Stage::Trace(op) => op.reset(),
+                Stage::Trigger(t) => t.finish(&mut trig),
+                // Open triggers' onsets were registered while they were open.
+                Stage::Aic(p) => p.finish(&mut picks),
+                _ => {}
+            }
+        }
+        self.awaiting_pick.extend(trig);
+        self.emit_triggers(&picks, true, out);
+        self.aic_registered = None;
+    }
+
+    /// End of the series: flushes everything (QC, stats, open segment).
+    pub fn finish(&mut self, out: &mut Results) {
+        self.end_segment(out);
+        let mut rows = Vec::new();
+        self.qc.finish(&mut rows);
+        self.emit_qc(&rows, out);
+        let mut stages = std::mem::take(&mut self.stages);
+        for st in stages.iter_mut() {
+            if let Stage::Stats(s) = st {
+                let mut w = Vec::new();
+                s.finish(&mut w);
+                self.emit_stats(&w, out);
+            }
+        }
+        self.stages = stages;
+    }
+}
