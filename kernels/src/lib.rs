@@ -7,6 +7,7 @@
 pub mod detect;
 pub mod error;
 pub mod filter;
+pub mod multichannel;
 pub mod qc;
 pub mod stats;
 

@@ -279,27 +279,77 @@ impl TriggerState {
     /// Feeds CF samples; completed triggers are appended to `out`.
     pub fn process(&mut self, cf: &[f64], out: &mut Vec<Trigger>) {
         for &x in cf {
-            let a = x >= self.p.on;
-            let b = x >= self.p.off;
-            if self.k > 0 {
-                self.step_boundaries(b, out);
-                if self.active.is_some() {
-                    self.peak = Some(match self.peak {
-                        None => self.last,
-                        Some(m) if m.is_nan() || self.last.is_nan() => f64::NAN,
-                        Some(m) => m.max(self.last),
-                    });
+            self.step(x, out);
+        }
+    }
+
+    /// One CF sample of [`process`](TriggerState::process).
+    #[inline]
+    fn step(&mut self, x: f64, out: &mut Vec<Trigger>) {
+        let a = x >= self.p.on;
+        let b = x >= self.p.off;
+        if self.k > 0 {
+            self.step_boundaries(b, out);
+            if self.active.is_some() {
+                self.peak = Some(match self.peak {
+                    None => self.last,
+                    Some(m) if m.is_nan() || self.last.is_nan() => f64::NAN,
+                    Some(m) => m.max(self.last),
+                });
+            }
+        }
+        if a && (self.k == 0 || !self.prev_a) && self.active.is_none() {
+            self.active = Some(self.k);
+            self.peak = None;
+        }
+        self.last = x;
+        self.prev_a = a;
+        self.prev_b = b;
+        self.k += 1;
+    }
+
+    /// Same result as [`process`](TriggerState::process), faster when no
+    /// trigger is on: while `active` is `None` and the CF stays below `on`
+    /// (NaN counts as below) no trigger can open or close, so only the
+    /// last-sample bookkeeping changes and the run is skipped in one step.
+    /// `any_on = false` promises that no sample of `cf` is `>= on`.
+    pub(crate) fn process_sparse(&mut self, cf: &[f64], any_on: bool, out: &mut Vec<Trigger>) {
+        let Some(&last) = cf.last() else { return };
+        if !any_on && self.active.is_none() {
+            self.skip_below_on(cf.len(), last);
+            return;
+        }
+        let mut i = 0;
+        while i < cf.len() {
+            if self.active.is_none() {
+                let on = self.p.on;
+                let n = cf[i..]
+                    .iter()
+                    .position(|&x| x >= on)
+                    .unwrap_or(cf.len() - i);
+                if n > 0 {
+                    self.skip_below_on(n, cf[i + n - 1]);
+                    i += n;
+                    if i == cf.len() {
+                        break;
+                    }
                 }
             }
-            if a && (self.k == 0 || !self.prev_a) && self.active.is_none() {
-                self.active = Some(self.k);
-                self.peak = None;
-            }
-            self.last = x;
-            self.prev_a = a;
-            self.prev_b = b;
-            self.k += 1;
+            self.step(cf[i], out);
+            i += 1;
         }
+    }
+
+    /// `n >= 1` samples, all `< on` (or NaN), the last being `last`, with no
+    /// trigger on ([`active_onset`](Self::active_onset) is `None`): exactly
+    /// what `n` calls of [`process`](Self::process) do in that case.
+    #[inline]
+    pub(crate) fn skip_below_on(&mut self, n: usize, last: f64) {
+        debug_assert!(self.active.is_none() && n > 0);
+        self.last = last;
+        self.prev_a = false;
+        self.prev_b = last >= self.p.off;
+        self.k += n as u64;
     }
 
     /// Ends the trace: closes a trigger still on at the last sample and
