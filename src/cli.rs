@@ -7,7 +7,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "fakopp", version, about = "FåKopp: MPI-native batch-and-stream processing for environmental sensor networks")]
+#[command(
+    name = "fakopp",
+    version,
+    about = "FåKopp: MPI-native batch-and-stream processing for environmental sensor networks"
+)]
 pub struct Cli {
     /// Log format on stderr (json for cluster log collectors).
     #[arg(long, value_enum, default_value = "text", global = true)]
@@ -173,27 +177,55 @@ fn run(cmd: Command) -> Result<(), Failure> {
                 "the stream job (Kafka → MPI → sinks) is not available in this build yet"
             )))
         }
-        Command::Batch { config, .. } => {
-            let _cfg = load(&config, Mode::Batch)?;
-            Err(Failure::Runtime(anyhow::anyhow!("batch mode is not available in this build yet")))
+        Command::Batch {
+            config,
+            output,
+            format,
+            keep_going,
+            inputs,
+        } => {
+            let cfg = load(&config, Mode::Batch)?;
+            crate::batch::run(
+                &cfg,
+                crate::batch::BatchArgs {
+                    inputs,
+                    output,
+                    format,
+                    keep_going,
+                },
+            )?;
+            Ok(())
         }
-        Command::Produce { config, packet_samples, .. } => {
+        Command::Produce {
+            config,
+            packet_samples,
+            ..
+        } => {
             let _cfg = load(&config, Mode::Tooling)?;
             if packet_samples == 0 {
                 return Err(Failure::Usage("--packet-samples must be at least 1".into()));
             }
-            Err(Failure::Runtime(anyhow::anyhow!("produce is not available in this build yet")))
+            Err(Failure::Runtime(anyhow::anyhow!(
+                "produce is not available in this build yet"
+            )))
         }
-        Command::Schema { action: SchemaAction::Apply { config } } => {
+        Command::Schema {
+            action: SchemaAction::Apply { config },
+        } => {
             let cfg = load(&config, Mode::Tooling)?;
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(anyhow::Error::from)?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)?;
             rt.block_on(async {
                 let session = crate::sink::cassandra::connect(&cfg.cassandra).await?;
                 crate::sink::cassandra::apply_schema(&session, &cfg.cassandra).await
             })?;
             Ok(())
         }
-        Command::Selftest { what: SelftestWhat::Mpi } => {
+        Command::Selftest {
+            what: SelftestWhat::Mpi,
+        } => {
             let dist = crate::dist::Dist::init()?;
             let report = crate::selftest::mpi(&dist)?;
             if dist.is_root() {
@@ -201,7 +233,9 @@ fn run(cmd: Command) -> Result<(), Failure> {
             }
             Ok(())
         }
-        Command::Checkpoint { action: CheckpointAction::Inspect { file } } => {
+        Command::Checkpoint {
+            action: CheckpointAction::Inspect { file },
+        } => {
             print!("{}", crate::inspect::describe(&file)?);
             Ok(())
         }

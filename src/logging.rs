@@ -16,7 +16,9 @@ pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_env("FAKOPP_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info,rdkafka=warn,scylla=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     // A second init (tests calling main twice) is harmless: keep the first.
     let _ = match format {
         LogFormat::Text => builder.with_target(false).try_init(),

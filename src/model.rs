@@ -57,13 +57,23 @@ pub struct SensorPacket {
 pub fn valid_sensor_id(id: &str) -> Result<(), String> {
     let parts: Vec<&str> = id.split('.').collect();
     if parts.len() != 4 {
-        return Err(format!("sensor_id `{id}` must have the form NET.STA.LOC.CHA"));
+        return Err(format!(
+            "sensor_id `{id}` must have the form NET.STA.LOC.CHA"
+        ));
     }
-    for (i, (p, name)) in parts.iter().zip(["network", "station", "location", "channel"]).enumerate() {
+    for (i, (p, name)) in parts
+        .iter()
+        .zip(["network", "station", "location", "channel"])
+        .enumerate()
+    {
         if p.is_empty() && i != 2 {
             return Err(format!("sensor_id `{id}`: {name} code is empty"));
         }
-        if p.len() > 16 || !p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        if p.len() > 16
+            || !p
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
             return Err(format!("sensor_id `{id}`: {name} code `{p}` has characters outside [A-Za-z0-9_-] or is too long"));
         }
     }
@@ -125,7 +135,8 @@ mod tests {
     fn formats_times_with_microseconds() {
         assert_eq!(format_time_us(0), "1970-01-01T00:00:00.000000Z");
         // 2024-05-01T12:00:03.25Z
-        let t = (days_from_civil(2024, 5, 1) * 86_400 + 12 * 3600 + 3) * 1_000_000_000 + 250_000_000;
+        let t =
+            (days_from_civil(2024, 5, 1) * 86_400 + 12 * 3600 + 3) * 1_000_000_000 + 250_000_000;
         assert_eq!(format_time_us(t), "2024-05-01T12:00:03.250000Z");
         assert_eq!(format_time_us(-1_000), "1969-12-31T23:59:59.999999Z");
     }
@@ -142,9 +153,15 @@ mod tests {
     fn sensor_ids() {
         assert!(valid_sensor_id("GB.CWF..HHZ").is_ok());
         assert!(valid_sensor_id("EMB.X1.00.PH").is_ok());
-        assert!(valid_sensor_id("GB.CWF.HHZ").unwrap_err().contains("NET.STA.LOC.CHA"));
-        assert!(valid_sensor_id(".CWF..HHZ").unwrap_err().contains("network"));
-        assert!(valid_sensor_id("GB.C W..HHZ").unwrap_err().contains("station"));
+        assert!(valid_sensor_id("GB.CWF.HHZ")
+            .unwrap_err()
+            .contains("NET.STA.LOC.CHA"));
+        assert!(valid_sensor_id(".CWF..HHZ")
+            .unwrap_err()
+            .contains("network"));
+        assert!(valid_sensor_id("GB.C W..HHZ")
+            .unwrap_err()
+            .contains("station"));
     }
 }
 
@@ -193,7 +210,11 @@ impl Series {
 /// Guesses a sensor's kind from its SEED channel code or name, for inputs
 /// that do not say (MiniSEED, CSV).
 pub fn kind_from_channel(sensor_id: &str) -> SensorKind {
-    let cha = sensor_id.rsplit('.').next().unwrap_or_default().to_ascii_uppercase();
+    let cha = sensor_id
+        .rsplit('.')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_uppercase();
     let b = cha.as_bytes();
     if b.len() == 3 && b"EHSBMLV".contains(&b[0]) && b"HLGNM".contains(&b[1]) {
         return SensorKind::Seismic;
@@ -208,5 +229,159 @@ pub fn kind_from_channel(sensor_id: &str) -> SensorKind {
         SensorKind::Temperature
     } else {
         SensorKind::Other
+    }
+}
+
+/// Parses an RFC 3339 / ISO 8601 date-time into ns since the epoch (UTC).
+///
+/// Accepted: `YYYY-MM-DD`, then optionally `T`, `t` or a space and
+/// `HH:MM[:SS[.fraction]]` (fraction up to 9 digits; more are truncated),
+/// then optionally `Z`/`z` or an offset `±HH:MM`, `±HHMM` or `±HH`.
+/// Times without an offset (naive) are UTC. A leap second (`:60`) counts
+/// as the first second of the next minute.
+pub fn parse_time_ns(text: &str) -> Result<i64, String> {
+    let s = text.trim();
+    let err = |why: &str| {
+        format!("invalid time `{text}`: {why} (expected RFC 3339, e.g. 2024-05-01T12:00:03.25Z)")
+    };
+    let b = s.as_bytes();
+    let num = |from: usize, len: usize| -> Option<i64> {
+        let part = b.get(from..from + len)?;
+        if part.iter().all(u8::is_ascii_digit) {
+            std::str::from_utf8(part).ok()?.parse().ok()
+        } else {
+            None
+        }
+    };
+    let (y, m, d) = match (num(0, 4), b.get(4), num(5, 2), b.get(7), num(8, 2)) {
+        (Some(y), Some(b'-'), Some(m), Some(b'-'), Some(d)) => (y, m, d),
+        _ => return Err(err("date must be YYYY-MM-DD")),
+    };
+    if !(1..=12).contains(&m) {
+        return Err(err("month out of range"));
+    }
+    let month_len = [
+        31,
+        28 + i64::from(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)),
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if d < 1 || d > month_len[(m - 1) as usize] {
+        return Err(err("day out of range"));
+    }
+    let mut secs = days_from_civil(y, m as u32, d as u32) * 86_400;
+    let mut nanos = 0i64;
+    let mut i = 10;
+    if i < b.len() && matches!(b[i], b'T' | b't' | b' ') {
+        i += 1;
+        let (hh, mm) = match (num(i, 2), b.get(i + 2), num(i + 3, 2)) {
+            (Some(h), Some(b':'), Some(mi)) => (h, mi),
+            _ => return Err(err("time of day must be HH:MM[:SS[.fraction]]")),
+        };
+        i += 5;
+        let mut ss = 0;
+        if b.get(i) == Some(&b':') {
+            ss = num(i + 1, 2).ok_or_else(|| err("seconds must be two digits"))?;
+            i += 3;
+            if matches!(b.get(i), Some(b'.') | Some(b',')) {
+                i += 1;
+                let start = i;
+                while i < b.len() && b[i].is_ascii_digit() {
+                    if i - start < 9 {
+                        nanos = nanos * 10 + i64::from(b[i] - b'0');
+                    }
+                    i += 1;
+                }
+                if i == start {
+                    return Err(err("empty fraction of a second"));
+                }
+                for _ in (i - start)..9 {
+                    nanos *= 10;
+                }
+            }
+        }
+        if hh > 23 || mm > 59 || ss > 60 {
+            return Err(err("hour, minute or second out of range"));
+        }
+        secs += hh * 3600 + mm * 60 + ss;
+        match b.get(i) {
+            None => {}
+            Some(b'Z' | b'z') => i += 1,
+            Some(&sign @ (b'+' | b'-')) => {
+                let oh = num(i + 1, 2).ok_or_else(|| err("offset must be ±HH:MM"))?;
+                i += 3;
+                let om = if b.get(i) == Some(&b':') {
+                    i += 3;
+                    num(i - 2, 2).ok_or_else(|| err("offset must be ±HH:MM"))?
+                } else if let Some(om) = num(i, 2) {
+                    i += 2;
+                    om
+                } else {
+                    0
+                };
+                if oh > 23 || om > 59 {
+                    return Err(err("offset out of range"));
+                }
+                let off = oh * 3600 + om * 60;
+                secs -= if sign == b'+' { off } else { -off };
+            }
+            Some(_) => return Err(err("unexpected text after the time")),
+        }
+    }
+    if i != b.len() {
+        return Err(err("unexpected text after the date"));
+    }
+    secs.checked_mul(1_000_000_000)
+        .and_then(|ns| ns.checked_add(nanos))
+        .ok_or_else(|| err("out of the representable range (years 1678-2261)"))
+}
+
+#[cfg(test)]
+mod time_parse_tests {
+    use super::*;
+
+    #[test]
+    fn parses_rfc3339_variants() {
+        let base = days_from_civil(2024, 5, 1) * 86_400 * 1_000_000_000;
+        let h12 = base + 12 * 3_600_000_000_000;
+        assert_eq!(parse_time_ns("2024-05-01"), Ok(base));
+        assert_eq!(parse_time_ns("2024-05-01T12:00:00Z"), Ok(h12));
+        assert_eq!(parse_time_ns("2024-05-01 12:00"), Ok(h12));
+        assert_eq!(
+            parse_time_ns("2024-05-01t12:00:00.25"),
+            Ok(h12 + 250_000_000)
+        );
+        assert_eq!(
+            parse_time_ns("2024-05-01T12:00:00.123456789123Z"),
+            Ok(h12 + 123_456_789)
+        );
+        assert_eq!(parse_time_ns("2024-05-01T14:00:00+02:00"), Ok(h12));
+        assert_eq!(parse_time_ns("2024-05-01T10:30:00-0130"), Ok(h12));
+        assert_eq!(parse_time_ns("2024-05-01T13:00:00+01"), Ok(h12));
+        assert_eq!(parse_time_ns(" 2024-05-01T12:00:00Z "), Ok(h12));
+        assert_eq!(parse_time_ns("1969-12-31T23:59:59.999999999Z"), Ok(-1));
+        for bad in [
+            "",
+            "2024-5-01",
+            "2024-02-30",
+            "2024-05-01T25:00",
+            "2024-05-01T12:00:00X",
+            "2024-05-01T12",
+            "yesterday",
+            "2024-05-01T12:00:00.Z",
+        ] {
+            assert!(parse_time_ns(bad).is_err(), "{bad} should fail");
+        }
+        assert!(parse_time_ns("2024-13-01")
+            .unwrap_err()
+            .contains("2024-13-01"));
     }
 }

@@ -107,12 +107,22 @@ impl Results {
     /// Puts every list in a canonical order, so results do not depend on
     /// how sensors were spread over ranks and threads.
     pub fn sort(&mut self) {
-        self.triggers.sort_by(|a, b| (&a.chain, &a.sensor, a.on_time_ns).cmp(&(&b.chain, &b.sensor, b.on_time_ns)));
-        self.events.sort_by(|a, b| (&a.chain, a.time_ns).cmp(&(&b.chain, b.time_ns)));
-        self.qc.sort_by(|a, b| (&a.chain, &a.sensor, a.index).cmp(&(&b.chain, &b.sensor, b.index)));
-        self.stats.sort_by(|a, b| (&a.chain, &a.sensor, a.window_start_ns).cmp(&(&b.chain, &b.sensor, b.window_start_ns)));
-        self.traces.sort_by(|a, b| (&a.chain, &a.sensor, a.start_time_ns).cmp(&(&b.chain, &b.sensor, b.start_time_ns)));
-        self.problems.sort_by(|a, b| (&a.chain, &a.sensor, &a.reason).cmp(&(&b.chain, &b.sensor, &b.reason)));
+        self.triggers.sort_by(|a, b| {
+            (&a.chain, &a.sensor, a.on_time_ns).cmp(&(&b.chain, &b.sensor, b.on_time_ns))
+        });
+        self.events
+            .sort_by(|a, b| (&a.chain, a.time_ns).cmp(&(&b.chain, b.time_ns)));
+        self.qc
+            .sort_by(|a, b| (&a.chain, &a.sensor, a.index).cmp(&(&b.chain, &b.sensor, b.index)));
+        self.stats.sort_by(|a, b| {
+            (&a.chain, &a.sensor, a.window_start_ns).cmp(&(&b.chain, &b.sensor, b.window_start_ns))
+        });
+        self.traces.sort_by(|a, b| {
+            (&a.chain, &a.sensor, a.start_time_ns).cmp(&(&b.chain, &b.sensor, b.start_time_ns))
+        });
+        self.problems.sort_by(|a, b| {
+            (&a.chain, &a.sensor, &a.reason).cmp(&(&b.chain, &b.sensor, &b.reason))
+        });
         self.qc_tests.sort();
     }
 }

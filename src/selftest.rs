@@ -22,15 +22,23 @@ fn len_for(rank: usize) -> usize {
 
 pub fn mpi(dist: &Dist) -> Result<String> {
     let Some(world) = dist.world() else {
-        return Ok("mpi selftest: not launched by mpirun; a world of one rank, nothing to exchange".into());
+        return Ok(
+            "mpi selftest: not launched by mpirun; a world of one rank, nothing to exchange".into(),
+        );
     };
     let size = dist.size();
-    let parts: Option<Vec<Vec<f64>>> =
-        dist.is_root().then(|| (0..size).map(|r| (0..len_for(r)).map(|i| value(r, i)).collect()).collect());
+    let parts: Option<Vec<Vec<f64>>> = dist.is_root().then(|| {
+        (0..size)
+            .map(|r| (0..len_for(r)).map(|i| value(r, i)).collect())
+            .collect()
+    });
     let mine = scatter_buffers(&world, parts.as_deref());
     let me = dist.rank();
     if mine.len() != len_for(me) || mine.iter().enumerate().any(|(i, &v)| v != value(me, i)) {
-        bail!("rank {me}: scatterv delivered {} values that differ from what rank 0 sent", mine.len());
+        bail!(
+            "rank {me}: scatterv delivered {} values that differ from what rank 0 sent",
+            mine.len()
+        );
     }
     let reply: Vec<f64> = mine.iter().map(|v| -v).collect();
     let gathered = gather_buffers(&world, &reply);
@@ -38,11 +46,16 @@ pub fn mpi(dist: &Dist) -> Result<String> {
     if let Some(all) = gathered {
         for (r, buf) in all.iter().enumerate() {
             if buf.len() != len_for(r) || buf.iter().enumerate().any(|(i, &v)| v != -value(r, i)) {
-                bail!("gatherv: the buffer from rank {r} came back wrong ({} values)", buf.len());
+                bail!(
+                    "gatherv: the buffer from rank {r} came back wrong ({} values)",
+                    buf.len()
+                );
             }
             total += buf.len();
         }
     }
     dist.barrier();
-    Ok(format!("mpi selftest: {size} ranks, {total} f64 values scattered and gathered intact"))
+    Ok(format!(
+        "mpi selftest: {size} ranks, {total} f64 values scattered and gathered intact"
+    ))
 }

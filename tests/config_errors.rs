@@ -7,19 +7,37 @@ use common::*;
 fn check(body: &str, expect_key: &str, expect_reason: &str) {
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(dir.path(), "job.toml", body);
-    let out = fakopp().args(["run", "--config"]).arg(&cfg).output().unwrap();
+    let out = fakopp()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
     let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(2), "exit code for {expect_key}: {err}");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "exit code for {expect_key}: {err}"
+    );
     assert!(err.contains("job.toml"), "message names the file: {err}");
-    assert!(err.contains(&format!("`{expect_key}`")), "message names key {expect_key}: {err}");
-    assert!(err.contains(expect_reason), "message gives the reason `{expect_reason}`: {err}");
+    assert!(
+        err.contains(&format!("`{expect_key}`")),
+        "message names key {expect_key}: {err}"
+    );
+    assert!(
+        err.contains(expect_reason),
+        "message gives the reason `{expect_reason}`: {err}"
+    );
 }
 
 const CHAIN: &str = "[[chains]]\nname = \"p\"\nselect = [\"GB.*..?HZ\"]\n";
 
 #[test]
 fn unknown_key_is_rejected() {
-    check("[source]\nkind = \"kafka\"\n[stream]\nbatch_interval = 5\n", "stream.batch_interval", "unknown field `batch_interval`");
+    check(
+        "[source]\nkind = \"kafka\"\n[stream]\nbatch_interval = 5\n",
+        "stream.batch_interval",
+        "unknown field `batch_interval`",
+    );
     let body = format!("[source]\nkind = \"kafka\"\n{CHAIN}steps = [{{ op = \"recursive_sta_lta\", sta = 1.0, lat = 10.0 }}]\n");
     check(&body, "chains[0].steps[0]", "unknown field `lat`");
 }
@@ -32,8 +50,16 @@ fn unknown_operator_is_rejected() {
 
 #[test]
 fn wrong_type_is_rejected() {
-    check("[source]\nkind = \"kafka\"\n[stream]\nbatch_interval_ms = \"fast\"\n", "stream.batch_interval_ms", "invalid type: string \"fast\"");
-    check("[source]\nkind = \"kafka\"\n[cassandra]\nnodes = \"127.0.0.1:9042\"\n", "cassandra.nodes", "invalid type");
+    check(
+        "[source]\nkind = \"kafka\"\n[stream]\nbatch_interval_ms = \"fast\"\n",
+        "stream.batch_interval_ms",
+        "invalid type: string \"fast\"",
+    );
+    check(
+        "[source]\nkind = \"kafka\"\n[cassandra]\nnodes = \"127.0.0.1:9042\"\n",
+        "cassandra.nodes",
+        "invalid type",
+    );
 }
 
 #[test]
@@ -53,29 +79,51 @@ fn empty_select_and_impossible_values_are_rejected() {
     check("[source]\nkind = \"kafka\"\n[[chains]]\nname = \"p\"\nselect = []\nsteps = [{ op = \"stats\", window = 60.0 }]\n", "chains[0].select", "at least one glob");
     let body = format!("[source]\nkind = \"kafka\"\n{CHAIN}steps = [{{ op = \"bandpass\", freqmin = 10.0, freqmax = 1.0 }}]\n");
     check(&body, "chains[0].steps[0].freqmin", "must be below freqmax");
-    check("[source]\nkind = \"kafka\"\n[cassandra]\nkeyspace = \"x; DROP TABLE y\"\n", "cassandra.keyspace", "not a valid CQL identifier");
+    check(
+        "[source]\nkind = \"kafka\"\n[cassandra]\nkeyspace = \"x; DROP TABLE y\"\n",
+        "cassandra.keyspace",
+        "not a valid CQL identifier",
+    );
 }
 
 #[test]
 fn coincidence_over_an_unknown_chain_is_rejected() {
-    check("[source]\nkind = \"kafka\"\n[[coincidence]]\nchain = \"nope\"\nthreshold_sum = 3\n", "coincidence[0].chain", "no chain named `nope`");
+    check(
+        "[source]\nkind = \"kafka\"\n[[coincidence]]\nchain = \"nope\"\nthreshold_sum = 3\n",
+        "coincidence[0].chain",
+        "no chain named `nope`",
+    );
 }
 
 #[test]
 fn missing_config_file_is_a_configuration_error() {
-    let out = fakopp().args(["batch", "--config", "/nonexistent/fakopp.toml"]).output().unwrap();
+    let out = fakopp()
+        .args(["batch", "--config", "/nonexistent/fakopp.toml"])
+        .output()
+        .unwrap();
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("/nonexistent/fakopp.toml") && err.contains("cannot read the config file"), "{err}");
+    assert!(
+        err.contains("/nonexistent/fakopp.toml") && err.contains("cannot read the config file"),
+        "{err}"
+    );
 }
 
 #[test]
 fn invalid_toml_is_a_configuration_error() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(dir.path(), "broken.toml", "[source\nkind = 1\n");
-    let out = fakopp().args(["run", "--config"]).arg(&cfg).output().unwrap();
+    let out = fakopp()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("broken.toml") && stderr(&out).contains("invalid TOML"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("broken.toml") && stderr(&out).contains("invalid TOML"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -95,7 +143,11 @@ fn usage_errors_exit_2_and_help_exits_0() {
 fn shipped_example_configs_are_valid() {
     for (name, cmd) in [("stack.toml", "run"), ("local.toml", "batch")] {
         let path = repo().join("configs").join(name);
-        let mode = if cmd == "run" { fakopp::config::Mode::Stream } else { fakopp::config::Mode::Batch };
+        let mode = if cmd == "run" {
+            fakopp::config::Mode::Stream
+        } else {
+            fakopp::config::Mode::Batch
+        };
         fakopp::config::Config::load(&path, mode).unwrap_or_else(|e| panic!("{name}: {e}"));
     }
 }

@@ -4,24 +4,25 @@
 
 mod common;
 use common::*;
-use std::process::Command;
-
-pub fn mpirun(n: usize) -> Command {
-    let mut c = Command::new("mpirun");
-    c.env("OMPI_ALLOW_RUN_AS_ROOT", "1")
-        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-        .env("OMPI_MCA_rmaps_base_oversubscribe", "1")
-        .args(["-n", &n.to_string(), "--oversubscribe"]);
-    c
-}
 
 #[test]
 fn scatterv_gatherv_round_trip_on_three_ranks() {
-    let out = mpirun(3).arg(env!("CARGO_BIN_EXE_fakopp")).args(["selftest", "mpi"]).output().expect("mpirun (scripts/bootstrap installs it)");
+    let out = mpirun(3)
+        .arg(env!("CARGO_BIN_EXE_fakopp"))
+        .args(["selftest", "mpi"])
+        .output()
+        .expect("mpirun (scripts/bootstrap installs it)");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "mpirun failed: {}\n{stdout}", stderr(&out));
+    assert!(
+        out.status.success(),
+        "mpirun failed: {}\n{stdout}",
+        stderr(&out)
+    );
     // Only rank 0 reports; 17 + 0 + (17 + 2026) values.
-    assert_eq!(stdout.trim(), "mpi selftest: 3 ranks, 2060 f64 values scattered and gathered intact");
+    assert_eq!(
+        stdout.trim(),
+        "mpi selftest: 3 ranks, 2060 f64 values scattered and gathered intact"
+    );
 }
 
 #[test]

@@ -22,5 +22,8 @@ pub enum KernelError {
 pub type Result<T> = std::result::Result<T, KernelError>;
 
 pub(crate) fn invalid(name: &'static str, reason: impl Into<String>) -> KernelError {
-    KernelError::InvalidParameter { name, reason: reason.into() }
+    KernelError::InvalidParameter {
+        name,
+        reason: reason.into(),
+    }
 }

@@ -43,13 +43,17 @@ impl CompiledChain {
             .map(|c| {
                 let mut b = globset::GlobSetBuilder::new();
                 for g in &c.select {
-                    b.add(globset::Glob::new(g).with_context(|| format!("chain {}: glob {g}", c.name))?);
+                    b.add(
+                        globset::Glob::new(g)
+                            .with_context(|| format!("chain {}: glob {g}", c.name))?,
+                    );
                 }
                 let co = config.coincidence.iter().find(|co| co.chain == c.name);
                 Ok(CompiledChain {
                     cfg: c.clone(),
                     matcher: b.build()?,
-                    coincidence_max_len_s: co.map(|co| (co.max_trigger_length_s, co.delete_long_trigger)),
+                    coincidence_max_len_s: co
+                        .map(|co| (co.max_trigger_length_s, co.delete_long_trigger)),
                 })
             })
             .collect()
@@ -149,17 +153,32 @@ struct Scratch {
 impl ChainState {
     /// State for `sensor` sampled at `rate` Hz (0 for irregular series)
     /// with readings nominally `interval_ns` apart.
-    pub fn new(chain: &CompiledChain, sensor: &str, rate: f64, interval_ns: Option<i64>) -> Result<ChainState> {
+    pub fn new(
+        chain: &CompiledChain,
+        sensor: &str,
+        rate: f64,
+        interval_ns: Option<i64>,
+    ) -> Result<ChainState> {
         let mut stages = Vec::new();
         let mut qc = QcStage::default();
         let mut qc_count = 0;
         for (i, step) in chain.cfg.steps.iter().enumerate() {
-            let ctx = || format!("chain `{}` step {} (`{}`) on {sensor}", chain.name(), i, step.op());
+            let ctx = || {
+                format!(
+                    "chain `{}` step {} (`{}`) on {sensor}",
+                    chain.name(),
+                    i,
+                    step.op()
+                )
+            };
             let needs_rate = || -> Result<()> {
                 if rate > 0.0 {
                     Ok(())
                 } else {
-                    anyhow::bail!("{} needs evenly sampled data; the series is irregular", step.op())
+                    anyhow::bail!(
+                        "{} needs evenly sampled data; the series is irregular",
+                        step.op()
+                    )
                 }
             };
             if let Some(t) = QcTest::build(step, interval_ns).with_context(ctx)? {
@@ -170,13 +189,19 @@ impl ChainState {
             }
             let stage = match step {
                 Step::Stats(c) => Stage::Stats(StatsState::new(c, interval_ns).with_context(ctx)?),
-                Step::Trigger { on, off, max_len, max_len_delete } => {
+                Step::Trigger {
+                    on,
+                    off,
+                    max_len,
+                    max_len_delete,
+                } => {
                     needs_rate().with_context(ctx)?;
                     let mut p = TriggerParams::new(*on, *off);
                     p.max_len_delete = *max_len_delete;
                     let max_s = max_len.or(chain.coincidence_max_len_s.map(|m| m.0));
                     if let Some(s) = max_s {
-                        p.max_len = Some(TriggerParams::max_len_from_seconds(s, rate).with_context(ctx)?);
+                        p.max_len =
+                            Some(TriggerParams::max_len_from_seconds(s, rate).with_context(ctx)?);
                     }
                     if max_len.is_none() {
                         if let Some((_, del)) = chain.coincidence_max_len_s {
@@ -233,11 +258,20 @@ impl ChainState {
         r
     }
 
-    fn push_inner(&mut self, times_ns: &[i64], values: &[f64], s: &mut Scratch, out: &mut Results) -> Result<()> {
+    fn push_inner(
+        &mut self,
+        times_ns: &[i64],
+        values: &[f64],
+        s: &mut Scratch,
+        out: &mut Results,
+    ) -> Result<()> {
         s.times.clear();
         if times_ns.is_empty() {
             let (t0, k0, rate) = (self.seg_start_ns, self.seg_len, self.rate);
-            s.times.extend((0..values.len() as u64).map(|i| t0 + (((k0 + i) as f64) * 1e9 / rate).round() as i64));
+            s.times.extend(
+                (0..values.len() as u64)
+                    .map(|i| t0 + (((k0 + i) as f64) * 1e9 / rate).round() as i64),
+            );
         } else {
             s.times.extend_from_slice(times_ns);
         }
@@ -278,7 +312,12 @@ impl ChainState {
                         // Register onsets (closed triggers, then the open
                         // one) before the picker sees this chunk, so each
                         // window is still buffered.
-                        let onsets: Vec<u64> = self.awaiting_pick.iter().map(|t| t.on).chain(active_onset).collect();
+                        let onsets: Vec<u64> = self
+                            .awaiting_pick
+                            .iter()
+                            .map(|t| t.on)
+                            .chain(active_onset)
+                            .collect();
                         for on in onsets {
                             if self.aic_registered.is_none_or(|r| on > r) {
                                 p.add_onset(on)?;
@@ -321,7 +360,9 @@ impl ChainState {
                 keep.push(t);
                 continue;
             }
-            let time = |i: u64| self.seg_start_ns + ((i as f64) * 1e9 / self.rate).round_ties_even() as i64;
+            let time = |i: u64| {
+                self.seg_start_ns + ((i as f64) * 1e9 / self.rate).round_ties_even() as i64
+            };
             out.triggers.push(TriggerRec {
                 chain: self.chain.clone(),
                 sensor: self.sensor.clone(),
@@ -371,7 +412,11 @@ impl ChainState {
     fn emit_trace(&self, buf: &[f64], out: &mut Results) {
         let seg_start = self.seg_start_ns;
         match out.traces.last_mut() {
-            Some(t) if t.chain == self.chain && t.sensor == self.sensor && t.start_time_ns == seg_start => {
+            Some(t)
+                if t.chain == self.chain
+                    && t.sensor == self.sensor
+                    && t.start_time_ns == seg_start =>
+            {
                 t.samples.extend_from_slice(buf)
             }
             _ => out.traces.push(TraceRec {

@@ -25,14 +25,21 @@ impl QcTest {
     /// `None` if the step is not a QC test.
     pub fn build(step: &Step, interval_ns: Option<i64>) -> Result<Option<QcTest>> {
         let need_interval = || {
-            interval_ns.ok_or_else(|| anyhow::anyhow!("{} needs a sampling interval and the series has none", step.op()))
+            interval_ns.ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{} needs a sampling interval and the series has none",
+                    step.op()
+                )
+            })
         };
         Ok(Some(match step {
             Step::GrossRange(c) => QcTest::GrossRange(qc::GrossRangeState::new(c)?),
             Step::Spike(c) => QcTest::Spike(qc::SpikeState::new(c)?),
             Step::RateOfChange(c) => QcTest::RateOfChange(qc::RateOfChangeState::new(c)?),
             Step::FlatLine(c) => QcTest::FlatLine(qc::FlatLineState::new(c, need_interval()?)?),
-            Step::AttenuatedSignal(c) => QcTest::AttenuatedSignal(qc::AttenuatedSignalState::new(c, interval_ns)?),
+            Step::AttenuatedSignal(c) => {
+                QcTest::AttenuatedSignal(qc::AttenuatedSignalState::new(c, interval_ns)?)
+            }
             Step::Climatology(c) => QcTest::Climatology(qc::ClimatologyState::new(c)?),
             Step::TimeGap(c) => QcTest::TimeGap(qc::TimeGapState::new(c)?),
             _ => return Ok(None),
@@ -88,7 +95,9 @@ impl QcStage {
     /// the same chunk before [`QcStage::drain`].
     pub fn push_test(&mut self, test: usize, times_ns: &[i64], values: &[f64]) -> Result<()> {
         self.scratch.clear();
-        self.tests[test].stream().push(times_ns, values, &mut self.scratch)?;
+        self.tests[test]
+            .stream()
+            .push(times_ns, values, &mut self.scratch)?;
         self.flags[test].extend(self.scratch.drain(..));
         Ok(())
     }
@@ -97,7 +106,11 @@ impl QcStage {
     /// as the first QC step saw them).
     pub fn note_readings(&mut self, times_ns: &[i64], values: &[f64]) {
         for (&t, &v) in times_ns.iter().zip(values) {
-            self.pending.push_back(Pending { index: self.next_index, time_ns: t, value: v });
+            self.pending.push_back(Pending {
+                index: self.next_index,
+                time_ns: t,
+                value: v,
+            });
             self.next_index += 1;
         }
     }
@@ -106,9 +119,19 @@ impl QcStage {
     pub fn drain(&mut self, out: &mut Vec<QcRow>) {
         while !self.pending.is_empty() && self.flags.iter().all(|q| !q.is_empty()) {
             let p = self.pending.pop_front().expect("checked non-empty");
-            let flags: Vec<Flag> = self.flags.iter_mut().map(|q| q.pop_front().expect("checked non-empty")).collect();
+            let flags: Vec<Flag> = self
+                .flags
+                .iter_mut()
+                .map(|q| q.pop_front().expect("checked non-empty"))
+                .collect();
             let agg = Flag::aggregate(flags.iter().copied()).as_u8();
-            out.push((p.index, p.time_ns, p.value, flags.iter().map(|f| f.as_u8()).collect(), agg));
+            out.push((
+                p.index,
+                p.time_ns,
+                p.value,
+                flags.iter().map(|f| f.as_u8()).collect(),
+                agg,
+            ));
         }
     }
 
@@ -120,6 +143,9 @@ impl QcStage {
             q.extend(self.scratch.drain(..));
         }
         self.drain(out);
-        debug_assert!(self.pending.is_empty(), "every QC test flags every reading at finish");
+        debug_assert!(
+            self.pending.is_empty(),
+            "every QC test flags every reading at finish"
+        );
     }
 }

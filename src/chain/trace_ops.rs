@@ -6,7 +6,8 @@
 use crate::config::{DetrendKind, Step};
 use anyhow::{bail, Result};
 use fakopp_kernels::detect::{
-    CarlStaTrig, ClassicStaLta, DelayedStaLta, RecursiveStaLta, StaLtaAbs, StaLtaWindows, StreamingCf,
+    CarlStaTrig, ClassicStaLta, DelayedStaLta, RecursiveStaLta, StaLtaAbs, StaLtaWindows,
+    StreamingCf,
 };
 use fakopp_kernels::filter::{self, Band, Rmhp, Sos, SosFilter};
 use serde::{Deserialize, Serialize};
@@ -18,7 +19,10 @@ pub enum TraceOp {
     ZeroPhase(Sos),
     Demean,
     Detrend(DetrendKind),
-    Taper { max_percentage: f64, max_length: Option<f64> },
+    Taper {
+        max_percentage: f64,
+        max_length: Option<f64>,
+    },
     Rmhp(Rmhp),
     Itaper(filter::InitialTaper),
     Classic(ClassicStaLta),
@@ -38,28 +42,67 @@ impl TraceOp {
             if let Some(w) = &d.warning {
                 tracing::warn!("{w}");
             }
-            Ok(if zerophase { TraceOp::ZeroPhase(d.sos) } else { TraceOp::Sos(SosFilter::new(d.sos)) })
+            Ok(if zerophase {
+                TraceOp::ZeroPhase(d.sos)
+            } else {
+                TraceOp::Sos(SosFilter::new(d.sos))
+            })
         };
         Ok(Some(match *step {
-            Step::Bandpass { freqmin, freqmax, corners, zerophase } => {
-                filt(Band::Bandpass { freqmin, freqmax }, corners, zerophase)?
-            }
-            Step::Bandstop { freqmin, freqmax, corners, zerophase } => {
-                filt(Band::Bandstop { freqmin, freqmax }, corners, zerophase)?
-            }
-            Step::Lowpass { freq, corners, zerophase } => filt(Band::Lowpass { freq }, corners, zerophase)?,
-            Step::Highpass { freq, corners, zerophase } => filt(Band::Highpass { freq }, corners, zerophase)?,
+            Step::Bandpass {
+                freqmin,
+                freqmax,
+                corners,
+                zerophase,
+            } => filt(Band::Bandpass { freqmin, freqmax }, corners, zerophase)?,
+            Step::Bandstop {
+                freqmin,
+                freqmax,
+                corners,
+                zerophase,
+            } => filt(Band::Bandstop { freqmin, freqmax }, corners, zerophase)?,
+            Step::Lowpass {
+                freq,
+                corners,
+                zerophase,
+            } => filt(Band::Lowpass { freq }, corners, zerophase)?,
+            Step::Highpass {
+                freq,
+                corners,
+                zerophase,
+            } => filt(Band::Highpass { freq }, corners, zerophase)?,
             Step::Demean {} => TraceOp::Demean,
             Step::Detrend { kind } => TraceOp::Detrend(kind),
-            Step::Taper { max_percentage, max_length } => TraceOp::Taper { max_percentage, max_length },
+            Step::Taper {
+                max_percentage,
+                max_length,
+            } => TraceOp::Taper {
+                max_percentage,
+                max_length,
+            },
             Step::Rmhp { window } => TraceOp::Rmhp(Rmhp::new(window, rate)?),
-            Step::Itaper { length } => TraceOp::Itaper(filter::InitialTaper::new(length, rate, 0.0)?),
-            Step::ClassicStaLta { sta, lta } => TraceOp::Classic(ClassicStaLta::from_seconds(sta, lta, rate)?),
-            Step::RecursiveStaLta { sta, lta } => TraceOp::Recursive(RecursiveStaLta::from_seconds(sta, lta, rate)?),
-            Step::DelayedStaLta { sta, lta } => TraceOp::Delayed(DelayedStaLta::from_seconds(sta, lta, rate)?),
-            Step::CarlStaTrig { sta, lta, ratio, quiet } => {
-                TraceOp::Carl(CarlStaTrig::new(StaLtaWindows::from_seconds(sta, lta, rate)?, ratio, quiet)?)
+            Step::Itaper { length } => {
+                TraceOp::Itaper(filter::InitialTaper::new(length, rate, 0.0)?)
             }
+            Step::ClassicStaLta { sta, lta } => {
+                TraceOp::Classic(ClassicStaLta::from_seconds(sta, lta, rate)?)
+            }
+            Step::RecursiveStaLta { sta, lta } => {
+                TraceOp::Recursive(RecursiveStaLta::from_seconds(sta, lta, rate)?)
+            }
+            Step::DelayedStaLta { sta, lta } => {
+                TraceOp::Delayed(DelayedStaLta::from_seconds(sta, lta, rate)?)
+            }
+            Step::CarlStaTrig {
+                sta,
+                lta,
+                ratio,
+                quiet,
+            } => TraceOp::Carl(CarlStaTrig::new(
+                StaLtaWindows::from_seconds(sta, lta, rate)?,
+                ratio,
+                quiet,
+            )?),
             Step::StaltaAbs { sta, lta } => TraceOp::StaltaAbs(StaLtaAbs::new(sta, lta, rate)?),
             Step::ZDetect { sta } => {
                 let n = (sta * rate) as usize;
@@ -96,7 +139,11 @@ impl TraceOp {
             TraceOp::Delayed(c) => c.reset(),
             TraceOp::Carl(c) => c.reset(),
             TraceOp::StaltaAbs(c) => c.reset(),
-            TraceOp::ZeroPhase(_) | TraceOp::Demean | TraceOp::Detrend(_) | TraceOp::Taper { .. } | TraceOp::ZDetect(_) => {}
+            TraceOp::ZeroPhase(_)
+            | TraceOp::Demean
+            | TraceOp::Detrend(_)
+            | TraceOp::Taper { .. }
+            | TraceOp::ZDetect(_) => {}
         }
     }
 
@@ -115,8 +162,12 @@ impl TraceOp {
             TraceOp::Demean => filter::demean(buf)?,
             TraceOp::Detrend(DetrendKind::Simple) => filter::detrend_simple(buf)?,
             TraceOp::Detrend(DetrendKind::Linear) => filter::detrend_linear(buf)?,
-            TraceOp::Taper { max_percentage, max_length } => {
-                if let Some(w) = filter::taper_hann(buf, rate, Some(*max_percentage), *max_length)? {
+            TraceOp::Taper {
+                max_percentage,
+                max_length,
+            } => {
+                if let Some(w) = filter::taper_hann(buf, rate, Some(*max_percentage), *max_length)?
+                {
                     tracing::debug!("taper: {w:?}");
                 }
             }

@@ -162,7 +162,11 @@ pub struct CheckpointConfig {
 
 impl Default for CheckpointConfig {
     fn default() -> Self {
-        CheckpointConfig { path: "state/fakopp-ckpt.h5".into(), interval_s: 30.0, keep: 2 }
+        CheckpointConfig {
+            path: "state/fakopp-ckpt.h5".into(),
+            interval_s: 30.0,
+            keep: 2,
+        }
     }
 }
 
@@ -197,7 +201,10 @@ pub struct SyntheticConfig {
     pub events: usize,
     pub groundwater_sensors: usize,
     pub ph_sensors: usize,
-    /// UTC start, RFC 3339.
+    /// Days of groundwater and pH readings (every 15 min) ending with the
+    /// seismic window.
+    pub env_days: f64,
+    /// UTC start of the seismic window, RFC 3339.
     pub start: String,
 }
 
@@ -211,6 +218,7 @@ impl Default for SyntheticConfig {
             events: 3,
             groundwater_sensors: 4,
             ph_sensors: 4,
+            env_days: 30.0,
             start: "2024-05-01T12:00:00Z".into(),
         }
     }
@@ -300,5 +308,7 @@ impl Config {
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ *b as u64).wrapping_mul(0x100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ *b as u64).wrapping_mul(0x100_0000_01b3)
+    })
 }

@@ -57,15 +57,38 @@ pub enum Step {
         max_length: Option<f64>,
     },
     /// SeisComP running-mean high-pass over `window` seconds.
-    Rmhp { window: f64 },
+    Rmhp {
+        window: f64,
+    },
     /// SeisComP initial taper over the first `length` seconds.
-    Itaper { length: f64 },
-    ClassicStaLta { sta: f64, lta: f64 },
-    RecursiveStaLta { sta: f64, lta: f64 },
-    DelayedStaLta { sta: f64, lta: f64 },
-    CarlStaTrig { sta: f64, lta: f64, ratio: f64, quiet: f64 },
-    ZDetect { sta: f64 },
-    StaltaAbs { sta: f64, lta: f64 },
+    Itaper {
+        length: f64,
+    },
+    ClassicStaLta {
+        sta: f64,
+        lta: f64,
+    },
+    RecursiveStaLta {
+        sta: f64,
+        lta: f64,
+    },
+    DelayedStaLta {
+        sta: f64,
+        lta: f64,
+    },
+    CarlStaTrig {
+        sta: f64,
+        lta: f64,
+        ratio: f64,
+        quiet: f64,
+    },
+    ZDetect {
+        sta: f64,
+    },
+    StaltaAbs {
+        sta: f64,
+        lta: f64,
+    },
     Trigger {
         on: f64,
         off: f64,
@@ -74,7 +97,10 @@ pub enum Step {
         #[serde(default)]
         max_len_delete: bool,
     },
-    AicPick { before: f64, after: f64 },
+    AicPick {
+        before: f64,
+        after: f64,
+    },
     // Environmental QC: the kernels' own parameter structs, so the names
     // and checks are those of ioos_qc as implemented in fakopp-kernels.
     GrossRange(qc::GrossRangeConfig),

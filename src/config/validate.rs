@@ -29,11 +29,20 @@ pub fn is_cql_identifier(s: &str) -> bool {
 pub(super) fn validate(cfg: &Config, mode: Mode) -> Check {
     let c = &cfg.cassandra;
     if !is_cql_identifier(&c.keyspace) {
-        fail("cassandra.keyspace", format!("`{}` is not a valid CQL identifier (letters, digits, _; at most 48)", c.keyspace))?;
+        fail(
+            "cassandra.keyspace",
+            format!(
+                "`{}` is not a valid CQL identifier (letters, digits, _; at most 48)",
+                c.keyspace
+            ),
+        )?;
     }
     if !c.replication.starts_with('{')
         || !c.replication.ends_with('}')
-        || !c.replication.chars().all(|ch| ch.is_ascii_alphanumeric() || " '{}:,_.".contains(ch))
+        || !c
+            .replication
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || " '{}:,_.".contains(ch))
     {
         fail("cassandra.replication", "must be a CQL map literal such as {'class': 'SimpleStrategy', 'replication_factor': 1}")?;
     }
@@ -44,9 +53,17 @@ pub(super) fn validate(cfg: &Config, mode: Mode) -> Check {
         fail("cassandra.max_in_flight", "must be >= 1")?;
     }
     if c.password_env.is_some() && c.username.is_none() {
-        fail("cassandra.password_env", "is set but cassandra.username is not")?;
+        fail(
+            "cassandra.password_env",
+            "is set but cassandra.username is not",
+        )?;
     }
-    for (k, v) in [("kafka.brokers", &cfg.kafka.brokers), ("kafka.topic", &cfg.kafka.topic), ("kafka.group", &cfg.kafka.group), ("kafka.dlq_topic", &cfg.kafka.dlq_topic)] {
+    for (k, v) in [
+        ("kafka.brokers", &cfg.kafka.brokers),
+        ("kafka.topic", &cfg.kafka.topic),
+        ("kafka.group", &cfg.kafka.group),
+        ("kafka.dlq_topic", &cfg.kafka.dlq_topic),
+    ] {
         if v.trim().is_empty() {
             fail(k, "must not be empty")?;
         }
@@ -67,8 +84,19 @@ pub(super) fn validate(cfg: &Config, mode: Mode) -> Check {
     let s = &cfg.synthetic;
     positive("synthetic.sample_rate_hz".into(), s.sample_rate_hz)?;
     positive("synthetic.duration_s".into(), s.duration_s)?;
-    if cfg.source.kind == SourceKind::Files && mode == Mode::Stream && cfg.source.inputs.is_empty() {
-        fail("source.inputs", "source.kind = \"files\" needs at least one input")?;
+    positive("synthetic.env_days".into(), s.env_days)?;
+    if crate::model::parse_time_ns(&s.start).is_err() {
+        fail(
+            "synthetic.start",
+            format!("`{}` is not an RFC 3339 time", s.start),
+        )?;
+    }
+    if cfg.source.kind == SourceKind::Files && mode == Mode::Stream && cfg.source.inputs.is_empty()
+    {
+        fail(
+            "source.inputs",
+            "source.kind = \"files\" needs at least one input",
+        )?;
     }
     if cfg.sinks.kinds.is_empty() && mode != Mode::Tooling {
         fail("sinks.kinds", "needs at least one sink")?;
@@ -81,14 +109,23 @@ pub(super) fn validate(cfg: &Config, mode: Mode) -> Check {
             fail(format!("{at}.name"), "must not be empty")?;
         }
         if !names.insert(ch.name.as_str()) {
-            fail(format!("{at}.name"), format!("chain name `{}` is used twice", ch.name))?;
+            fail(
+                format!("{at}.name"),
+                format!("chain name `{}` is used twice", ch.name),
+            )?;
         }
         if ch.select.is_empty() {
-            fail(format!("{at}.select"), "must name at least one glob over sensor ids")?;
+            fail(
+                format!("{at}.select"),
+                "must name at least one glob over sensor ids",
+            )?;
         }
         for (j, g) in ch.select.iter().enumerate() {
             if let Err(e) = globset::Glob::new(g) {
-                fail(format!("{at}.select[{j}]"), format!("invalid glob `{g}`: {e}"))?;
+                fail(
+                    format!("{at}.select[{j}]"),
+                    format!("invalid glob `{g}`: {e}"),
+                )?;
             }
         }
         if ch.steps.is_empty() {
@@ -97,7 +134,13 @@ pub(super) fn validate(cfg: &Config, mode: Mode) -> Check {
         for (j, st) in ch.steps.iter().enumerate() {
             let key = format!("{at}.steps[{j}]");
             if mode == Mode::Stream && st.batch_only() {
-                fail(format!("{key}.op"), format!("`{}` (non-causal) is batch-only and cannot run in a stream", st.op()))?;
+                fail(
+                    format!("{key}.op"),
+                    format!(
+                        "`{}` (non-causal) is batch-only and cannot run in a stream",
+                        st.op()
+                    ),
+                )?;
             }
             step(&key, st)?;
         }
@@ -105,15 +148,27 @@ pub(super) fn validate(cfg: &Config, mode: Mode) -> Check {
     for (i, co) in cfg.coincidence.iter().enumerate() {
         let at = format!("coincidence[{i}]");
         let Some(ch) = cfg.chains.iter().find(|c| c.name == co.chain) else {
-            return fail(format!("{at}.chain"), format!("no chain named `{}`", co.chain));
+            return fail(
+                format!("{at}.chain"),
+                format!("no chain named `{}`", co.chain),
+            );
         };
         if !ch.steps.iter().any(|s| matches!(s, Step::Trigger { .. })) {
-            fail(format!("{at}.chain"), format!("chain `{}` has no trigger step", co.chain))?;
+            fail(
+                format!("{at}.chain"),
+                format!("chain `{}` has no trigger step", co.chain),
+            )?;
         }
         positive(format!("{at}.threshold_sum"), co.threshold_sum)?;
-        positive(format!("{at}.max_trigger_length_s"), co.max_trigger_length_s)?;
+        positive(
+            format!("{at}.max_trigger_length_s"),
+            co.max_trigger_length_s,
+        )?;
         if !(co.trigger_off_extension_s.is_finite() && co.trigger_off_extension_s >= 0.0) {
-            fail(format!("{at}.trigger_off_extension_s"), "must be a finite number >= 0")?;
+            fail(
+                format!("{at}.trigger_off_extension_s"),
+                "must be a finite number >= 0",
+            )?;
         }
     }
     Ok(())
@@ -123,7 +178,10 @@ fn sta_lta(key: &str, sta: f64, lta: f64) -> Check {
     positive(format!("{key}.sta"), sta)?;
     positive(format!("{key}.lta"), lta)?;
     if sta >= lta {
-        fail(format!("{key}.sta"), format!("sta ({sta} s) must be shorter than lta ({lta} s)"))?;
+        fail(
+            format!("{key}.sta"),
+            format!("sta ({sta} s) must be shorter than lta ({lta} s)"),
+        )?;
     }
     Ok(())
 }
@@ -132,7 +190,9 @@ fn sta_lta(key: &str, sta: f64, lta: f64) -> Check {
 fn kernel(key: &str, r: fakopp_kernels::Result<()>) -> Check {
     match r {
         Ok(()) => Ok(()),
-        Err(fakopp_kernels::KernelError::InvalidParameter { name, reason }) => fail(format!("{key}.{name}"), reason),
+        Err(fakopp_kernels::KernelError::InvalidParameter { name, reason }) => {
+            fail(format!("{key}.{name}"), reason)
+        }
         Err(e) => fail(key.to_string(), e.to_string()),
     }
 }
@@ -141,28 +201,56 @@ fn corners(key: &str, n: u32) -> Check {
     if (1..=16).contains(&n) {
         Ok(())
     } else {
-        fail(format!("{key}.corners"), format!("must be between 1 and 16, got {n}"))
+        fail(
+            format!("{key}.corners"),
+            format!("must be between 1 and 16, got {n}"),
+        )
     }
 }
 
 fn step(key: &str, st: &Step) -> Check {
     match *st {
-        Step::Bandpass { freqmin, freqmax, corners: n, .. } | Step::Bandstop { freqmin, freqmax, corners: n, .. } => {
+        Step::Bandpass {
+            freqmin,
+            freqmax,
+            corners: n,
+            ..
+        }
+        | Step::Bandstop {
+            freqmin,
+            freqmax,
+            corners: n,
+            ..
+        } => {
             positive(format!("{key}.freqmin"), freqmin)?;
             positive(format!("{key}.freqmax"), freqmax)?;
             if freqmin >= freqmax {
-                fail(format!("{key}.freqmin"), format!("freqmin ({freqmin} Hz) must be below freqmax ({freqmax} Hz)"))?;
+                fail(
+                    format!("{key}.freqmin"),
+                    format!("freqmin ({freqmin} Hz) must be below freqmax ({freqmax} Hz)"),
+                )?;
             }
             corners(key, n)
         }
-        Step::Lowpass { freq, corners: n, .. } | Step::Highpass { freq, corners: n, .. } => {
+        Step::Lowpass {
+            freq, corners: n, ..
+        }
+        | Step::Highpass {
+            freq, corners: n, ..
+        } => {
             positive(format!("{key}.freq"), freq)?;
             corners(key, n)
         }
         Step::Demean {} | Step::Detrend { .. } => Ok(()),
-        Step::Taper { max_percentage, max_length } => {
+        Step::Taper {
+            max_percentage,
+            max_length,
+        } => {
             if !(max_percentage > 0.0 && max_percentage <= 0.5) {
-                fail(format!("{key}.max_percentage"), format!("must be in (0, 0.5], got {max_percentage}"))?;
+                fail(
+                    format!("{key}.max_percentage"),
+                    format!("must be in (0, 0.5], got {max_percentage}"),
+                )?;
             }
             if let Some(l) = max_length {
                 positive(format!("{key}.max_length"), l)?;
@@ -175,7 +263,12 @@ fn step(key: &str, st: &Step) -> Check {
         | Step::RecursiveStaLta { sta, lta }
         | Step::DelayedStaLta { sta, lta }
         | Step::StaltaAbs { sta, lta } => sta_lta(key, sta, lta),
-        Step::CarlStaTrig { sta, lta, ratio, quiet } => {
+        Step::CarlStaTrig {
+            sta,
+            lta,
+            ratio,
+            quiet,
+        } => {
             sta_lta(key, sta, lta)?;
             if !ratio.is_finite() {
                 fail(format!("{key}.ratio"), "must be finite")?;
@@ -186,10 +279,15 @@ fn step(key: &str, st: &Step) -> Check {
             Ok(())
         }
         Step::ZDetect { sta } => positive(format!("{key}.sta"), sta),
-        Step::Trigger { on, off, max_len, .. } => {
+        Step::Trigger {
+            on, off, max_len, ..
+        } => {
             positive(format!("{key}.on"), on)?;
             if !(off.is_finite() && off >= 0.0) {
-                fail(format!("{key}.off"), format!("must be a finite number >= 0, got {off}"))?;
+                fail(
+                    format!("{key}.off"),
+                    format!("must be a finite number >= 0, got {off}"),
+                )?;
             }
             if let Some(m) = max_len {
                 positive(format!("{key}.max_len"), m)?;
@@ -208,7 +306,12 @@ fn step(key: &str, st: &Step) -> Check {
         Step::TimeGap(ref c) => kernel(key, c.validate()),
         // Climatology and stats are checked by building their state (they
         // need no sampling rate for that).
-        Step::Climatology(ref c) => kernel(key, fakopp_kernels::qc::ClimatologyState::new(c).map(drop)),
-        Step::Stats(ref c) => kernel(key, fakopp_kernels::stats::StatsState::new(c, None).map(drop)),
+        Step::Climatology(ref c) => {
+            kernel(key, fakopp_kernels::qc::ClimatologyState::new(c).map(drop))
+        }
+        Step::Stats(ref c) => kernel(
+            key,
+            fakopp_kernels::stats::StatsState::new(c, None).map(drop),
+        ),
     }
 }

@@ -23,16 +23,25 @@ pub struct Dist {
 
 /// True when this process was started by an MPI launcher.
 pub fn launched_by_mpirun() -> bool {
-    ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "MPI_LOCALNRANKS"]
-        .iter()
-        .any(|v| std::env::var_os(v).is_some())
+    [
+        "OMPI_COMM_WORLD_SIZE",
+        "PMI_SIZE",
+        "PMIX_RANK",
+        "MPI_LOCALNRANKS",
+    ]
+    .iter()
+    .any(|v| std::env::var_os(v).is_some())
 }
 
 impl Dist {
     /// Initialises MPI when launched by mpirun, else a world of one.
     pub fn init() -> Result<Dist> {
         if !launched_by_mpirun() {
-            return Ok(Dist { universe: None, rank: 0, size: 1 });
+            return Ok(Dist {
+                universe: None,
+                rank: 0,
+                size: 1,
+            });
         }
         let Some((universe, level)) = mpi::initialize_with_threading(Threading::Funneled) else {
             bail!("MPI was already initialised in this process");
@@ -42,7 +51,11 @@ impl Dist {
         }
         let world = universe.world();
         let (rank, size) = (world.rank() as usize, world.size() as usize);
-        Ok(Dist { universe: Some(universe), rank, size })
+        Ok(Dist {
+            universe: Some(universe),
+            rank,
+            size,
+        })
     }
 
     pub fn rank(&self) -> usize {

@@ -1,3 +1,5 @@
 //! Sinks: where results and raw data go (DESIGN §1).
 
 pub mod cassandra;
+pub mod hdf5;
+pub mod jsonl;

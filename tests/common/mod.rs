@@ -17,7 +17,10 @@ pub fn repo() -> PathBuf {
 
 /// A name no other test run uses (topics, keyspaces).
 pub fn unique(prefix: &str) -> String {
-    let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     format!("{prefix}_{}_{}", std::process::id(), t % 1_000_000_000_000)
 }
 
@@ -38,4 +41,51 @@ pub fn write_config(dir: &std::path::Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
     p
+}
+
+/// The oracle venv's python (ObsPy, SciPy, ioos_qc), created by
+/// `scripts/pyenv` if needed. Fails the test if it cannot be had.
+pub fn oracle_python() -> PathBuf {
+    let out = Command::new(repo().join("scripts/pyenv"))
+        .output()
+        .expect("running scripts/pyenv");
+    assert!(
+        out.status.success(),
+        "scripts/pyenv failed: {}",
+        stderr(&out)
+    );
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
+/// Runs `tests/oracle/<script> <args...>`; panics with its output on failure.
+pub fn run_oracle(script: &str, args: &[&std::ffi::OsStr]) {
+    let out = Command::new(oracle_python())
+        .arg(repo().join("tests/oracle").join(script))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        stderr(&out)
+    );
+}
+
+/// `mpirun -n N` as root on a small machine.
+pub fn mpirun(n: usize) -> Command {
+    let mut c = Command::new("mpirun");
+    c.env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .env("OMPI_MCA_rmaps_base_oversubscribe", "1")
+        .args(["-n", &n.to_string(), "--oversubscribe"]);
+    c
+}
+
+/// Parses JSON lines.
+pub fn json_lines(text: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(text)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l}: {e}")))
+        .collect()
 }

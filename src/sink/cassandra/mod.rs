@@ -19,8 +19,9 @@ pub async fn connect(cfg: &CassandraConfig) -> Result<Session> {
         .connection_timeout(Duration::from_secs(10));
     if let Some(user) = &cfg.username {
         let password = match &cfg.password_env {
-            Some(var) => std::env::var(var)
-                .with_context(|| format!("cassandra.password_env names `{var}`, which is not set"))?,
+            Some(var) => std::env::var(var).with_context(|| {
+                format!("cassandra.password_env names `{var}`, which is not set")
+            })?,
             None => String::new(),
         };
         b = b.user(user, password);

@@ -15,7 +15,10 @@ pub fn schema_statements(cfg: &CassandraConfig) -> Vec<String> {
     body.split(';')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| s.replace("{keyspace}", &cfg.keyspace).replace("{replication}", &cfg.replication))
+        .map(|s| {
+            s.replace("{keyspace}", &cfg.keyspace)
+                .replace("{replication}", &cfg.replication)
+        })
         .collect()
 }
 
@@ -30,7 +33,10 @@ pub async fn apply_schema(session: &Session, cfg: &CassandraConfig) -> Result<()
             .await
             .with_context(|| format!("schema statement failed: {first_line}"))?;
     }
-    session.await_schema_agreement().await.context("waiting for schema agreement")?;
+    session
+        .await_schema_agreement()
+        .await
+        .context("waiting for schema agreement")?;
     tracing::info!(keyspace = %cfg.keyspace, "schema applied");
     Ok(())
 }

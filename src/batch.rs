@@ -1,0 +1,467 @@
+//! `fakopp batch`: archives (or the synthetic network) through the chains.
+//!
+//! Rank 0 reads the inputs and spreads the sensors over the ranks, balanced
+//! by sample count; every rank (rank 0 included) runs its sensors' chains
+//! with rayon; the results are gathered on rank 0, which runs network
+//! coincidence and writes the outputs. Results are sorted canonically, so
+//! they are identical for any number of ranks and threads.
+
+use crate::chain::{ChainState, CompiledChain};
+use crate::cli::OutputFormat;
+use crate::config::{Config, SinkKind, SourceKind};
+use crate::dist::{gather_buffers, scatter_buffers, Dist};
+use crate::model::{format_time_us, Series};
+use crate::output::{EventRec, Problem, Results};
+use crate::progress::Progress;
+use crate::source::synthetic::{self, TrueEvent};
+use anyhow::{bail, Context, Result};
+use fakopp_kernels::detect::{coincidence_trigger, CoincidenceParams, Sensor, StationTrigger};
+use rayon::prelude::*;
+use std::path::PathBuf;
+use std::time::Instant;
+
+pub struct BatchArgs {
+    pub inputs: Vec<PathBuf>,
+    pub output: Option<PathBuf>,
+    pub format: Option<OutputFormat>,
+    pub keep_going: bool,
+}
+
+/// Where the results go.
+#[derive(Debug, Clone, PartialEq)]
+enum Dest {
+    JsonlStdout,
+    Jsonl(PathBuf),
+    Hdf5(PathBuf),
+}
+
+fn destinations(cfg: &Config, a: &BatchArgs) -> Result<Vec<Dest>> {
+    Ok(match (&a.output, a.format) {
+        (None, Some(OutputFormat::Jsonl)) => vec![Dest::JsonlStdout],
+        (None, Some(OutputFormat::Hdf5)) => vec![Dest::Hdf5(cfg.sinks.hdf5_path.clone())],
+        (Some(p), Some(OutputFormat::Jsonl)) => vec![Dest::Jsonl(p.clone())],
+        (Some(p), Some(OutputFormat::Hdf5)) => vec![Dest::Hdf5(p.clone())],
+        (Some(p), None) => match p.extension().and_then(|e| e.to_str()) {
+            Some("h5" | "hdf5") => vec![Dest::Hdf5(p.clone())],
+            _ => vec![Dest::Jsonl(p.clone())],
+        },
+        (None, None) => {
+            let mut d = Vec::new();
+            for k in &cfg.sinks.kinds {
+                match k {
+                    SinkKind::Hdf5 => d.push(Dest::Hdf5(cfg.sinks.hdf5_path.clone())),
+                    SinkKind::Jsonl => d.push(Dest::Jsonl(
+                        cfg.sinks
+                            .jsonl_path
+                            .clone()
+                            .unwrap_or_else(|| "results.jsonl".into()),
+                    )),
+                    SinkKind::Cassandra | SinkKind::Kafka => bail!(
+                        "sinks.kinds: the {k:?} sink is written by the stream job (`fakopp run`); \
+                         for batch use hdf5 or jsonl, or --output"
+                    ),
+                }
+            }
+            d
+        }
+    })
+}
+
+/// What rank 0 read, for the summary.
+#[derive(Default)]
+struct Loaded {
+    series: Vec<Series>,
+    files: usize,
+    truth: Vec<TrueEvent>,
+    problems: Vec<Problem>,
+}
+
+fn load(cfg: &Config, a: &BatchArgs) -> Result<Loaded> {
+    if !a.inputs.is_empty() || cfg.source.kind == SourceKind::Files {
+        let paths = if a.inputs.is_empty() {
+            cfg.source.inputs.clone()
+        } else {
+            a.inputs.clone()
+        };
+        if paths.is_empty() {
+            bail!("no input files: give them on the command line or in source.inputs");
+        }
+        let input = crate::source::files::read_inputs(
+            &paths,
+            cfg.stream.max_gap_interp_samples,
+            a.keep_going,
+        )?;
+        let problems = input
+            .bad
+            .iter()
+            .map(|b| Problem {
+                chain: String::new(),
+                sensor: b.file.display().to_string(),
+                reason: b.to_string(),
+            })
+            .collect();
+        return Ok(Loaded {
+            series: input.series,
+            files: paths.len(),
+            truth: Vec::new(),
+            problems,
+        });
+    }
+    match cfg.source.kind {
+        SourceKind::Synthetic => {
+            let s = synthetic::generate(&cfg.synthetic)?;
+            Ok(Loaded { series: s.series, files: 0, truth: s.events, problems: Vec::new() })
+        }
+        SourceKind::Kafka => bail!("source.kind = \"kafka\" is the stream job's source: use `fakopp run`, or give input files"),
+        SourceKind::Files => unreachable!("handled above"),
+    }
+}
+
+/// Longest-processing-time assignment of sensors to ranks by sample count;
+/// deterministic (ties broken by sensor id).
+pub fn partition(series: Vec<Series>, ranks: usize) -> Vec<Vec<Series>> {
+    let mut order: Vec<Series> = series;
+    order.sort_by(|a, b| {
+        b.sample_count()
+            .cmp(&a.sample_count())
+            .then_with(|| a.sensor_id.cmp(&b.sensor_id))
+    });
+    let mut load = vec![0usize; ranks];
+    let mut parts: Vec<Vec<Series>> = (0..ranks).map(|_| Vec::new()).collect();
+    for s in order {
+        let r = (0..ranks)
+            .min_by_key(|&r| (load[r], r))
+            .expect("at least one rank");
+        load[r] += s.sample_count();
+        parts[r].push(s);
+    }
+    parts
+}
+
+/// Runs `chain` over a whole series. Problems with the data are recorded
+/// in the results, never fatal.
+pub fn run_series(chain: &CompiledChain, series: &Series, out: &mut Results) {
+    let problem = |reason: String| Problem {
+        chain: chain.name().into(),
+        sensor: series.sensor_id.clone(),
+        reason,
+    };
+    let rate = series.sample_rate_hz;
+    let interval_ns = if rate > 0.0 {
+        Some((1e9 / rate).round() as i64)
+    } else {
+        let times: Vec<i64> = series
+            .segments
+            .iter()
+            .flat_map(|s| s.times_ns.iter().copied())
+            .collect();
+        fakopp_kernels::qc::median_interval_ns(&times)
+    };
+    let mut state = match ChainState::new(chain, &series.sensor_id, rate, interval_ns) {
+        Ok(s) => s,
+        Err(e) => return out.problems.push(problem(format!("{e:#}"))),
+    };
+    let trace_chain = chain.has_trace_ops();
+    let mut missing = 0usize;
+    let result = (|| -> Result<()> {
+        for seg in &series.segments {
+            if !trace_chain {
+                state.begin_segment(seg.start_ns, out);
+                state.push(&seg.times_ns, &seg.samples, out)?;
+                continue;
+            }
+            // Trace operators cannot carry missing readings: each run of
+            // finite samples is a segment of its own (warm-up again).
+            let mut i = 0;
+            while i < seg.samples.len() {
+                if !seg.samples[i].is_finite() {
+                    missing += 1;
+                    i += 1;
+                    continue;
+                }
+                let j = seg.samples[i..]
+                    .iter()
+                    .position(|v| !v.is_finite())
+                    .map_or(seg.samples.len(), |k| i + k);
+                state.begin_segment(seg.time_of(i, rate), out);
+                state.push(&[], &seg.samples[i..j], out)?;
+                i = j;
+            }
+        }
+        state.finish(out);
+        Ok(())
+    })();
+    if let Err(e) = result {
+        out.problems.push(problem(format!("{e:#}")));
+    }
+    if missing > 0 {
+        out.problems.push(problem(format!(
+            "{missing} missing readings split the trace (the chain restarted after each)"
+        )));
+    }
+}
+
+/// Runs every matching chain over every series, in parallel.
+pub fn process(chains: &[CompiledChain], series: &[Series], progress: &Progress) -> Results {
+    let mut results = series
+        .par_iter()
+        .map(|s| {
+            let mut out = Results::default();
+            for c in chains.iter().filter(|c| c.matches(&s.sensor_id)) {
+                run_series(c, s, &mut out);
+            }
+            progress.inc(s.sample_count() as u64);
+            out
+        })
+        .reduce(Results::default, |mut a, b| {
+            a.extend(b);
+            a
+        });
+    for c in chains {
+        let names = c.qc_names();
+        if !names.is_empty() {
+            results.qc_tests.push((c.name().to_string(), names));
+        }
+    }
+    results
+}
+
+/// Network detection for each `[[coincidence]]` (ObsPy coincidence_trigger).
+pub fn coincidence(
+    cfg: &Config,
+    chains: &[CompiledChain],
+    sensors: &[String],
+    results: &mut Results,
+) -> Result<()> {
+    for co in &cfg.coincidence {
+        let chain = chains
+            .iter()
+            .find(|c| c.name() == co.chain)
+            .expect("validated: chain exists");
+        let members: Vec<Sensor> = sensors
+            .iter()
+            .filter(|s| chain.matches(s))
+            .map(|s| Sensor {
+                id: s.clone(),
+                weight: co.weights.get(s).copied().unwrap_or(1.0),
+            })
+            .collect();
+        let trig: Vec<StationTrigger> = results
+            .triggers
+            .iter()
+            .filter(|t| t.chain == co.chain)
+            .filter_map(|t| {
+                members
+                    .iter()
+                    .position(|m| m.id == t.sensor)
+                    .map(|i| StationTrigger {
+                        sensor: i,
+                        on_ns: t.on_time_ns,
+                        off_ns: t.off_time_ns,
+                        peak: t.peak_cf,
+                    })
+            })
+            .collect();
+        let params = CoincidenceParams {
+            threshold_sum: co.threshold_sum,
+            trigger_off_extension_s: co.trigger_off_extension_s,
+        };
+        let events = coincidence_trigger(&members, &trig, &params)
+            .with_context(|| format!("coincidence over chain {}", co.chain))?;
+        results.events.extend(events.into_iter().map(|e| EventRec {
+            chain: co.chain.clone(),
+            time_ns: e.time_ns,
+            duration_s: e.duration_s,
+            sensors: e.sensors.iter().map(|&i| members[i].id.clone()).collect(),
+            coincidence_sum: e.coincidence_sum,
+        }));
+    }
+    Ok(())
+}
+
+fn to_bytes<T: serde::Serialize>(v: &T) -> Result<Vec<u8>> {
+    postcard::to_stdvec(v).context("serialising for MPI")
+}
+
+fn from_bytes<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T> {
+    postcard::from_bytes(b).context("deserialising an MPI message")
+}
+
+/// What rank 0 knows of the whole run, for coincidence and the summary.
+struct RunInfo {
+    files: usize,
+    sensors: Vec<String>,
+    samples: u64,
+    truth: Vec<TrueEvent>,
+    problems: Vec<Problem>,
+}
+
+/// Spreads rank 0's series over the ranks. Rank 0 gets the run's info back.
+/// If rank 0 could not read its inputs, every rank learns it (the others
+/// would otherwise wait in the scatter forever).
+fn distribute(
+    dist: &Dist,
+    loaded: Option<Result<Loaded>>,
+) -> Result<(Vec<Series>, Option<RunInfo>)> {
+    let info = |l: &Loaded| RunInfo {
+        files: l.files,
+        sensors: l.series.iter().map(|s| s.sensor_id.clone()).collect(),
+        samples: l.series.iter().map(|s| s.sample_count() as u64).sum(),
+        truth: l.truth.clone(),
+        problems: l.problems.clone(),
+    };
+    let Some(world) = dist.world() else {
+        let l = loaded.expect("a world of one is rank 0")?;
+        let i = info(&l);
+        return Ok((l.series, Some(i)));
+    };
+    let (parts, run_info, failure) = match loaded {
+        Some(Ok(l)) => {
+            let i = info(&l);
+            let parts = partition(l.series, dist.size());
+            let bytes = parts
+                .iter()
+                .map(|p| to_bytes(&Some(p)))
+                .collect::<Result<Vec<_>>>()?;
+            (Some(bytes), Some(i), None)
+        }
+        Some(Err(e)) => (
+            Some(vec![to_bytes(&None::<Vec<Series>>)?; dist.size()]),
+            None,
+            Some(e),
+        ),
+        None => (None, None, None),
+    };
+    let buf = scatter_buffers(&world, parts.as_deref());
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    match from_bytes::<Option<Vec<Series>>>(&buf)? {
+        Some(mine) => Ok((mine, run_info)),
+        None => bail!("rank 0 could not read the inputs (see its message)"),
+    }
+}
+
+/// Brings every rank's results to rank 0 (`None` on the other ranks).
+fn collect(dist: &Dist, results: Results) -> Result<Option<Results>> {
+    let Some(world) = dist.world() else {
+        return Ok(Some(results));
+    };
+    let Some(all) = gather_buffers(&world, &to_bytes(&results)?) else {
+        return Ok(None);
+    };
+    let mut merged = Results::default();
+    for b in all {
+        merged.extend(from_bytes(&b)?);
+    }
+    Ok(Some(merged))
+}
+
+pub fn run(cfg: &Config, args: BatchArgs) -> Result<()> {
+    let t0 = Instant::now();
+    let dist = Dist::init()?;
+    let chains = CompiledChain::compile(cfg)?;
+    let dests = destinations(cfg, &args)?;
+
+    let loaded = dist.is_root().then(|| load(cfg, &args));
+    let (mine, info) = distribute(&dist, loaded)?;
+    let progress = Progress::new(
+        mine.iter().map(|s| s.sample_count() as u64).sum(),
+        dist.is_root(),
+    );
+    let results = process(&chains, &mine, &progress);
+    progress.finish();
+    drop(mine);
+
+    let Some(mut results) = collect(&dist, results)? else {
+        return Ok(());
+    };
+    let info = info.expect("rank 0 keeps the run's info");
+    results.problems.extend(info.problems.iter().cloned());
+    coincidence(cfg, &chains, &info.sensors, &mut results)?;
+    results.sort();
+
+    for d in &dests {
+        match d {
+            Dest::JsonlStdout => {
+                let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+                crate::sink::jsonl::write(&results, &mut out)?;
+                std::io::Write::flush(&mut out)?;
+            }
+            Dest::Jsonl(p) => crate::sink::jsonl::write_file(&results, p)?,
+            Dest::Hdf5(p) => crate::sink::hdf5::write_file(&results, p, cfg.chains_hash())?,
+        }
+    }
+    summary(
+        &info,
+        &results,
+        &dests,
+        t0.elapsed().as_secs_f64(),
+        dist.size(),
+    );
+    Ok(())
+}
+
+fn summary(l: &RunInfo, r: &Results, dests: &[Dest], secs: f64, ranks: usize) {
+    let mut flags = std::collections::BTreeMap::<u8, u64>::new();
+    for q in &r.qc {
+        *flags.entry(q.aggregate).or_default() += 1;
+    }
+    let flags_txt: Vec<String> = flags.iter().map(|(f, n)| format!("{f}:{n}")).collect();
+    tracing::info!(
+        files = l.files,
+        sensors = l.sensors.len(),
+        samples = l.samples,
+        samples_per_s = format!("{:.0}", l.samples as f64 / secs),
+        triggers = r.triggers.len(),
+        events = r.events.len(),
+        qc_readings = r.qc.len(),
+        qc_aggregate = %flags_txt.join(" "),
+        problems = r.problems.len(),
+        ranks,
+        seconds = format!("{secs:.2}"),
+        "batch done"
+    );
+    for p in &r.problems {
+        tracing::warn!(chain = %p.chain, sensor = %p.sensor, "{}", p.reason);
+    }
+    if !l.truth.is_empty() {
+        eprintln!("\nsynthetic events: true first P arrival vs detected network event");
+        for ev in &l.truth {
+            let best = r
+                .events
+                .iter()
+                .min_by_key(|e| (e.time_ns - ev.first_arrival_ns).abs());
+            match best.filter(|e| (e.time_ns - ev.first_arrival_ns).abs() < 10_000_000_000) {
+                Some(e) => eprintln!(
+                    "  {}  →  {}  ({:+.2} s, {} stations)",
+                    format_time_us(ev.first_arrival_ns),
+                    format_time_us(e.time_ns),
+                    (e.time_ns - ev.first_arrival_ns) as f64 / 1e9,
+                    e.sensors.len()
+                ),
+                None => eprintln!("  {}  →  not detected", format_time_us(ev.first_arrival_ns)),
+            }
+        }
+        let spurious = r
+            .events
+            .iter()
+            .filter(|e| {
+                !l.truth
+                    .iter()
+                    .any(|t| (e.time_ns - t.first_arrival_ns).abs() < 10_000_000_000)
+            })
+            .count();
+        eprintln!(
+            "  {} detected events, {} without a true event\n",
+            r.events.len(),
+            spurious
+        );
+    }
+    for d in dests {
+        match d {
+            Dest::JsonlStdout => {}
+            Dest::Jsonl(p) | Dest::Hdf5(p) => eprintln!("wrote {}", p.display()),
+        }
+    }
+}
