@@ -1,4 +1,3 @@
 //! Sources: where sensor data comes from (DESIGN §1).
 
 pub mod files;
-pub mod synthetic;
