@@ -3,15 +3,18 @@
 //! around one core; see DESIGN.md for the contract.
 
 pub mod assemble;
+pub mod batch;
 pub mod chain;
 pub mod cli;
 pub mod config;
 pub mod dist;
+pub mod fsutil;
 pub mod h5io;
 pub mod inspect;
 pub mod logging;
 pub mod model;
 pub mod output;
+pub mod progress;
 pub mod selftest;
-pub mod source;
 pub mod sink;
+pub mod source;

@@ -57,13 +57,23 @@ pub struct SensorPacket {
 pub fn valid_sensor_id(id: &str) -> Result<(), String> {
     let parts: Vec<&str> = id.split('.').collect();
     if parts.len() != 4 {
-        return Err(format!("sensor_id `{id}` must have the form NET.STA.LOC.CHA"));
+        return Err(format!(
+            "sensor_id `{id}` must have the form NET.STA.LOC.CHA"
+        ));
     }
-    for (i, (p, name)) in parts.iter().zip(["network", "station", "location", "channel"]).enumerate() {
+    for (i, (p, name)) in parts
+        .iter()
+        .zip(["network", "station", "location", "channel"])
+        .enumerate()
+    {
         if p.is_empty() && i != 2 {
             return Err(format!("sensor_id `{id}`: {name} code is empty"));
         }
-        if p.len() > 16 || !p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        if p.len() > 16
+            || !p
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
             return Err(format!("sensor_id `{id}`: {name} code `{p}` has characters outside [A-Za-z0-9_-] or is too long"));
         }
     }
@@ -125,7 +135,8 @@ mod tests {
     fn formats_times_with_microseconds() {
         assert_eq!(format_time_us(0), "1970-01-01T00:00:00.000000Z");
         // 2024-05-01T12:00:03.25Z
-        let t = (days_from_civil(2024, 5, 1) * 86_400 + 12 * 3600 + 3) * 1_000_000_000 + 250_000_000;
+        let t =
+            (days_from_civil(2024, 5, 1) * 86_400 + 12 * 3600 + 3) * 1_000_000_000 + 250_000_000;
         assert_eq!(format_time_us(t), "2024-05-01T12:00:03.250000Z");
         assert_eq!(format_time_us(-1_000), "1969-12-31T23:59:59.999999Z");
     }
@@ -142,9 +153,15 @@ mod tests {
     fn sensor_ids() {
         assert!(valid_sensor_id("GB.CWF..HHZ").is_ok());
         assert!(valid_sensor_id("EMB.X1.00.PH").is_ok());
-        assert!(valid_sensor_id("GB.CWF.HHZ").unwrap_err().contains("NET.STA.LOC.CHA"));
-        assert!(valid_sensor_id(".CWF..HHZ").unwrap_err().contains("network"));
-        assert!(valid_sensor_id("GB.C W..HHZ").unwrap_err().contains("station"));
+        assert!(valid_sensor_id("GB.CWF.HHZ")
+            .unwrap_err()
+            .contains("NET.STA.LOC.CHA"));
+        assert!(valid_sensor_id(".CWF..HHZ")
+            .unwrap_err()
+            .contains("network"));
+        assert!(valid_sensor_id("GB.C W..HHZ")
+            .unwrap_err()
+            .contains("station"));
     }
 }
 
@@ -193,7 +210,11 @@ impl Series {
 /// Guesses a sensor's kind from its SEED channel code or name, for inputs
 /// that do not say (MiniSEED, CSV).
 pub fn kind_from_channel(sensor_id: &str) -> SensorKind {
-    let cha = sensor_id.rsplit('.').next().unwrap_or_default().to_ascii_uppercase();
+    let cha = sensor_id
+        .rsplit('.')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_uppercase();
     let b = cha.as_bytes();
     if b.len() == 3 && b"EHSBMLV".contains(&b[0]) && b"HLGNM".contains(&b[1]) {
         return SensorKind::Seismic;

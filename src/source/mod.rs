@@ -1,3 +1,4 @@
 //! Sources: where sensor data comes from (DESIGN §1).
 
 pub mod files;
+pub mod synthetic;
