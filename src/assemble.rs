@@ -117,6 +117,153 @@ fn same_sample(a: f64, b: f64) -> bool {
     a == b || (a.is_nan() && b.is_nan())
 }
 
+/// Where [`SegmentCursor::place`] put a piece.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Placement {
+    /// The first piece, or one after a gap too large to interpolate: a new
+    /// segment starts at `start_ns` with these samples.
+    NewSegment { start_ns: i64, samples: Vec<f64> },
+    /// These samples (interpolated gap samples first, then the piece's own
+    /// after any overlap) continue the current segment.
+    Continue(Vec<f64>),
+    /// The piece held nothing new (an exact duplicate, or an overlap
+    /// entirely within the data already placed).
+    Dropped,
+}
+
+/// The incremental form of [`assemble`]: pieces are given in time order,
+/// one at a time, and each is placed at once. The cursor remembers the
+/// segment's grid and the last `tail` samples (to compare overlaps), not
+/// the whole segment, so a stream can run through it for ever.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SegmentCursor {
+    period_ns: f64,
+    max_gap: u64,
+    seg_start_ns: i64,
+    /// Samples in the current segment (0 before the first piece).
+    held: u64,
+    tail: std::collections::VecDeque<f64>,
+    tail_cap: usize,
+}
+
+impl SegmentCursor {
+    /// A cursor for a sensor sampled at `sample_rate_hz` (finite, > 0)
+    /// that keeps the last `tail_cap` samples; overlaps reaching further
+    /// back than that are compared only over the samples kept.
+    pub fn new(sample_rate_hz: f64, max_gap_interp_samples: u64, tail_cap: usize) -> SegmentCursor {
+        assert!(
+            sample_rate_hz.is_finite() && sample_rate_hz > 0.0,
+            "assembly needs a positive sample rate, got {sample_rate_hz}"
+        );
+        SegmentCursor {
+            period_ns: 1e9 / sample_rate_hz,
+            max_gap: max_gap_interp_samples,
+            seg_start_ns: 0,
+            held: 0,
+            tail: std::collections::VecDeque::new(),
+            tail_cap: tail_cap.max(1),
+        }
+    }
+
+    /// Time just after the last placed sample (the next slot).
+    pub fn next_ns(&self) -> Option<i64> {
+        (self.held > 0)
+            .then(|| self.seg_start_ns + (self.held as f64 * self.period_ns).round() as i64)
+    }
+
+    /// Slot of `start_ns` on the current segment's grid.
+    fn slot(&self, start_ns: i64) -> i64 {
+        // Offsets are small enough (< 2^53 ns, ~104 days) for exact f64
+        // arithmetic; beyond that the error stays far below half a period.
+        ((start_ns - self.seg_start_ns) as f64 / self.period_ns).round() as i64
+    }
+
+    /// True if a piece starting at `start_ns` would begin before the next
+    /// free slot (it overlaps data already placed).
+    pub fn overlaps(&self, start_ns: i64) -> bool {
+        self.held > 0 && self.slot(start_ns) < self.held as i64
+    }
+
+    fn remember(&mut self, samples: &[f64]) {
+        self.held += samples.len() as u64;
+        let keep = samples.len().min(self.tail_cap);
+        let excess = (self.tail.len() + keep).saturating_sub(self.tail_cap);
+        self.tail.drain(..excess);
+        self.tail.extend(&samples[samples.len() - keep..]);
+    }
+
+    fn start(
+        &mut self,
+        start_ns: i64,
+        samples: Vec<f64>,
+        report: &mut AssembleReport,
+    ) -> Placement {
+        report.segments += 1;
+        self.seg_start_ns = start_ns;
+        self.held = 0;
+        self.tail.clear();
+        self.remember(&samples);
+        Placement::NewSegment { start_ns, samples }
+    }
+
+    /// Places the next piece (pieces must come in start-time order).
+    pub fn place(&mut self, piece: Piece, report: &mut AssembleReport) -> Placement {
+        if piece.samples.is_empty() {
+            return Placement::Dropped;
+        }
+        report.pieces += 1;
+        report.samples_in += piece.samples.len() as u64;
+        if self.held == 0 {
+            return self.start(piece.start_ns, piece.samples, report);
+        }
+        let held = self.held as i64;
+        let slot = self.slot(piece.start_ns);
+        if slot < held {
+            // Overlap: keep the earlier data, append what extends beyond it.
+            let overlap = ((held - slot) as usize).min(piece.samples.len());
+            let back = (held - slot) as usize; // distance of the piece's start from the head
+            let conflicts = (0..overlap)
+                .filter(|&k| {
+                    let from_head = back - k; // 1 = last sample placed
+                    from_head <= self.tail.len()
+                        && !same_sample(self.tail[self.tail.len() - from_head], piece.samples[k])
+                })
+                .count();
+            if overlap == piece.samples.len() && conflicts == 0 {
+                report.duplicates_dropped += 1;
+                return Placement::Dropped;
+            }
+            report.overlaps_trimmed += 1;
+            report.overlap_samples_dropped += overlap as u64;
+            report.overlap_conflicts += conflicts as u64;
+            let rest = piece.samples[overlap..].to_vec();
+            if rest.is_empty() {
+                return Placement::Dropped;
+            }
+            self.remember(&rest);
+            Placement::Continue(rest)
+        } else if slot == held {
+            self.remember(&piece.samples);
+            Placement::Continue(piece.samples)
+        } else {
+            let missing = (slot - held) as u64;
+            if missing > self.max_gap {
+                report.gaps_split += 1;
+                return self.start(piece.start_ns, piece.samples, report);
+            }
+            let y0 = *self.tail.back().expect("a segment holds samples");
+            let y1 = piece.samples[0];
+            let step = (y1 - y0) / (missing + 1) as f64;
+            let mut out: Vec<f64> = (1..=missing).map(|i| y0 + step * i as f64).collect();
+            out.extend_from_slice(&piece.samples);
+            report.gaps_interpolated += 1;
+            report.samples_interpolated += missing;
+            self.remember(&out);
+            Placement::Continue(out)
+        }
+    }
+}
+
 /// Assembles the pieces of one sensor sampled at `sample_rate_hz` into
 /// contiguous segments in time order (see the module documentation for the
 /// rules). Empty pieces are ignored.
@@ -133,80 +280,31 @@ pub fn assemble<I>(
 where
     I: IntoIterator<Item = Piece>,
 {
-    assert!(
-        sample_rate_hz.is_finite() && sample_rate_hz > 0.0,
-        "assemble needs a positive sample rate, got {sample_rate_hz}"
-    );
-    let period_ns = 1e9 / sample_rate_hz;
     let mut pieces: Vec<Piece> = pieces
         .into_iter()
         .filter(|p| !p.samples.is_empty())
         .collect();
     pieces.sort_by_key(|p| p.start_ns);
-
+    // In time order an overlap reaches back at most one piece length.
+    let tail = pieces.iter().map(|p| p.samples.len()).max().unwrap_or(1);
+    let mut cursor = SegmentCursor::new(sample_rate_hz, max_gap_interp_samples, tail);
     let mut report = AssembleReport::default();
     let mut segments: Vec<Segment> = Vec::new();
-    let mut current: Option<Segment> = None;
-
     for piece in pieces {
-        report.pieces += 1;
-        report.samples_in += piece.samples.len() as u64;
-        let Some(seg) = current.as_mut() else {
-            current = Some(Segment {
-                start_ns: piece.start_ns,
-                samples: piece.samples,
+        match cursor.place(piece, &mut report) {
+            Placement::NewSegment { start_ns, samples } => segments.push(Segment {
+                start_ns,
+                samples,
                 times_ns: Vec::new(),
-            });
-            continue;
-        };
-        let held = seg.samples.len() as i64;
-        // Slot of the piece's first sample on the segment's grid. Offsets
-        // are small enough (< 2^53 ns, ~104 days) for exact f64 arithmetic;
-        // beyond that the rounding error stays far below half a period.
-        let slot = ((piece.start_ns - seg.start_ns) as f64 / period_ns).round() as i64;
-        if slot < held {
-            // Overlap: keep the earlier data, append what extends beyond it.
-            let overlap = ((held - slot) as usize).min(piece.samples.len());
-            let kept = &seg.samples[slot as usize..slot as usize + overlap];
-            let conflicts = kept
-                .iter()
-                .zip(&piece.samples[..overlap])
-                .filter(|(a, b)| !same_sample(**a, **b))
-                .count();
-            if overlap == piece.samples.len() && conflicts == 0 {
-                report.duplicates_dropped += 1;
-                continue;
-            }
-            report.overlaps_trimmed += 1;
-            report.overlap_samples_dropped += overlap as u64;
-            report.overlap_conflicts += conflicts as u64;
-            seg.samples.extend_from_slice(&piece.samples[overlap..]);
-        } else if slot == held {
-            seg.samples.extend_from_slice(&piece.samples);
-        } else {
-            let missing = (slot - held) as u64;
-            if missing <= max_gap_interp_samples {
-                let y0 = *seg.samples.last().expect("segments are never empty");
-                let y1 = piece.samples[0];
-                let step = (y1 - y0) / (missing + 1) as f64;
-                seg.samples
-                    .extend((1..=missing).map(|i| y0 + step * i as f64));
-                report.gaps_interpolated += 1;
-                report.samples_interpolated += missing;
-                seg.samples.extend_from_slice(&piece.samples);
-            } else {
-                report.gaps_split += 1;
-                segments.push(current.take().expect("current segment exists"));
-                current = Some(Segment {
-                    start_ns: piece.start_ns,
-                    samples: piece.samples,
-                    times_ns: Vec::new(),
-                });
-            }
+            }),
+            Placement::Continue(samples) => segments
+                .last_mut()
+                .expect("a segment was started")
+                .samples
+                .extend(samples),
+            Placement::Dropped => {}
         }
     }
-    segments.extend(current);
-    report.segments = segments.len() as u64;
     (segments, report)
 }
 
