@@ -146,6 +146,18 @@ struct LaneGroup {
     pending: Vec<Vec<Trigger>>,
     #[serde(skip)]
     scratch: Scratch,
+    /// State at the start of the current call, for rollback.
+    #[serde(skip)]
+    backup: Snapshot,
+}
+
+/// Rollback copy of a group's state (buffers reused between calls).
+#[derive(Debug, Clone, Default)]
+struct Snapshot {
+    zi: Vec<[Lanes; 2]>,
+    sta: Lanes,
+    lta: Lanes,
+    trig: Vec<TriggerState>,
 }
 
 /// Immutable parameters the group kernels need.
@@ -214,6 +226,7 @@ impl MultiChannelChain {
                     trig: vec![proto.clone(); n],
                     pending: vec![Vec::new(); n],
                     scratch,
+                    backup: Snapshot::default(),
                 }
             })
             .collect();
@@ -305,7 +318,8 @@ impl MultiChannelChain {
     /// Feeds one chunk, `input[channel][sample]` (`n_channels` rows, each
     /// row contiguous, any number of samples), on the calling thread.
     /// Completed triggers are appended to `out`, by channel then time.
-    /// Non-finite input is rejected before any state changes.
+    /// A chunk holding a non-finite sample is rejected as a whole: the state
+    /// is left as before the call (a `cf` output may be partly written).
     pub fn process(
         &mut self,
         input: ArrayView2<'_, f64>,
@@ -384,10 +398,11 @@ impl MultiChannelChain {
         if n == 0 {
             return Ok(());
         }
-        if parallel {
-            check_finite_par(input, self.samples_seen)?;
-        } else {
-            check_finite_rows(input, 0, self.samples_seen)?;
+        // Finiteness is checked block by block while transposing (one pass
+        // over the input instead of two); on failure every group rolls back
+        // to this snapshot, so a rejected chunk changes nothing.
+        for g in &mut self.groups {
+            g.snapshot();
         }
         let ctx = Ctx {
             secs: self.sos.sections(),
@@ -402,18 +417,25 @@ impl MultiChannelChain {
             isa: self.isa,
             i0: self.samples_seen,
         };
-        if parallel {
-            par_groups(&mut self.groups, input, cf, &ctx);
+        let ok = if parallel {
+            par_groups(&mut self.groups, input, cf, &ctx)
         } else {
             let mut cf = cf;
-            for g in &mut self.groups {
+            self.groups.iter_mut().all(|g| {
                 let part = cf.take().map(|c| {
                     let (a, b) = c.split_at(Axis(0), g.trig.len());
                     cf = Some(b);
                     a
                 });
-                g.process(input, part, &ctx);
+                g.process(input, part, &ctx)
+            })
+        };
+        if !ok {
+            for g in &mut self.groups {
+                g.restore();
             }
+            check_finite_rows(input, self.samples_seen)?;
+            unreachable!("a group saw a non-finite sample that the scan did not find");
         }
         for g in &mut self.groups {
             for (l, p) in g.pending.iter_mut().enumerate() {
@@ -428,15 +450,16 @@ impl MultiChannelChain {
     }
 }
 
-/// Splits the groups (and the matching CF rows) over the rayon pool.
+/// Splits the groups (and the matching CF rows) over the rayon pool;
+/// `false` if any group met a non-finite sample.
 fn par_groups(
     groups: &mut [LaneGroup],
     input: ArrayView2<'_, f64>,
     cf: Option<ArrayViewMut2<'_, f64>>,
     ctx: &Ctx<'_>,
-) {
+) -> bool {
     match groups.len() {
-        0 => {}
+        0 => true,
         1 => groups[0].process(input, cf, ctx),
         len => {
             let mid = len / 2;
@@ -448,10 +471,11 @@ fn par_groups(
                 }
                 None => (None, None),
             };
-            rayon::join(
+            let (a, b) = rayon::join(
                 || par_groups(ga, input, ca, ctx),
                 || par_groups(gb, input, cb, ctx),
             );
+            a && b
         }
     }
 }
@@ -464,11 +488,28 @@ fn row(input: ArrayView2<'_, f64>, ch: usize) -> &[f64] {
         .expect("rows checked contiguous")
 }
 
-fn check_finite_rows(input: ArrayView2<'_, f64>, first: usize, offset: u64) -> Result<()> {
-    for ch in first..input.nrows() {
+/// Branch-free scan (exponent bits all ones = inf or NaN); integer
+/// OR-reductions vectorise, unlike float or bool ones.
+#[inline]
+fn all_finite(r: &[f64]) -> bool {
+    const EXP: u64 = 0x7ff0_0000_0000_0000;
+    let bad = |v: &f64| ((v.to_bits() & EXP) == EXP) as u64;
+    let mut acc = [0u64; 8];
+    let mut chunks = r.chunks_exact(8);
+    for c in &mut chunks {
+        for (a, v) in acc.iter_mut().zip(c) {
+            *a |= bad(v);
+        }
+    }
+    let tail = chunks.remainder().iter().fold(0, |a, v| a | bad(v));
+    acc.iter().fold(tail, |a, &b| a | b) == 0
+}
+
+/// The first non-finite sample (lowest channel, then earliest), as an error.
+fn check_finite_rows(input: ArrayView2<'_, f64>, offset: u64) -> Result<()> {
+    for ch in 0..input.nrows() {
         let r = row(input, ch);
-        // Branch-free fold (vectorises); locate only on failure.
-        if !r.iter().fold(true, |ok, v| ok & v.is_finite()) {
+        if !all_finite(r) {
             let i = r.iter().position(|v| !v.is_finite()).unwrap_or(0);
             return Err(invalid(
                 "input",
@@ -483,46 +524,22 @@ fn check_finite_rows(input: ArrayView2<'_, f64>, first: usize, offset: u64) -> R
     Ok(())
 }
 
-fn check_finite_par(input: ArrayView2<'_, f64>, offset: u64) -> Result<()> {
-    let rows = input.nrows();
-    if rows <= LANES {
-        return check_finite_rows(input, 0, offset);
-    }
-    let mid = rows / 2;
-    let (a, b) = input.split_at(Axis(0), mid);
-    let (ra, rb) = rayon::join(
-        || check_finite_par(a, offset),
-        || {
-            check_finite_par(b, offset).map_err(|e| match e {
-                crate::KernelError::InvalidParameter { name, reason } => {
-                    crate::KernelError::InvalidParameter {
-                        name,
-                        reason: renumber_channel(&reason, mid),
-                    }
-                }
-                e => e,
-            })
-        },
-    );
-    ra.and(rb)
-}
-
-/// Shifts the channel number in a [`check_finite_rows`] message by `by`.
-fn renumber_channel(reason: &str, by: usize) -> String {
-    let Some(p) = reason.find("channel ") else {
-        return reason.to_string();
-    };
-    let start = p + "channel ".len();
-    let end = reason[start..]
-        .find(' ')
-        .map_or(reason.len(), |e| start + e);
-    match reason[start..end].parse::<usize>() {
-        Ok(c) => format!("{}{}{}", &reason[..start], c + by, &reason[end..]),
-        Err(_) => reason.to_string(),
-    }
-}
-
 impl LaneGroup {
+    fn snapshot(&mut self) {
+        let b = &mut self.backup;
+        b.zi.clone_from(&self.zi);
+        (b.sta, b.lta) = (self.sta, self.lta);
+        b.trig.clone_from(&self.trig);
+    }
+
+    fn restore(&mut self) {
+        let b = &self.backup;
+        self.zi.clone_from(&b.zi);
+        (self.sta, self.lta) = (b.sta, b.lta);
+        self.trig.clone_from(&b.trig);
+        self.pending.iter_mut().for_each(Vec::clear);
+    }
+
     /// (Re)allocates the non-serialised buffers once, e.g. after restore.
     fn ensure_buffers(&mut self) {
         self.scratch.ensure();
@@ -532,13 +549,14 @@ impl LaneGroup {
     }
 
     /// Runs this group's channels over the whole chunk. `cf`, if given,
-    /// holds exactly this group's rows.
+    /// holds exactly this group's rows. Stops and returns `false` at the
+    /// first block holding a non-finite sample (the caller rolls back).
     fn process(
         &mut self,
         input: ArrayView2<'_, f64>,
         cf: Option<ArrayViewMut2<'_, f64>>,
         ctx: &Ctx<'_>,
-    ) {
+    ) -> bool {
         self.ensure_buffers();
         let nreal = self.trig.len();
         let n = input.ncols();
@@ -566,6 +584,9 @@ impl LaneGroup {
             for (t, dst) in buf.iter_mut().enumerate() {
                 // SAFETY: every `src[l]` has length `m == buf.len() > t`.
                 *dst = std::array::from_fn(|l| unsafe { *src[l].get_unchecked(t) });
+            }
+            if !all_finite(buf.as_flattened()) {
+                return false;
             }
             let mut cf_max = [f64::NEG_INFINITY; LANES];
             let mut st = BlockState {
@@ -606,6 +627,7 @@ impl LaneGroup {
             }
             t0 += m;
         }
+        true
     }
 }
 
