@@ -1,9 +1,15 @@
 //! Apache Cassandra sink (scylla driver, CQL protocol v4): connection and
-//! schema. Data is written with prepared statements only.
+//! schema, and the [`CassandraSink`] writer. Data is written with prepared
+//! statements only.
 
 mod schema;
+mod writer;
 
 pub use schema::{apply_schema, schema_statements};
+pub use writer::{
+    qc_flag_keys, CassandraSink, QcRow, RawRow, SinkStats, Table, WriteCancelled, BACKOFF_CAP,
+    BACKOFF_START,
+};
 
 use crate::config::CassandraConfig;
 use anyhow::{Context, Result};
