@@ -6,6 +6,7 @@ pub mod assemble;
 pub mod batch;
 pub mod chain;
 pub mod cli;
+pub mod codec;
 pub mod config;
 pub mod dist;
 pub mod fsutil;
