@@ -16,12 +16,16 @@
 //!    dropped, and any of them that differ from the samples kept (NaN equals
 //!    NaN here) are counted as conflicts. A piece lying entirely within the
 //!    segment with identical samples is an exact duplicate.
-//! 4. A gap of `g` missing slots with `1 <= g <= max_gap_interp_samples` is
-//!    filled by linear interpolation between the last sample before and the
-//!    first sample after it: slot `i` (1-based) gets
-//!    `y0 + (y1 - y0) * i / (g + 1)`. If either end is NaN (a missing
-//!    reading), the filled samples are NaN. A larger gap closes the segment;
-//!    the piece starts a new one at its own start time.
+//! 4. A gap of `g` missing slots with `1 <= g <= max_gap_interp_samples`
+//!    stays in the segment as `g` missing readings (NaN): QC flags them
+//!    MISSING, as ioos_qc would, and chains with trace operators
+//!    interpolate them linearly (see `chain`). A larger gap closes the
+//!    segment; the piece starts a new one at its own start time.
+//!
+//!    Filling with NaN here rather than interpolating keeps one meaning
+//!    for a missing reading whether it came as an empty CSV cell, a gap
+//!    between records, or a packet that never arrived (packets cannot
+//!    carry NaN), so the stream gives what batch gives.
 //!
 //! The functions are pure and know nothing of where the pieces come from,
 //! so the file sources and the stream assembler share them.
@@ -58,11 +62,11 @@ pub struct AssembleReport {
     pub overlap_samples_dropped: u64,
     /// Dropped overlapping samples whose values differed from the ones kept.
     pub overlap_conflicts: u64,
-    /// Gaps filled by linear interpolation.
-    pub gaps_interpolated: u64,
-    /// Samples created by that interpolation.
-    pub samples_interpolated: u64,
-    /// Gaps larger than the interpolation limit (each starts a new segment).
+    /// Gaps kept in a segment as missing readings (NaN).
+    pub gaps_filled: u64,
+    /// Missing readings (NaN) those gaps put in.
+    pub samples_missing: u64,
+    /// Gaps larger than `max_gap_interp_samples` (each starts a new segment).
     pub gaps_split: u64,
     /// Segments produced.
     pub segments: u64,
@@ -77,8 +81,8 @@ impl AssembleReport {
         self.overlaps_trimmed += other.overlaps_trimmed;
         self.overlap_samples_dropped += other.overlap_samples_dropped;
         self.overlap_conflicts += other.overlap_conflicts;
-        self.gaps_interpolated += other.gaps_interpolated;
-        self.samples_interpolated += other.samples_interpolated;
+        self.gaps_filled += other.gaps_filled;
+        self.samples_missing += other.samples_missing;
         self.gaps_split += other.gaps_split;
         self.segments += other.segments;
     }
@@ -87,7 +91,7 @@ impl AssembleReport {
     pub fn is_clean(&self) -> bool {
         self.duplicates_dropped == 0
             && self.overlaps_trimmed == 0
-            && self.gaps_interpolated == 0
+            && self.gaps_filled == 0
             && self.gaps_split == 0
     }
 }
@@ -98,7 +102,7 @@ impl fmt::Display for AssembleReport {
             f,
             "{} pieces ({} samples) -> {} segment(s); {} duplicate piece(s) dropped; \
              {} overlap(s) trimmed ({} samples, {} conflicting); \
-             {} gap(s) interpolated ({} samples); {} gap(s) split",
+             {} gap(s) kept as missing readings ({} samples); {} gap(s) split",
             self.pieces,
             self.samples_in,
             self.segments,
@@ -106,8 +110,8 @@ impl fmt::Display for AssembleReport {
             self.overlaps_trimmed,
             self.overlap_samples_dropped,
             self.overlap_conflicts,
-            self.gaps_interpolated,
-            self.samples_interpolated,
+            self.gaps_filled,
+            self.samples_missing,
             self.gaps_split
         )
     }
@@ -120,10 +124,10 @@ fn same_sample(a: f64, b: f64) -> bool {
 /// Where [`SegmentCursor::place`] put a piece.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Placement {
-    /// The first piece, or one after a gap too large to interpolate: a new
+    /// The first piece, or one after a gap larger than the limit: a new
     /// segment starts at `start_ns` with these samples.
     NewSegment { start_ns: i64, samples: Vec<f64> },
-    /// These samples (interpolated gap samples first, then the piece's own
+    /// These samples (a gap's missing readings first, then the piece's own
     /// after any overlap) continue the current segment.
     Continue(Vec<f64>),
     /// The piece held nothing new (an exact duplicate, or an overlap
@@ -184,6 +188,36 @@ impl SegmentCursor {
         self.held > 0 && self.slot(start_ns) < self.held as i64
     }
 
+    /// For a piece whose first sample falls on `slot` (before the head):
+    /// how many of its samples overlap placed data, and how many of those
+    /// differ from the samples kept in the tail.
+    fn overlap_conflicts(&self, slot: i64, samples: &[f64]) -> (usize, usize) {
+        let back = (self.held as i64 - slot) as usize; // distance of the piece's start from the head
+        let overlap = back.min(samples.len());
+        let conflicts = (0..overlap)
+            .filter(|&k| {
+                let from_head = back - k; // 1 = the last sample placed
+                from_head <= self.tail.len()
+                    && !same_sample(self.tail[self.tail.len() - from_head], samples[k])
+            })
+            .count();
+        (overlap, conflicts)
+    }
+
+    /// True if the piece lies within the data already placed and equals it
+    /// (a re-sent packet).
+    pub fn is_duplicate(&self, piece: &Piece) -> bool {
+        if self.held == 0 || piece.samples.is_empty() {
+            return false;
+        }
+        let slot = self.slot(piece.start_ns);
+        if slot >= self.held as i64 {
+            return false;
+        }
+        let (overlap, conflicts) = self.overlap_conflicts(slot, &piece.samples);
+        overlap == piece.samples.len() && conflicts == 0
+    }
+
     fn remember(&mut self, samples: &[f64]) {
         self.held += samples.len() as u64;
         let keep = samples.len().min(self.tail_cap);
@@ -220,15 +254,7 @@ impl SegmentCursor {
         let slot = self.slot(piece.start_ns);
         if slot < held {
             // Overlap: keep the earlier data, append what extends beyond it.
-            let overlap = ((held - slot) as usize).min(piece.samples.len());
-            let back = (held - slot) as usize; // distance of the piece's start from the head
-            let conflicts = (0..overlap)
-                .filter(|&k| {
-                    let from_head = back - k; // 1 = last sample placed
-                    from_head <= self.tail.len()
-                        && !same_sample(self.tail[self.tail.len() - from_head], piece.samples[k])
-                })
-                .count();
+            let (overlap, conflicts) = self.overlap_conflicts(slot, &piece.samples);
             if overlap == piece.samples.len() && conflicts == 0 {
                 report.duplicates_dropped += 1;
                 return Placement::Dropped;
@@ -251,13 +277,10 @@ impl SegmentCursor {
                 report.gaps_split += 1;
                 return self.start(piece.start_ns, piece.samples, report);
             }
-            let y0 = *self.tail.back().expect("a segment holds samples");
-            let y1 = piece.samples[0];
-            let step = (y1 - y0) / (missing + 1) as f64;
-            let mut out: Vec<f64> = (1..=missing).map(|i| y0 + step * i as f64).collect();
+            let mut out = vec![f64::NAN; missing as usize];
             out.extend_from_slice(&piece.samples);
-            report.gaps_interpolated += 1;
-            report.samples_interpolated += missing;
+            report.gaps_filled += 1;
+            report.samples_missing += missing;
             self.remember(&out);
             Placement::Continue(out)
         }

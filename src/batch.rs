@@ -161,43 +161,16 @@ pub fn run_series(chain: &CompiledChain, series: &Series, out: &mut Results) {
         Ok(s) => s,
         Err(e) => return out.problems.push(problem(format!("{e:#}"))),
     };
-    let trace_chain = chain.has_trace_ops();
-    let mut missing = 0usize;
     let result = (|| -> Result<()> {
         for seg in &series.segments {
-            if !trace_chain {
-                state.begin_segment(seg.start_ns, out);
-                state.push(&seg.times_ns, &seg.samples, out)?;
-                continue;
-            }
-            // Trace operators cannot carry missing readings: each run of
-            // finite samples is a segment of its own (warm-up again).
-            let mut i = 0;
-            while i < seg.samples.len() {
-                if !seg.samples[i].is_finite() {
-                    missing += 1;
-                    i += 1;
-                    continue;
-                }
-                let j = seg.samples[i..]
-                    .iter()
-                    .position(|v| !v.is_finite())
-                    .map_or(seg.samples.len(), |k| i + k);
-                state.begin_segment(seg.time_of(i, rate), out);
-                state.push(&[], &seg.samples[i..j], out)?;
-                i = j;
-            }
+            state.begin_segment(seg.start_ns, out);
+            state.push(&seg.times_ns, &seg.samples, out)?;
         }
         state.finish(out);
         Ok(())
     })();
     if let Err(e) = result {
         out.problems.push(problem(format!("{e:#}")));
-    }
-    if missing > 0 {
-        out.problems.push(problem(format!(
-            "{missing} missing readings split the trace (the chain restarted after each)"
-        )));
     }
 }
 

@@ -171,11 +171,27 @@ fn load(arg: &ConfigArg, mode: Mode) -> Result<Config, Failure> {
 
 fn run(cmd: Command) -> Result<(), Failure> {
     match cmd {
-        Command::Run { config, .. } => {
-            let _cfg = load(&config, Mode::Stream)?;
-            Err(Failure::Runtime(anyhow::anyhow!(
-                "the stream job (Kafka → MPI → sinks) is not available in this build yet"
-            )))
+        Command::Run {
+            config,
+            exit_when_idle,
+            metrics_addr,
+            reset_state,
+        } => {
+            let cfg = load(&config, Mode::Stream)?;
+            if exit_when_idle.is_some_and(|s| !(s.is_finite() && s > 0.0)) {
+                return Err(Failure::Usage(
+                    "--exit-when-idle must be a number of seconds > 0".into(),
+                ));
+            }
+            crate::stream::run(
+                &cfg,
+                crate::stream::RunArgs {
+                    exit_when_idle,
+                    metrics_addr,
+                    reset_state,
+                },
+            )?;
+            Ok(())
         }
         Command::Batch {
             config,
@@ -198,16 +214,44 @@ fn run(cmd: Command) -> Result<(), Failure> {
         }
         Command::Produce {
             config,
+            rate,
+            speed,
             packet_samples,
-            ..
+            synthetic,
+            inputs,
         } => {
-            let _cfg = load(&config, Mode::Tooling)?;
-            if packet_samples == 0 {
-                return Err(Failure::Usage("--packet-samples must be at least 1".into()));
+            let cfg = load(&config, Mode::Tooling)?;
+            let max = cfg.stream.max_samples_per_packet;
+            if packet_samples == 0 || packet_samples > max {
+                return Err(Failure::Usage(format!(
+                    "--packet-samples {packet_samples}: must be 1 to {max} (stream.max_samples_per_packet)"
+                )));
             }
-            Err(Failure::Runtime(anyhow::anyhow!(
-                "produce is not available in this build yet"
-            )))
+            for (flag, v) in [("--rate", rate), ("--speed", speed)] {
+                if let Some(v) = v.filter(|v| !(v.is_finite() && *v > 0.0)) {
+                    return Err(Failure::Usage(format!(
+                        "{flag} {v}: must be a finite number > 0"
+                    )));
+                }
+            }
+            if !synthetic && inputs.is_empty() && cfg.source.inputs.is_empty() {
+                return Err(Failure::Usage(
+                    "nothing to produce: give input files or --synthetic".into(),
+                ));
+            }
+            let report = crate::produce::run(
+                &cfg,
+                crate::produce::ProduceArgs {
+                    inputs,
+                    synthetic,
+                    rate,
+                    speed,
+                    packet_samples,
+                    ..Default::default()
+                },
+            )?;
+            eprintln!("fakopp: {report}");
+            Ok(())
         }
         Command::Schema {
             action: SchemaAction::Apply { config },

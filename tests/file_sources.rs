@@ -513,7 +513,7 @@ fn corrupt_mseed_record_names_file_and_record_and_keep_going_reads_the_rest() {
     let input = read_inputs(std::slice::from_ref(&path), 500, true).unwrap();
     assert_eq!(input.series[0].segments.len(), 1);
     assert_eq!(input.series[0].sample_count(), all.len());
-    assert_eq!(input.assembly[0].1.samples_interpolated, 412);
+    assert_eq!(input.assembly[0].1.samples_missing, 412);
 
     // Record 7: unknown data encoding in blockette 1000 (encoding byte 99).
     let mut bad_enc = bytes.clone();
@@ -813,7 +813,7 @@ fn assemble_drops_duplicates_and_trims_overlaps_keeping_earlier_data() {
 }
 
 #[test]
-fn assemble_interpolates_small_gaps_and_splits_large_ones() {
+fn assemble_keeps_small_gaps_as_missing_readings_and_splits_large_ones() {
     // 10 Hz (100 ms). [0, 1] at 0 s; [4] at 0.4 s: slots 2, 3 missing.
     let ms = 1_000_000;
     let list: &[(i64, &[f64])] = &[
@@ -822,17 +822,19 @@ fn assemble_interpolates_small_gaps_and_splits_large_ones() {
         (1000 * ms, &[10.0]),
     ];
     let (segs, rep) = assemble(pieces(list), 10.0, 2);
-    // Gap 1 (2 samples): 1 + (4 - 1) * i / 3 -> 2, 3. Gap 2 (slots 6..9, 4 samples) > 2: split.
+    // Gap 1 (2 samples) -> two missing readings. Gap 2 (slots 6..9, 4 samples) > 2: split.
+    let same = |a: &[f64], b: &[f64]| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y || (x.is_nan() && y.is_nan()));
+    let nan = f64::NAN;
     assert_eq!(segs.len(), 2);
-    assert_eq!(segs[0].samples, vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
+    assert!(same(&segs[0].samples, &[0.0, 1.0, nan, nan, 4.0, 5.0]), "{:?}", segs[0].samples);
     assert_eq!(
         (segs[1].start_ns, segs[1].samples.clone()),
         (1000 * ms, vec![10.0])
     );
     assert_eq!(
         (
-            rep.gaps_interpolated,
-            rep.samples_interpolated,
+            rep.gaps_filled,
+            rep.samples_missing,
             rep.gaps_split,
             rep.segments
         ),
@@ -841,13 +843,9 @@ fn assemble_interpolates_small_gaps_and_splits_large_ones() {
 
     let (segs, rep) = assemble(pieces(list), 10.0, 4);
     assert_eq!(segs.len(), 1);
-    assert_eq!(segs[0].samples, (0..=10).map(f64::from).collect::<Vec<_>>());
-    assert_eq!((rep.gaps_interpolated, rep.samples_interpolated), (2, 6));
+    assert!(same(&segs[0].samples, &[0.0, 1.0, nan, nan, 4.0, 5.0, nan, nan, nan, nan, 10.0]));
+    assert_eq!((rep.gaps_filled, rep.samples_missing), (2, 6));
 
-    // Interpolating from or to a missing reading gives missing readings.
-    let (segs, _) = assemble(pieces(&[(0, &[f64::NAN]), (300 * ms, &[3.0])]), 10.0, 5);
-    assert_eq!(segs[0].samples.len(), 4);
-    assert!(segs[0].samples[..3].iter().all(|x| x.is_nan()));
 
     // Contiguity tolerance: half a period. A piece 40 ms late joins (slot 2),
     // and is snapped onto the grid; 60 ms late rounds to slot 3 (a gap).

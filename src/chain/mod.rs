@@ -11,6 +11,13 @@
 //! `stats` read the buffer at their position. Trace operators restart with
 //! their warm-up at every new contiguous segment; QC and stats, which are
 //! defined over time, run across segments as ioos_qc runs over a series.
+//!
+//! Missing readings (NaN) are QC's to flag; trace operators cannot carry
+//! them, so in chains that have any, a run of up to
+//! `max_gap_interp_samples` missing readings is interpolated linearly
+//! between its neighbours (`y0 + (y1 - y0) * i / (g + 1)` for the `i`-th of
+//! `g`), and a longer run ends the segment: the chain restarts, with its
+//! warm-up, at the next reading.
 
 mod qc_stage;
 mod trace_ops;
@@ -33,6 +40,8 @@ pub struct CompiledChain {
     /// `max_len` / `max_len_delete` from a `[[coincidence]]` over this chain
     /// (ObsPy's coincidence_trigger applies max_trigger_length per trace).
     pub coincidence_max_len_s: Option<(f64, bool)>,
+    /// Longest run of missing readings that trace operators interpolate.
+    pub max_gap: u64,
 }
 
 impl CompiledChain {
@@ -54,6 +63,7 @@ impl CompiledChain {
                     matcher: b.build()?,
                     coincidence_max_len_s: co
                         .map(|co| (co.max_trigger_length_s, co.delete_long_trigger)),
+                    max_gap: config.stream.max_gap_interp_samples,
                 })
             })
             .collect()
@@ -134,12 +144,26 @@ pub struct ChainState {
     aic_registered: Option<u64>,
     /// Triggers waiting for their AIC pick.
     awaiting_pick: Vec<Trigger>,
+    /// Missing-reading handling of chains with trace operators.
+    gap: Option<GapFill>,
     #[serde(skip)]
     scratch: Scratch,
 }
 
+/// Interpolation of short runs of missing readings (see the module docs).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct GapFill {
+    max: u64,
+    /// Start of the assembled segment and readings seen in it (NaN included).
+    raw_start_ns: i64,
+    raw_pos: u64,
+    last: Option<f64>,
+    nan_run: u64,
+}
+
 #[derive(Debug, Clone, Default)]
 struct Scratch {
+    filled: Vec<f64>,
     buf: Vec<f64>,
     tmp: Vec<f64>,
     pre_cf: Vec<f64>,
@@ -233,6 +257,13 @@ impl ChainState {
             seg_len: 0,
             aic_registered: None,
             awaiting_pick: Vec::new(),
+            gap: chain.has_trace_ops().then_some(GapFill {
+                max: chain.max_gap,
+                raw_start_ns: 0,
+                raw_pos: 0,
+                last: None,
+                nan_run: 0,
+            }),
             scratch: Scratch::default(),
         })
     }
@@ -240,6 +271,19 @@ impl ChainState {
     /// Starts a new contiguous segment at `start_ns`: trace operators,
     /// triggers and picks start again with their warm-up.
     pub fn begin_segment(&mut self, start_ns: i64, out: &mut Results) {
+        self.restart(start_ns, out);
+        if let Some(g) = self.gap.as_mut() {
+            *g = GapFill {
+                raw_start_ns: start_ns,
+                raw_pos: 0,
+                last: None,
+                nan_run: 0,
+                ..*g
+            };
+        }
+    }
+
+    fn restart(&mut self, start_ns: i64, out: &mut Results) {
         self.end_segment(out);
         self.seg_start_ns = start_ns;
         self.seg_len = 0;
@@ -253,8 +297,57 @@ impl ChainState {
             return Ok(());
         }
         let mut s = std::mem::take(&mut self.scratch);
-        let r = self.push_inner(times_ns, values, &mut s, out);
+        let r = match self.gap.take() {
+            None => self.push_inner(times_ns, values, &mut s, out),
+            Some(mut g) => {
+                let r = self.push_filled(&mut g, values, &mut s, out);
+                self.gap = Some(g);
+                r
+            }
+        };
         self.scratch = s;
+        r
+    }
+
+    /// Trace chains: interpolates short runs of missing readings, restarts
+    /// the segment after long ones (module docs), pushes the rest.
+    fn push_filled(
+        &mut self,
+        g: &mut GapFill,
+        values: &[f64],
+        s: &mut Scratch,
+        out: &mut Results,
+    ) -> Result<()> {
+        let mut run = std::mem::take(&mut s.filled);
+        run.clear();
+        let mut result = Ok(());
+        for &v in values {
+            let pos = g.raw_pos;
+            g.raw_pos += 1;
+            if !v.is_finite() {
+                g.nan_run += 1;
+                continue;
+            }
+            if g.nan_run > 0 {
+                match g.last {
+                    Some(y0) if g.nan_run <= g.max => {
+                        let step = (v - y0) / (g.nan_run + 1) as f64;
+                        run.extend((1..=g.nan_run).map(|i| y0 + step * i as f64));
+                    }
+                    _ => {
+                        result = result.and_then(|()| self.push_inner(&[], &run, s, out));
+                        run.clear();
+                        let t = g.raw_start_ns + ((pos as f64) * 1e9 / self.rate).round() as i64;
+                        self.restart(t, out);
+                    }
+                }
+                g.nan_run = 0;
+            }
+            run.push(v);
+            g.last = Some(v);
+        }
+        let r = result.and_then(|()| self.push_inner(&[], &run, s, out));
+        s.filled = run;
         r
     }
 
@@ -344,6 +437,21 @@ impl ChainState {
         self.qc.drain(&mut s.qc_rows);
         self.emit_qc(&s.qc_rows, out);
         Ok(())
+    }
+
+    /// On time of a trigger that is still open (or waiting for its AIC
+    /// pick), if any: later network coincidence may still include it.
+    pub fn open_trigger_on_ns(&self) -> Option<i64> {
+        let open = self.stages.iter().find_map(|st| match st {
+            Stage::Trigger(t) => t.active_onset(),
+            _ => None,
+        });
+        let waiting = self.awaiting_pick.iter().map(|t| t.on).min();
+        let on = match (open, waiting) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b)?,
+        };
+        Some(self.seg_start_ns + ((on as f64) * 1e9 / self.rate).round_ties_even() as i64)
     }
 
     fn has_aic(&self) -> bool {

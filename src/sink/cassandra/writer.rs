@@ -523,6 +523,14 @@ fn unit_random() -> f64 {
     (h.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
+/// The backoff before retry number `attempt` (from 1), before jitter:
+/// `BACKOFF_START` doubling up to `BACKOFF_CAP`.
+fn backoff(attempt: u32) -> Duration {
+    BACKOFF_START
+        .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
+        .min(BACKOFF_CAP)
+}
+
 /// Equal jitter: somewhere in [delay/2, delay).
 fn jittered(delay: Duration) -> Duration {
     delay.mul_f64(0.5 + 0.5 * unit_random())
@@ -1036,7 +1044,6 @@ async fn write_with_retry(inner: &Inner, job: Job) -> Result<()> {
         b.set_is_idempotent(true);
         b
     });
-    let mut delay = BACKOFF_START;
     let mut attempt: u32 = 0;
     loop {
         let t = Instant::now();
@@ -1068,7 +1075,7 @@ async fn write_with_retry(inner: &Inner, job: Job) -> Result<()> {
                     )));
                 }
                 attempt += 1;
-                let wait = jittered(delay);
+                let wait = jittered(backoff(attempt));
                 tracing::warn!(
                     table = job.table.name(),
                     rows = job.rows.len(),
@@ -1080,7 +1087,6 @@ async fn write_with_retry(inner: &Inner, job: Job) -> Result<()> {
                 c.retries.fetch_add(1, Ordering::Relaxed);
                 c.retry_tx.send_modify(|n| *n += 1);
                 tokio::time::sleep(wait).await;
-                delay = (delay * 2).min(BACKOFF_CAP);
             }
         }
     }
@@ -1099,6 +1105,13 @@ mod tests {
             qc_flag_keys(&names),
             ["spike", "gross_range", "spike#2", "spike#3"]
         );
+    }
+
+    #[test]
+    fn backoff_doubles_from_100_ms_up_to_5_s() {
+        let ms: Vec<u128> = (1..=9).map(|a| backoff(a).as_millis()).collect();
+        assert_eq!(ms, [100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000]);
+        assert_eq!(backoff(u32::MAX), BACKOFF_CAP);
     }
 
     #[test]

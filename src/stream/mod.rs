@@ -1,0 +1,350 @@
+//! `fakopp run`: the stream job (DESIGN §1, §7).
+//!
+//! Rank 0 consumes Kafka, decodes and validates every packet (bad ones go
+//! to the dead-letter topic), assembles each sensor's packets in time order
+//! (reorder window), and every `batch_interval_ms` sends each sensor's new
+//! samples to the rank that owns it. All ranks, rank 0 included, run the
+//! chains; rank 0 gathers the results, finalises network events, writes
+//! raw packets and results to the sinks and only then commits the Kafka
+//! offsets. MPI calls are made by each rank's main thread only (funneled).
+
+mod events;
+mod reorder;
+mod sinks;
+pub mod work;
+
+use crate::chain::CompiledChain;
+use crate::config::Config;
+use crate::dist::{gather_buffers, scatter_buffers, Dist};
+use crate::metrics::Metrics;
+use crate::model::SensorPacket;
+use crate::output::Results;
+use crate::source::kafka;
+use anyhow::{Context, Result};
+use rdkafka::message::Message;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use work::{Command, Reply, SensorWork, Worker};
+
+pub use events::StreamEvents;
+pub use reorder::{Offer, Reorder};
+
+pub struct RunArgs {
+    pub exit_when_idle: Option<f64>,
+    pub metrics_addr: Option<String>,
+    pub reset_state: bool,
+}
+
+fn to_bytes<T: serde::Serialize>(v: &T) -> Result<Vec<u8>> {
+    postcard::to_stdvec(v).context("serialising for MPI")
+}
+
+fn from_bytes<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T> {
+    postcard::from_bytes(b).context("deserialising an MPI message")
+}
+
+/// One collective step: rank 0 sends each rank its command, every rank
+/// (rank 0 too) handles its own, rank 0 gets all replies.
+fn exchange(dist: &Dist, worker: &mut Worker, cmds: Vec<Command>) -> Result<Vec<Reply>> {
+    let Some(world) = dist.world() else {
+        let cmd = cmds.into_iter().next().expect("one command for one rank");
+        return Ok(vec![worker.handle(cmd)]);
+    };
+    let bytes = cmds.iter().map(to_bytes).collect::<Result<Vec<_>>>()?;
+    let mine = scatter_buffers(&world, Some(&bytes));
+    let reply = worker.handle(from_bytes(&mine)?);
+    let all = gather_buffers(&world, &to_bytes(&reply)?).expect("rank 0 gathers");
+    all.iter().map(|b| from_bytes(b)).collect()
+}
+
+/// Ranks ≥ 1: receive a command, handle it, reply; until `Stop`.
+fn worker_loop(dist: &Dist, mut worker: Worker) -> Result<()> {
+    let world = dist.world().expect("ranks >= 1 run under MPI");
+    loop {
+        let buf = scatter_buffers::<u8>(&world, None);
+        let cmd: Command = from_bytes(&buf)?;
+        let stop = matches!(cmd, Command::Stop);
+        let reply = worker.handle(cmd);
+        gather_buffers(&world, &to_bytes(&reply)?);
+        if stop {
+            return Ok(());
+        }
+    }
+}
+
+/// Which rank owns which sensor. A new sensor goes to the rank with the
+/// fewest sensors (lowest rank on ties), so the assignment depends only on
+/// the order sensors first appear.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct Owners {
+    ranks: usize,
+    of: BTreeMap<String, usize>,
+    counts: Vec<usize>,
+}
+
+impl Owners {
+    pub fn new(ranks: usize) -> Owners {
+        Owners {
+            ranks,
+            of: BTreeMap::new(),
+            counts: vec![0; ranks],
+        }
+    }
+
+    pub fn owner(&mut self, sensor: &str) -> usize {
+        if let Some(&r) = self.of.get(sensor) {
+            return r;
+        }
+        let r = (0..self.ranks)
+            .min_by_key(|&r| (self.counts[r], r))
+            .expect("at least one rank");
+        self.counts[r] += 1;
+        self.of.insert(sensor.to_string(), r);
+        r
+    }
+
+    pub fn split(&mut self, work: Vec<SensorWork>) -> Vec<Vec<SensorWork>> {
+        let mut per: Vec<Vec<SensorWork>> = (0..self.ranks).map(|_| Vec::new()).collect();
+        for w in work {
+            let r = self.owner(&w.sensor);
+            per[r].push(w);
+        }
+        per
+    }
+}
+
+pub fn run(cfg: &Config, args: RunArgs) -> Result<()> {
+    let dist = Dist::init()?;
+    let chains = CompiledChain::compile(cfg)?;
+    let worker = Worker::new(chains.clone());
+    if !dist.is_root() {
+        return worker_loop(&dist, worker);
+    }
+    let result = coordinate(cfg, &args, &dist, worker, &chains);
+    if result.is_err() && dist.size() > 1 {
+        // The other ranks wait in a collective; a clean stop is impossible.
+        tracing::error!(
+            "rank 0 failed: {:#}",
+            result.as_ref().err().expect("is_err")
+        );
+        dist.abort(1);
+    }
+    result
+}
+
+/// Counts of one micro-batch's input.
+#[derive(Default)]
+struct Intake {
+    raw: Vec<(SensorPacket, bool)>,
+    packets: u64,
+}
+
+fn coordinate(
+    cfg: &Config,
+    args: &RunArgs,
+    dist: &Dist,
+    mut worker: Worker,
+    chains: &[CompiledChain],
+) -> Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .context("installing signal handlers")?;
+    }
+    let metrics = Metrics::new();
+    if let Some(addr) = &args.metrics_addr {
+        crate::metrics::serve(addr, Arc::clone(&metrics))?;
+    }
+    let mut topics = vec![cfg.kafka.topic.as_str(), cfg.kafka.dlq_topic.as_str()];
+    if cfg.sinks.kinds.contains(&crate::config::SinkKind::Kafka) {
+        topics.push(&cfg.kafka.detections_topic);
+    }
+    kafka::ensure_topics(&cfg.kafka, &topics)?;
+    let consumer = kafka::consumer(&cfg.kafka)?;
+    let producer = kafka::producer(&cfg.kafka)?;
+    let mut sinks = sinks::StreamSinks::open(cfg, Arc::clone(&stop))?;
+    let limits = crate::codec::Limits::from_config(&cfg.stream);
+    let mut reorder = Reorder::new(
+        cfg.stream.reorder_window_s,
+        cfg.stream.max_gap_interp_samples,
+        cfg.stream.max_samples_per_packet,
+    );
+    let mut events = StreamEvents::default();
+    let mut owners = Owners::new(dist.size());
+    let mut offsets = kafka::Offsets::default();
+    let interval = Duration::from_millis(cfg.stream.batch_interval_ms);
+    let idle_limit = args.exit_when_idle.map(Duration::from_secs_f64);
+    let mut last_packet = Instant::now();
+    let mut last_status = Instant::now();
+    let mut status_base = (0u64, 0u64, Instant::now());
+    tracing::info!(ranks = dist.size(), topic = %cfg.kafka.topic, group = %cfg.kafka.group, "stream job started");
+
+    loop {
+        let batch_start = Instant::now();
+        let mut intake = Intake::default();
+        // 1. Consume for one batch interval.
+        while batch_start.elapsed() < interval && !stop.load(Ordering::Relaxed) {
+            let Some(msg) = consumer.poll(
+                interval
+                    .saturating_sub(batch_start.elapsed())
+                    .max(Duration::from_millis(1)),
+            ) else {
+                continue;
+            };
+            let m = match msg {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!("Kafka: {e}");
+                    continue;
+                }
+            };
+            last_packet = Instant::now();
+            intake.packets += 1;
+            offsets.consumed(m.partition(), m.offset());
+            let payload = m.payload().unwrap_or_default();
+            match crate::codec::decode_valid(cfg.kafka.format, payload, &limits) {
+                Err(rej) => {
+                    let (code, reason) = (rej.code(), rej.to_string());
+                    metrics.dead_letters.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(partition = m.partition(), offset = m.offset(), %code, "dead letter: {reason}");
+                    kafka::dead_letter(
+                        &producer,
+                        &cfg.kafka.dlq_topic,
+                        m.key(),
+                        payload,
+                        code,
+                        &reason,
+                        (&cfg.kafka.topic, m.partition(), m.offset()),
+                    )?;
+                }
+                Ok(p) => {
+                    metrics.packets.fetch_add(1, Ordering::Relaxed);
+                    metrics
+                        .samples
+                        .fetch_add(p.samples.len() as u64, Ordering::Relaxed);
+                    match reorder.offer(&p) {
+                        Offer::Accepted => intake.raw.push((p, false)),
+                        Offer::Late => {
+                            metrics.late_packets.fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!(sensor = %p.sensor_id, start = %crate::model::format_time_us(p.start_time_ns), "late packet: stored raw, not processed");
+                            intake.raw.push((p, true));
+                        }
+                        Offer::Duplicate => {
+                            metrics.duplicate_packets.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }
+        }
+        let idle = idle_limit.is_some_and(|l| last_packet.elapsed() >= l);
+        let finishing = idle || stop.load(Ordering::Relaxed);
+
+        // 2. Process: each sensor's released samples on its rank.
+        let span = tracing::info_span!("micro_batch", packets = intake.packets);
+        let _enter = span.enter();
+        let work = reorder.release(finishing);
+        let per_rank = owners.split(work);
+        let mut results = Results::default();
+        for r in exchange(
+            dist,
+            &mut worker,
+            per_rank.into_iter().map(Command::Work).collect(),
+        )? {
+            events.observe(cfg, &r.results, &r.progress);
+            results.extend(r.results);
+        }
+        if finishing {
+            for r in exchange(
+                dist,
+                &mut worker,
+                (0..dist.size()).map(|_| Command::Finish).collect(),
+            )? {
+                events.observe(cfg, &r.results, &r.progress);
+                results.extend(r.results);
+            }
+        }
+        results.events = events.ready(cfg, chains, finishing)?;
+        for c in chains {
+            let names = c.qc_names();
+            if !names.is_empty() {
+                results.qc_tests.push((c.name().to_string(), names));
+            }
+        }
+        results.sort();
+        for p in &results.problems {
+            tracing::warn!(chain = %p.chain, sensor = %p.sensor, "{}", p.reason);
+        }
+
+        // 3. Make it durable, then commit what was consumed.
+        let t_sink = Instant::now();
+        sinks.write(&intake.raw, &results, &producer, cfg)?;
+        kafka::flush(&producer)?;
+        *metrics.sink_write_ms.lock().expect("metrics lock") = t_sink.elapsed().as_secs_f64() * 1e3;
+        offsets.commit(&consumer, &cfg.kafka.topic)?;
+
+        metrics
+            .triggers
+            .fetch_add(results.triggers.len() as u64, Ordering::Relaxed);
+        metrics
+            .events
+            .fetch_add(results.events.len() as u64, Ordering::Relaxed);
+        metrics
+            .qc_rows
+            .fetch_add(results.qc.len() as u64, Ordering::Relaxed);
+        metrics.batches.fetch_add(1, Ordering::Relaxed);
+        metrics.record_batch_latency(
+            batch_start.elapsed().saturating_sub(interval).as_secs_f64() * 1e3,
+        );
+        drop(_enter);
+
+        if last_status.elapsed() >= Duration::from_secs(5) || finishing {
+            if let Some(lag) = kafka::lag(&consumer, &cfg.kafka.topic) {
+                metrics.consumer_lag.store(lag, Ordering::Relaxed);
+            }
+            let (p50, p99) = metrics.latency_quantiles();
+            let (pk, sm) = (
+                metrics.packets.load(Ordering::Relaxed),
+                metrics.samples.load(Ordering::Relaxed),
+            );
+            let secs = status_base.2.elapsed().as_secs_f64().max(1e-9);
+            tracing::info!(
+                packets_per_s = format!("{:.0}", (pk - status_base.0) as f64 / secs),
+                samples_per_s = format!("{:.0}", (sm - status_base.1) as f64 / secs),
+                lag = metrics.consumer_lag.load(Ordering::Relaxed),
+                batch_p50_ms = format!("{p50:.1}"),
+                batch_p99_ms = format!("{p99:.1}"),
+                dlq = metrics.dead_letters.load(Ordering::Relaxed),
+                late = metrics.late_packets.load(Ordering::Relaxed),
+                sink_ms = format!(
+                    "{:.1}",
+                    *metrics.sink_write_ms.lock().expect("metrics lock")
+                ),
+                pending = reorder.pending(),
+                "status"
+            );
+            status_base = (pk, sm, Instant::now());
+            last_status = Instant::now();
+        }
+        if finishing {
+            sinks.close(cfg)?;
+            exchange(
+                dist,
+                &mut worker,
+                (0..dist.size()).map(|_| Command::Stop).collect(),
+            )?;
+            tracing::info!(
+                packets = metrics.packets.load(Ordering::Relaxed),
+                dead_letters = metrics.dead_letters.load(Ordering::Relaxed),
+                late = metrics.late_packets.load(Ordering::Relaxed),
+                duplicates = metrics.duplicate_packets.load(Ordering::Relaxed),
+                triggers = metrics.triggers.load(Ordering::Relaxed),
+                events = metrics.events.load(Ordering::Relaxed),
+                reason = if idle { "idle" } else { "signal" },
+                "stream job finished"
+            );
+            return Ok(());
+        }
+    }
+}
