@@ -13,6 +13,9 @@ use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+/// How long a write may still retry after SIGTERM/SIGINT.
+const SHUTDOWN_WRITE_GRACE: std::time::Duration = std::time::Duration::from_secs(20);
+
 pub struct StreamSinks {
     rt: Option<tokio::runtime::Runtime>,
     cassandra: Option<CassandraSink>,
@@ -36,15 +39,17 @@ impl StreamSinks {
                 .context("starting the tokio runtime for Cassandra")?;
             let sink = runtime.block_on(CassandraSink::connect(&cfg.cassandra))?;
             let (tx, rx) = tokio::sync::watch::channel(false);
-            // SIGTERM during an endless retry (Cassandra down): give up the
-            // write, and so the commit, instead of hanging past the grace
-            // period.
+            // SIGTERM during an endless retry (Cassandra down): after a
+            // grace period that lets a healthy final write finish, give up
+            // the write, and so the commit, instead of hanging past Slurm's
+            // kill deadline.
             let watch_stop = Arc::clone(&stop);
             let cancel_tx = tx.clone();
             runtime.spawn(async move {
                 while !watch_stop.load(Ordering::Relaxed) {
                     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 }
+                tokio::time::sleep(SHUTDOWN_WRITE_GRACE).await;
                 let _ = cancel_tx.send(true);
             });
             cassandra = Some(sink.with_cancel(rx));

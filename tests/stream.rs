@@ -1,0 +1,414 @@
+//! The stream job against real Kafka and Cassandra, on 1 and 3 MPI ranks:
+//! stream ≡ batch on real recordings sent in shuffled packets, bad packets
+//! in the dead-letter topic with their reason, every sample stored raw.
+
+mod common;
+use common::*;
+use fakopp::config::PacketFormat;
+use fakopp::model::SensorPacket;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use scylla::client::session_builder::SessionBuilder;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const CHAINS: &str = r#"
+[[chains]]
+name = "p"
+select = ["BW.*"]
+steps = [
+  { op = "bandpass", freqmin = 10.0, freqmax = 20.0, corners = 4 },
+  { op = "recursive_sta_lta", sta = 0.5, lta = 10.0 },
+  { op = "trigger", on = 3.5, off = 1.0 },
+]
+[[coincidence]]
+chain = "p"
+threshold_sum = 3
+[[chains]]
+name = "temp-qc"
+select = ["GS.*"]
+steps = [
+  { op = "gross_range", fail_span = [-2.0, 40.0], suspect_span = [11.0, 16.0] },
+  { op = "spike", suspect_threshold = 0.02, fail_threshold = 0.2 },
+  { op = "flat_line", suspect_threshold_s = 7200, fail_threshold_s = 21600, tolerance = 0.005 },
+  { op = "stats", window = 86400.0 },
+]
+"#;
+
+struct Job {
+    dir: tempfile::TempDir,
+    topic: String,
+    keyspace: String,
+    cfg: PathBuf,
+}
+
+fn job(name: &str) -> Job {
+    let dir = tempfile::tempdir().unwrap();
+    let topic = unique(name);
+    let keyspace = unique("ks");
+    let text = format!(
+        r#"
+[source]
+kind = "kafka"
+[kafka]
+brokers = "{brokers}"
+topic = "{topic}"
+group = "{topic}_g"
+dlq_topic = "{topic}.dlq"
+[cassandra]
+nodes = ["{node}"]
+keyspace = "{keyspace}"
+[sinks]
+kinds = ["cassandra", "jsonl"]
+jsonl_path = "{jsonl}"
+[stream]
+batch_interval_ms = 200
+reorder_window_s = 5.0
+{CHAINS}"#,
+        brokers = kafka_brokers(),
+        node = cassandra_node(),
+        jsonl = dir.path().join("stream.jsonl").display(),
+    );
+    let cfg = write_config(dir.path(), "stream.toml", &text);
+    Job {
+        dir,
+        topic,
+        keyspace,
+        cfg,
+    }
+}
+
+/// Real recordings: BW.UH1-4 (MiniSEED) and a real logger series (CSV).
+fn real_inputs(dir: &Path) -> Vec<String> {
+    let s = dir.join("seismic");
+    let q = dir.join("qc");
+    run_oracle("batch_oracle.py", &["seismic".as_ref(), s.as_os_str()]);
+    run_oracle("batch_oracle.py", &["qc".as_ref(), q.as_os_str()]);
+    let mut inputs = Vec::new();
+    for d in [&s, &q] {
+        let exp: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(d.join("expected.json")).unwrap()).unwrap();
+        inputs.extend(
+            exp["inputs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_string()),
+        );
+    }
+    inputs
+}
+
+fn batch_lines(job: &Job, inputs: &[String]) -> Vec<String> {
+    let cfg = write_config(
+        job.dir.path(),
+        "batch.toml",
+        &format!("[source]\nkind = \"files\"\n{CHAINS}"),
+    );
+    let out = fakopp()
+        .args(["batch", "--format", "jsonl", "--config"])
+        .arg(&cfg)
+        .args(inputs)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "batch: {}", stderr(&out));
+    let mut lines: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    lines.sort();
+    lines
+}
+
+fn producer() -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", kafka_brokers())
+        .set("enable.idempotence", "true")
+        .create()
+        .unwrap()
+}
+
+async fn send(p: &FutureProducer, topic: &str, key: &str, payload: &[u8]) {
+    p.send(
+        FutureRecord::to(topic).key(key).payload(payload),
+        Duration::from_secs(30),
+    )
+    .await
+    .map_err(|(e, _)| e)
+    .expect("delivery");
+}
+
+/// Packets of 50 samples; the seismic ones reversed in groups of four per
+/// sensor (1.5 s of displacement, inside the 5 s reorder window), all
+/// sensors interleaved, and one packet sent twice.
+fn shuffled_packets(inputs: &[String]) -> Vec<SensorPacket> {
+    let paths: Vec<PathBuf> = inputs.iter().map(PathBuf::from).collect();
+    let input = fakopp::source::files::read_inputs(&paths, 15, false).unwrap();
+    let packets = fakopp::produce::packets_from_series(&input.series, 50);
+    let mut per: BTreeMap<String, Vec<SensorPacket>> = BTreeMap::new();
+    for p in packets {
+        per.entry(p.sensor_id.clone()).or_default().push(p);
+    }
+    for v in per.values_mut() {
+        if v[0].sample_rate_hz >= 1.0 {
+            for g in v.chunks_mut(4) {
+                g.reverse();
+            }
+        }
+    }
+    let dup = per.values().next().unwrap()[7].clone();
+    let mut out = Vec::new();
+    let mut iters: Vec<_> = per.into_values().map(|v| v.into_iter()).collect();
+    loop {
+        let before = out.len();
+        for it in iters.iter_mut() {
+            out.extend(it.next());
+        }
+        if out.len() == 40 {
+            out.push(dup.clone());
+        }
+        if out.len() == before {
+            return out;
+        }
+    }
+}
+
+fn run_stream(job: &Job, ranks: usize) {
+    let mut c = if ranks == 1 { fakopp() } else { mpirun(ranks) };
+    if ranks > 1 {
+        c.arg(env!("CARGO_BIN_EXE_fakopp"));
+    }
+    let out = c
+        .args(["run", "--exit-when-idle", "4", "--config"])
+        .arg(&job.cfg)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "fakopp run on {ranks} ranks: {}",
+        stderr(&out)
+    );
+}
+
+fn stream_lines(job: &Job) -> Vec<String> {
+    let text = std::fs::read_to_string(job.dir.path().join("stream.jsonl")).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    lines.sort();
+    lines
+}
+
+fn create_topic(job: &Job) {
+    let out = fakopp()
+        .args(["run", "--exit-when-idle", "0.5", "--config"])
+        .arg(&job.cfg)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "creating topics: {}", stderr(&out));
+}
+
+async fn stream_equals_batch(ranks: usize) {
+    let job = job(&format!("fakopp_test_seq{ranks}"));
+    let inputs = real_inputs(job.dir.path());
+    let expected = batch_lines(&job, &inputs);
+    assert!(
+        expected.iter().any(|l| l.contains("\"type\":\"event\""))
+            && expected.iter().any(|l| l.contains("\"type\":\"qc\""))
+    );
+
+    create_topic(&job);
+    let packets = shuffled_packets(&inputs);
+    let prod = producer();
+    for p in &packets {
+        send(
+            &prod,
+            &job.topic,
+            &p.sensor_id,
+            &fakopp::codec::encode(PacketFormat::Avro, p),
+        )
+        .await;
+    }
+    run_stream(&job, ranks);
+    let got = stream_lines(&job);
+    assert_eq!(got.len(), expected.len(), "as many results as batch");
+    for (g, e) in got.iter().zip(&expected) {
+        assert_eq!(g, e);
+    }
+
+    // Every produced sample can be read back from Cassandra.
+    let s = SessionBuilder::new()
+        .known_node(cassandra_node())
+        .build()
+        .await
+        .unwrap();
+    let q = s
+        .prepare(format!(
+            "SELECT start_time_ns, samples FROM {}.raw_packets WHERE sensor_id = ? AND day = ?",
+            job.keyspace
+        ))
+        .await
+        .unwrap();
+    let mut want: BTreeMap<(String, i64), Vec<f64>> = BTreeMap::new();
+    for p in &packets {
+        want.insert((p.sensor_id.clone(), p.start_time_ns), p.samples.clone());
+    }
+    let mut days: BTreeMap<String, std::collections::BTreeSet<i32>> = BTreeMap::new();
+    for (sensor, t) in want.keys() {
+        days.entry(sensor.clone())
+            .or_default()
+            .insert(fakopp::model::day_of(*t));
+    }
+    let mut found = 0;
+    for (sensor, ds) in days {
+        for d in ds {
+            let rows = s
+                .execute_unpaged(&q, (&sensor, d))
+                .await
+                .unwrap()
+                .into_rows_result()
+                .unwrap();
+            for r in rows.rows::<(i64, Vec<f64>)>().unwrap() {
+                let (t, samples) = r.unwrap();
+                assert_eq!(
+                    want.get(&(sensor.clone(), t)),
+                    Some(&samples),
+                    "raw packet {sensor} {t}"
+                );
+                found += 1;
+            }
+        }
+    }
+    assert_eq!(found, want.len(), "every packet stored raw exactly once");
+    s.query_unpaged(format!("DROP KEYSPACE {}", job.keyspace), &[])
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_equals_batch_on_one_rank() {
+    stream_equals_batch(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_equals_batch_on_three_ranks() {
+    stream_equals_batch(3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_packets_go_to_the_dead_letter_topic_with_their_reason() {
+    let job = job("fakopp_test_dlq");
+    let inputs = real_inputs(job.dir.path());
+    let qc_csv: Vec<String> = inputs
+        .iter()
+        .filter(|i| i.ends_with(".csv"))
+        .cloned()
+        .collect();
+    let expected = batch_lines(&job, &qc_csv);
+    create_topic(&job);
+
+    let paths: Vec<PathBuf> = qc_csv.iter().map(PathBuf::from).collect();
+    let series = fakopp::source::files::read_inputs(&paths, 15, false)
+        .unwrap()
+        .series;
+    let good = fakopp::produce::packets_from_series(&series, 100);
+    let mut nan = good[3].clone();
+    nan.samples[1] = f64::NAN;
+    let mut rate = good[4].clone();
+    rate.sample_rate_hz = -5.0;
+    let mut id = good[5].clone();
+    id.sensor_id = "not a sensor".into();
+    let valid = fakopp::codec::encode(PacketFormat::Avro, &good[0]);
+    let bad: Vec<(&str, Vec<u8>)> = vec![
+        ("decode", b"\x00\x01garbage".to_vec()),
+        ("decode", valid[..valid.len() / 2].to_vec()),
+        (
+            "decode",
+            fakopp::codec::encode(PacketFormat::Json, &good[1]),
+        ),
+        (
+            "non_finite",
+            fakopp::codec::encode(PacketFormat::Avro, &nan),
+        ),
+        (
+            "sample_rate",
+            fakopp::codec::encode(PacketFormat::Avro, &rate),
+        ),
+        ("sensor_id", fakopp::codec::encode(PacketFormat::Avro, &id)),
+    ];
+    let prod = producer();
+    let mut sent_bad = 0;
+    for (i, p) in good.iter().enumerate() {
+        send(
+            &prod,
+            &job.topic,
+            &p.sensor_id,
+            &fakopp::codec::encode(PacketFormat::Avro, p),
+        )
+        .await;
+        if i % 10 == 0 && sent_bad < bad.len() {
+            send(&prod, &job.topic, "bad", &bad[sent_bad].1).await;
+            sent_bad += 1;
+        }
+        if i == 20 {
+            // A re-sent packet and one out of order (within the window's reach
+            // for hourly data it is late: stored raw, flagged, not processed).
+            send(
+                &prod,
+                &job.topic,
+                &good[20].sensor_id,
+                &fakopp::codec::encode(PacketFormat::Avro, &good[20]),
+            )
+            .await;
+        }
+    }
+    while sent_bad < bad.len() {
+        send(&prod, &job.topic, "bad", &bad[sent_bad].1).await;
+        sent_bad += 1;
+    }
+    run_stream(&job, 1);
+    assert_eq!(
+        stream_lines(&job),
+        expected,
+        "every good packet processed once"
+    );
+
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", kafka_brokers())
+        .set("group.id", unique("dlqreader"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    c.subscribe(&[&format!("{}.dlq", job.topic)]).unwrap();
+    let mut dead = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while dead.len() < bad.len() && std::time::Instant::now() < deadline {
+        if let Some(m) = c.poll(Duration::from_millis(500)) {
+            let m = m.unwrap();
+            let h = m.headers().expect("DLQ messages carry headers");
+            let header = |k: &str| {
+                h.iter()
+                    .find(|x| x.key == k)
+                    .and_then(|x| x.value)
+                    .map(|v| String::from_utf8_lossy(v).to_string())
+            };
+            dead.push((
+                header("reason_code").unwrap(),
+                header("reason").unwrap(),
+                m.payload().unwrap().to_vec(),
+            ));
+        }
+    }
+    assert_eq!(
+        dead.len(),
+        bad.len(),
+        "every bad packet in the DLQ: {dead:?}"
+    );
+    for ((code, payload), (got_code, reason, got_payload)) in bad.iter().zip(&dead) {
+        assert_eq!(got_code, code, "reason {reason}");
+        assert_eq!(got_payload, payload, "original bytes kept");
+        assert!(!reason.is_empty());
+    }
+}
