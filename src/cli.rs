@@ -131,7 +131,18 @@ pub enum Failure {
     #[error("usage error: {0}")]
     Usage(String),
     #[error("{0:#}")]
-    Runtime(#[from] anyhow::Error),
+    Runtime(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    /// A configuration problem found at run time (e.g. a checkpoint made
+    /// with other chains) is still a configuration error: exit code 2.
+    fn from(e: anyhow::Error) -> Failure {
+        match e.downcast::<ConfigError>() {
+            Ok(c) => Failure::Config(c),
+            Err(e) => Failure::Runtime(e),
+        }
+    }
 }
 
 impl Failure {

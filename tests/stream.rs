@@ -64,6 +64,8 @@ keyspace = "{keyspace}"
 [sinks]
 kinds = ["cassandra", "jsonl"]
 jsonl_path = "{jsonl}"
+[checkpoint]
+path = "{ckpt}"
 [stream]
 batch_interval_ms = 200
 reorder_window_s = 5.0
@@ -71,6 +73,7 @@ reorder_window_s = 5.0
         brokers = kafka_brokers(),
         node = cassandra_node(),
         jsonl = dir.path().join("stream.jsonl").display(),
+        ckpt = dir.path().join("state/ckpt.h5").display(),
     );
     let cfg = write_config(dir.path(), "stream.toml", &text);
     Job {

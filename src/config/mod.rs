@@ -177,6 +177,9 @@ pub struct StreamConfig {
     pub reorder_window_s: f64,
     pub max_gap_interp_samples: u64,
     pub max_samples_per_packet: usize,
+    /// Most packets taken into one micro-batch (bounds its memory and
+    /// latency when a backlog is consumed).
+    pub max_packets_per_batch: usize,
 }
 
 impl Default for StreamConfig {
@@ -186,6 +189,7 @@ impl Default for StreamConfig {
             reorder_window_s: 5.0,
             max_gap_interp_samples: 15,
             max_samples_per_packet: 100_000,
+            max_packets_per_batch: 20_000,
         }
     }
 }

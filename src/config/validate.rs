@@ -78,6 +78,9 @@ pub(super) fn validate(cfg: &Config, mode: Mode) -> Check {
     if !(cfg.stream.reorder_window_s.is_finite() && cfg.stream.reorder_window_s >= 0.0) {
         fail("stream.reorder_window_s", "must be a finite number >= 0")?;
     }
+    if cfg.stream.max_packets_per_batch == 0 {
+        fail("stream.max_packets_per_batch", "must be >= 1")?;
+    }
     if cfg.stream.max_samples_per_packet == 0 {
         fail("stream.max_samples_per_packet", "must be >= 1")?;
     }

@@ -25,7 +25,13 @@ pub fn client_config(cfg: &KafkaConfig, settings: &[(&str, &str)]) -> ClientConf
     c
 }
 
-pub fn consumer(cfg: &KafkaConfig) -> Result<BaseConsumer> {
+/// The consumer of the packets topic. Rank 0 is the job's only consumer,
+/// so it takes every partition itself (no group rebalancing) and starts
+/// each at the offset the checkpoint gives — the checkpoint, not the
+/// group's committed offset, is the source of truth — else at the group's
+/// committed offset, else at the beginning. Offsets are committed to the
+/// group too, for monitoring tools.
+pub fn consumer(cfg: &KafkaConfig, resume: &BTreeMap<i32, i64>) -> Result<BaseConsumer> {
     let c = client_config(
         cfg,
         &[
@@ -37,9 +43,43 @@ pub fn consumer(cfg: &KafkaConfig) -> Result<BaseConsumer> {
         ],
     );
     let consumer: BaseConsumer = c.create().context("creating the Kafka consumer")?;
+    let md = consumer
+        .fetch_metadata(Some(&cfg.topic), Duration::from_secs(30))
+        .with_context(|| format!("cannot reach the Kafka brokers {}", cfg.brokers))?;
+    let partitions: Vec<i32> = md
+        .topics()
+        .iter()
+        .filter(|t| t.name() == cfg.topic)
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    if partitions.is_empty() {
+        anyhow::bail!(
+            "Kafka topic {} has no partitions (does it exist?)",
+            cfg.topic
+        );
+    }
+    let mut wanted = TopicPartitionList::new();
+    for &p in &partitions {
+        wanted.add_partition(&cfg.topic, p);
+    }
+    let committed = consumer
+        .committed_offsets(wanted, Duration::from_secs(30))
+        .context("reading the group's committed offsets")?;
+    let mut tpl = TopicPartitionList::new();
+    for &p in &partitions {
+        let offset = match resume.get(&p) {
+            Some(&o) => Offset::Offset(o),
+            None => match committed.find_partition(&cfg.topic, p).map(|e| e.offset()) {
+                Some(Offset::Offset(o)) => Offset::Offset(o),
+                _ => Offset::Beginning,
+            },
+        };
+        tpl.add_partition_offset(&cfg.topic, p, offset)?;
+    }
     consumer
-        .subscribe(&[&cfg.topic])
-        .with_context(|| format!("subscribing to {}", cfg.topic))?;
+        .assign(&tpl)
+        .with_context(|| format!("assigning the partitions of {}", cfg.topic))?;
+    tracing::info!(topic = %cfg.topic, partitions = partitions.len(), from_checkpoint = !resume.is_empty(), "consuming");
     Ok(consumer)
 }
 
@@ -49,32 +89,18 @@ pub fn producer(cfg: &KafkaConfig) -> Result<ThreadedProducer<DefaultProducerCon
         .context("creating the Kafka producer")
 }
 
-/// Offsets consumed since the last commit: the next offset to read, per
-/// partition.
-#[derive(Debug, Clone, Default)]
-pub struct Offsets(pub BTreeMap<i32, i64>);
-
-impl Offsets {
-    pub fn consumed(&mut self, partition: i32, offset: i64) {
-        let e = self.0.entry(partition).or_insert(offset + 1);
-        *e = (*e).max(offset + 1);
+/// Commits `positions` (next offset to read, per partition), synchronously.
+pub fn commit(consumer: &BaseConsumer, topic: &str, positions: &BTreeMap<i32, i64>) -> Result<()> {
+    if positions.is_empty() {
+        return Ok(());
     }
-
-    /// Commits (synchronously) and forgets them.
-    pub fn commit(&mut self, consumer: &BaseConsumer, topic: &str) -> Result<()> {
-        if self.0.is_empty() {
-            return Ok(());
-        }
-        let mut tpl = TopicPartitionList::new();
-        for (&p, &o) in &self.0 {
-            tpl.add_partition_offset(topic, p, Offset::Offset(o))?;
-        }
-        consumer
-            .commit(&tpl, CommitMode::Sync)
-            .context("committing Kafka offsets")?;
-        self.0.clear();
-        Ok(())
+    let mut tpl = TopicPartitionList::new();
+    for (&p, &o) in positions {
+        tpl.add_partition_offset(topic, p, Offset::Offset(o))?;
     }
+    consumer
+        .commit(&tpl, CommitMode::Sync)
+        .context("committing Kafka offsets")
 }
 
 /// Sends a rejected message to the dead-letter topic with its original key
@@ -189,4 +215,46 @@ pub fn ensure_topics(cfg: &KafkaConfig, topics: &[&str]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Partitions of `topic` that may still hold messages for us: our next
+/// offset is below the high watermark librdkafka last saw (or it has not
+/// seen one yet). Uses cached watermarks: no broker round trip.
+pub fn lagging_partitions(
+    consumer: &BaseConsumer,
+    topic: &str,
+    positions: &BTreeMap<i32, i64>,
+) -> Vec<i32> {
+    let Ok(assignment) = consumer.assignment() else {
+        return Vec::new();
+    };
+    assignment
+        .elements_for_topic(topic)
+        .iter()
+        .map(|e| e.partition())
+        .filter(|&p| match cached_high_watermark(consumer, topic, p) {
+            Some(high) => positions.get(&p).copied().unwrap_or(0) < high,
+            None => true,
+        })
+        .collect()
+}
+
+/// librdkafka's last-seen high watermark of a partition (from fetch
+/// responses), without asking the broker; `None` until one was seen.
+fn cached_high_watermark(consumer: &BaseConsumer, topic: &str, partition: i32) -> Option<i64> {
+    let topic = std::ffi::CString::new(topic).ok()?;
+    let (mut low, mut high) = (-1i64, -1i64);
+    // SAFETY: the client pointer is valid for the consumer's life; the
+    // topic string outlives the call; the out-pointers are valid i64s.
+    let err = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0)
+        .then_some(high)
 }

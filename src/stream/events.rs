@@ -3,8 +3,11 @@
 //! an event is reported once nothing that arrives later can change it: its
 //! off time plus `trigger_off_extension_s` lies before the *safe time*, the
 //! earliest of every sensor's processed time and open-trigger onset (a
-//! trigger not yet closed, or data not yet seen, could still join). The
-//! events reported are therefore exactly those of the batch run.
+//! trigger not yet closed, or data not yet seen, could still join), and of
+//! the data time reached on every partition that still has messages to
+//! read, less the reorder window (a sensor not seen yet may be there). The
+//! events reported are therefore those of the batch run, as long as data
+//! arrive within the reorder window of their partition's time.
 
 use crate::batch;
 use crate::chain::CompiledChain;
@@ -41,12 +44,15 @@ impl StreamEvents {
     }
 
     /// Events that can no longer change (all of them when `flush`), each
-    /// reported once.
+    /// reported once. `bound` caps the safe time for data not yet seen at
+    /// all: sensors that have not appeared yet, on partitions consumed
+    /// behind the others.
     pub fn ready(
         &mut self,
         cfg: &Config,
         chains: &[CompiledChain],
         flush: bool,
+        bound: i64,
     ) -> Result<Vec<EventRec>> {
         if cfg.coincidence.is_empty() {
             return Ok(Vec::new());
@@ -74,7 +80,8 @@ impl StreamEvents {
                 .filter(|(s, _)| chain.matches(s))
                 .map(|(_, (until, open))| open.map_or(*until, |o| o.min(*until)))
                 .min()
-                .unwrap_or(i64::MIN);
+                .unwrap_or(i64::MIN)
+                .min(bound);
             let off_ns =
                 e.time_ns + (e.duration_s * 1e9) as i64 + (co.trigger_off_extension_s * 1e9) as i64;
             if (flush || off_ns < safe) && self.reported.insert((e.chain.clone(), e.time_ns)) {

@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use work::{Command, Reply, SensorWork, Worker};
+use work::{Command, Reply, SensorState, SensorWork, Worker};
 
 pub use events::StreamEvents;
 pub use reorder::{Offer, Reorder};
@@ -141,6 +141,105 @@ struct Intake {
     packets: u64,
 }
 
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or_default()
+}
+
+/// Crash points for the restart tests: `FAKOPP_FAULT=<point>:<N>` kills
+/// the process with SIGKILL at `point` of micro-batch N.
+fn fault(point: &str, n: u64) {
+    if std::env::var("FAKOPP_FAULT").is_ok_and(|f| f == format!("{point}:{n}")) {
+        tracing::warn!("FAKOPP_FAULT: killing the job at {point} of micro-batch {n}");
+        // SAFETY: raising a signal on ourselves has no memory effects.
+        unsafe { libc::raise(libc::SIGKILL) };
+    }
+}
+
+/// What a resumed job starts from.
+struct Resumed {
+    offsets: BTreeMap<i32, i64>,
+    reorder: Reorder,
+    events: StreamEvents,
+    owners: Owners,
+    jsonl_len: Option<u64>,
+    micro_batches: u64,
+}
+
+/// Loads the newest good checkpoint and hands its sensor states to the
+/// ranks that now own them (any number of ranks).
+fn resume(
+    cfg: &Config,
+    args: &RunArgs,
+    dist: &Dist,
+    worker: &mut Worker,
+) -> Result<Option<Resumed>> {
+    let ck = &cfg.checkpoint;
+    let latest = match crate::checkpoint::Checkpoint::latest(&ck.path, ck.keep) {
+        Err(e) if args.reset_state => {
+            tracing::warn!("{e:#}: --reset-state, starting fresh");
+            None
+        }
+        other => other?,
+    };
+    let Some((c, path)) = latest else {
+        tracing::info!(path = %ck.path.display(), "no checkpoint: starting fresh");
+        return Ok(None);
+    };
+    if c.topic != cfg.kafka.topic {
+        anyhow::bail!(
+            "checkpoint {} is of topic {}, not {}; point checkpoint.path elsewhere",
+            path.display(),
+            c.topic,
+            cfg.kafka.topic
+        );
+    }
+    let same_chains = c.config_hash == cfg.chains_hash();
+    if !same_chains && !args.reset_state {
+        return Err(crate::config::ConfigError {
+            file: path.clone(),
+            key: Some("chains".into()),
+            reason: "the checkpoint was made with different chains or coincidence settings; \
+                     run with --reset-state to resume reading from its offsets with fresh kernel state"
+                .into(),
+        }
+        .into());
+    }
+    let mut owners = Owners::new(dist.size());
+    let mut per: Vec<Vec<(String, SensorState)>> = (0..dist.size()).map(|_| Vec::new()).collect();
+    let (sensors, events) = if same_chains {
+        (c.sensors, c.events)
+    } else {
+        (Vec::new(), StreamEvents::default())
+    };
+    for (sensor, st) in sensors {
+        let r = owners.owner(&sensor);
+        per[r].push((sensor, st));
+    }
+    exchange(
+        dist,
+        worker,
+        per.into_iter().map(Command::Restore).collect(),
+    )?;
+    tracing::info!(
+        path = %path.display(),
+        written_by_ranks = c.ranks,
+        ranks = dist.size(),
+        reset_state = !same_chains,
+        "resuming from checkpoint"
+    );
+    Ok(Some(Resumed {
+        offsets: c.offsets,
+        reorder: c.reorder,
+        events,
+        owners,
+        jsonl_len: c.jsonl_len,
+        micro_batches: c.micro_batches,
+    }))
+}
+
 fn coordinate(
     cfg: &Config,
     args: &RunArgs,
@@ -162,18 +261,40 @@ fn coordinate(
         topics.push(&cfg.kafka.detections_topic);
     }
     kafka::ensure_topics(&cfg.kafka, &topics)?;
-    let consumer = kafka::consumer(&cfg.kafka)?;
+
+    // Resume from the newest good checkpoint, if any.
+    let ck = &cfg.checkpoint;
+    let resumed = resume(cfg, args, dist, &mut worker)?;
+    let mut positions = resumed
+        .as_ref()
+        .map(|r| r.offsets.clone())
+        .unwrap_or_default();
+    let consumer = kafka::consumer(&cfg.kafka, &positions)?;
     let producer = kafka::producer(&cfg.kafka)?;
-    let mut sinks = sinks::StreamSinks::open(cfg, Arc::clone(&stop))?;
+    let mut sinks = sinks::StreamSinks::open(
+        cfg,
+        Arc::clone(&stop),
+        resumed.as_ref().and_then(|r| r.jsonl_len),
+    )?;
     let limits = crate::codec::Limits::from_config(&cfg.stream);
-    let mut reorder = Reorder::new(
-        cfg.stream.reorder_window_s,
-        cfg.stream.max_gap_interp_samples,
-        cfg.stream.max_samples_per_packet,
-    );
-    let mut events = StreamEvents::default();
-    let mut owners = Owners::new(dist.size());
-    let mut offsets = kafka::Offsets::default();
+    let (mut reorder, mut events, mut owners, mut micro_batches) = match resumed {
+        Some(r) => (r.reorder, r.events, r.owners, r.micro_batches),
+        None => (
+            Reorder::new(
+                cfg.stream.reorder_window_s,
+                cfg.stream.max_gap_interp_samples,
+                cfg.stream.max_samples_per_packet,
+            ),
+            StreamEvents::default(),
+            Owners::new(dist.size()),
+            0,
+        ),
+    };
+    let mut checkpoints = 0u64;
+    // Latest packet time read per partition (bounds event finalisation).
+    let mut partition_time: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut last_checkpoint = Instant::now();
+    let checkpoint_every = Duration::from_secs_f64(ck.interval_s);
     let interval = Duration::from_millis(cfg.stream.batch_interval_ms);
     let idle_limit = args.exit_when_idle.map(Duration::from_secs_f64);
     let mut last_packet = Instant::now();
@@ -185,7 +306,10 @@ fn coordinate(
         let batch_start = Instant::now();
         let mut intake = Intake::default();
         // 1. Consume for one batch interval.
-        while batch_start.elapsed() < interval && !stop.load(Ordering::Relaxed) {
+        while batch_start.elapsed() < interval
+            && !stop.load(Ordering::Relaxed)
+            && (intake.packets as usize) < cfg.stream.max_packets_per_batch
+        {
             let Some(msg) = consumer.poll(
                 interval
                     .saturating_sub(batch_start.elapsed())
@@ -202,7 +326,8 @@ fn coordinate(
             };
             last_packet = Instant::now();
             intake.packets += 1;
-            offsets.consumed(m.partition(), m.offset());
+            positions.insert(m.partition(), m.offset() + 1);
+            let partition = m.partition();
             let payload = m.payload().unwrap_or_default();
             match crate::codec::decode_valid(cfg.kafka.format, payload, &limits) {
                 Err(rej) => {
@@ -220,6 +345,8 @@ fn coordinate(
                     )?;
                 }
                 Ok(p) => {
+                    let t = partition_time.entry(partition).or_insert(i64::MIN);
+                    *t = (*t).max(p.start_time_ns);
                     metrics.packets.fetch_add(1, Ordering::Relaxed);
                     metrics
                         .samples
@@ -238,8 +365,11 @@ fn coordinate(
                 }
             }
         }
-        let idle = idle_limit.is_some_and(|l| last_packet.elapsed() >= l);
-        let finishing = idle || stop.load(Ordering::Relaxed);
+        // End of input (idle): flush everything. A signal (Slurm preemption)
+        // only stops: the state is checkpointed as it is, to resume later.
+        let finishing = idle_limit.is_some_and(|l| last_packet.elapsed() >= l);
+        let stopping = finishing || stop.load(Ordering::Relaxed);
+        micro_batches += 1;
 
         // 2. Process: each sensor's released samples on its rank.
         let span = tracing::info_span!("micro_batch", packets = intake.packets);
@@ -265,7 +395,17 @@ fn coordinate(
                 results.extend(r.results);
             }
         }
-        results.events = events.ready(cfg, chains, finishing)?;
+        let window_ns = (cfg.stream.reorder_window_s * 1e9) as i64;
+        let bound = kafka::lagging_partitions(&consumer, &cfg.kafka.topic, &positions)
+            .iter()
+            .map(|p| {
+                partition_time
+                    .get(p)
+                    .map_or(i64::MIN, |t| t.saturating_sub(window_ns))
+            })
+            .min()
+            .unwrap_or(i64::MAX);
+        results.events = events.ready(cfg, chains, finishing, bound)?;
         for c in chains {
             let names = c.qc_names();
             if !names.is_empty() {
@@ -277,12 +417,40 @@ fn coordinate(
             tracing::warn!(chain = %p.chain, sensor = %p.sensor, "{}", p.reason);
         }
 
-        // 3. Make it durable, then commit what was consumed.
+        // 3. Make it durable; at checkpoints, save the state and only then
+        //    commit what was consumed.
+        fault("before_sinks", micro_batches);
         let t_sink = Instant::now();
         sinks.write(&intake.raw, &results, &producer, cfg)?;
         kafka::flush(&producer)?;
         *metrics.sink_write_ms.lock().expect("metrics lock") = t_sink.elapsed().as_secs_f64() * 1e3;
-        offsets.commit(&consumer, &cfg.kafka.topic)?;
+        fault("after_sinks", micro_batches);
+        if stopping || last_checkpoint.elapsed() >= checkpoint_every {
+            checkpoints += 1;
+            let replies = exchange(
+                dist,
+                &mut worker,
+                (0..dist.size()).map(|_| Command::Snapshot).collect(),
+            )?;
+            let snapshot = crate::checkpoint::Checkpoint {
+                config_hash: cfg.chains_hash(),
+                ranks: dist.size(),
+                topic: cfg.kafka.topic.clone(),
+                offsets: positions.clone(),
+                sensors: replies.into_iter().flat_map(|r| r.states).collect(),
+                reorder: reorder.clone(),
+                events: events.clone(),
+                jsonl_len: sinks.jsonl_len()?,
+                micro_batches,
+                created_ns: now_ns(),
+            };
+            snapshot
+                .write(&ck.path, ck.keep, checkpoints)
+                .context("writing the checkpoint")?;
+            kafka::commit(&consumer, &cfg.kafka.topic, &positions)?;
+            last_checkpoint = Instant::now();
+            tracing::debug!(path = %ck.path.display(), "checkpoint written");
+        }
 
         metrics
             .triggers
@@ -299,7 +467,7 @@ fn coordinate(
         );
         drop(_enter);
 
-        if last_status.elapsed() >= Duration::from_secs(5) || finishing {
+        if last_status.elapsed() >= Duration::from_secs(5) || stopping {
             if let Some(lag) = kafka::lag(&consumer, &cfg.kafka.topic) {
                 metrics.consumer_lag.store(lag, Ordering::Relaxed);
             }
@@ -327,7 +495,7 @@ fn coordinate(
             status_base = (pk, sm, Instant::now());
             last_status = Instant::now();
         }
-        if finishing {
+        if stopping {
             sinks.close(cfg)?;
             exchange(
                 dist,
@@ -341,7 +509,7 @@ fn coordinate(
                 duplicates = metrics.duplicate_packets.load(Ordering::Relaxed),
                 triggers = metrics.triggers.load(Ordering::Relaxed),
                 events = metrics.events.load(Ordering::Relaxed),
-                reason = if idle { "idle" } else { "signal" },
+                reason = if finishing { "idle" } else { "signal" },
                 "stream job finished"
             );
             return Ok(());

@@ -28,7 +28,14 @@ pub struct StreamSinks {
 }
 
 impl StreamSinks {
-    pub fn open(cfg: &Config, stop: Arc<AtomicBool>) -> Result<StreamSinks> {
+    /// Opens the sinks; `jsonl_len` (from a checkpoint) truncates the
+    /// JSON-lines output to what belongs to the resumed state, so a replay
+    /// after a crash does not repeat lines.
+    pub fn open(
+        cfg: &Config,
+        stop: Arc<AtomicBool>,
+        jsonl_len: Option<u64>,
+    ) -> Result<StreamSinks> {
         let kinds = &cfg.sinks.kinds;
         let (mut rt, mut cassandra, mut cancel) = (None, None, None);
         if kinds.contains(&SinkKind::Cassandra) {
@@ -66,6 +73,11 @@ impl StreamSinks {
                         .append(true)
                         .open(p)
                         .with_context(|| format!("opening {}", p.display()))?;
+                    if let Some(len) = jsonl_len {
+                        f.set_len(len).with_context(|| {
+                            format!("truncating {} to the checkpoint", p.display())
+                        })?;
+                    }
                     jsonl_file = Some(f.try_clone()?);
                     jsonl = Some(Box::new(std::io::BufWriter::new(f)));
                 }
@@ -143,6 +155,17 @@ impl StreamSinks {
             }
         }
         Ok(())
+    }
+
+    /// Length of the JSON-lines output file (for the checkpoint).
+    pub fn jsonl_len(&mut self) -> Result<Option<u64>> {
+        if let Some(w) = self.jsonl.as_mut() {
+            w.flush()?;
+        }
+        Ok(match &self.jsonl_file {
+            Some(f) => Some(f.metadata()?.len()),
+            None => None,
+        })
     }
 
     /// End of the run: the HDF5 results file, if configured.

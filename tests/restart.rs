@@ -1,0 +1,273 @@
+//! Checkpoint and restart against the real services: a job killed (SIGKILL)
+//! at several moments — one of them while it writes a checkpoint — and
+//! restarted each time, with 1, 3 and 2 ranks, ends with Cassandra tables
+//! equal, row for row, to those of an uninterrupted run; a damaged
+//! checkpoint is detected and the previous one used; changed chains refuse
+//! to resume.
+
+mod common;
+use common::*;
+use scylla::client::session::Session;
+use scylla::client::session_builder::SessionBuilder;
+use std::path::{Path, PathBuf};
+
+const TABLES: [&str; 5] = [
+    "raw_packets",
+    "triggers",
+    "events",
+    "qc_flags",
+    "window_stats",
+];
+
+fn config(dir: &Path, name: &str, topic: &str, keyspace: &str) -> PathBuf {
+    write_config(
+        dir,
+        &format!("{name}.toml"),
+        &format!(
+            r#"
+[source]
+kind = "kafka"
+[kafka]
+brokers = "{brokers}"
+topic = "{topic}"
+group = "{keyspace}_g"
+dlq_topic = "{topic}.dlq"
+[cassandra]
+nodes = ["{node}"]
+keyspace = "{keyspace}"
+[sinks]
+kinds = ["cassandra", "jsonl"]
+jsonl_path = "{jsonl}"
+[checkpoint]
+path = "{ckpt}"
+interval_s = 0.001
+keep = 2
+[stream]
+batch_interval_ms = 150
+max_packets_per_batch = 150
+[synthetic]
+seismic_stations = 6
+duration_s = 240.0
+events = 2
+groundwater_sensors = 2
+ph_sensors = 2
+env_days = 5.0
+[[chains]]
+name = "p-picker"
+select = ["XX.*..HHZ"]
+steps = [
+  {{ op = "bandpass", freqmin = 1.0, freqmax = 10.0, corners = 4 }},
+  {{ op = "recursive_sta_lta", sta = 0.5, lta = 10.0 }},
+  {{ op = "trigger", on = 3.5, off = 1.0 }},
+  {{ op = "aic_pick", before = 1.0, after = 0.5 }},
+]
+[[coincidence]]
+chain = "p-picker"
+threshold_sum = 3
+trigger_off_extension_s = 15.0
+[[chains]]
+name = "env-qc"
+select = ["EMB.*"]
+steps = [
+  {{ op = "gross_range", fail_span = [-50.0, 14.0] }},
+  {{ op = "spike", suspect_threshold = 0.3, fail_threshold = 0.9 }},
+  {{ op = "flat_line", suspect_threshold_s = 10800, fail_threshold_s = 21600, tolerance = 0.001 }},
+  {{ op = "stats", window = 3600.0 }},
+]
+"#,
+            brokers = kafka_brokers(),
+            node = cassandra_node(),
+            jsonl = dir.join(format!("{name}.jsonl")).display(),
+            ckpt = dir.join(format!("{name}-state/ckpt.h5")).display(),
+        ),
+    )
+}
+
+/// Runs the job; `Ok` if it ended by itself, `Err(stderr)` if it was killed.
+fn run(cfg: &Path, ranks: usize, fault: Option<&str>) -> Result<String, String> {
+    let mut c = if ranks == 1 { fakopp() } else { mpirun(ranks) };
+    if ranks > 1 {
+        c.arg(env!("CARGO_BIN_EXE_fakopp"));
+    }
+    if let Some(f) = fault {
+        c.env("FAKOPP_FAULT", f);
+    }
+    let out = c
+        .args(["run", "--exit-when-idle", "3", "--config"])
+        .arg(cfg)
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(stderr(&out))
+    } else {
+        Err(stderr(&out))
+    }
+}
+
+async fn table_rows(s: &Session, ks: &str, table: &str) -> Vec<String> {
+    let q = s
+        .prepare(format!("SELECT * FROM {ks}.{table}"))
+        .await
+        .unwrap();
+    let mut rows: Vec<String> = s
+        .execute_unpaged(&q, ())
+        .await
+        .unwrap()
+        .into_rows_result()
+        .unwrap()
+        .rows::<scylla::value::Row>()
+        .unwrap()
+        .map(|r| format!("{:?}", r.unwrap().columns))
+        .collect();
+    rows.sort();
+    rows
+}
+
+/// Every table of keyspace `b` equals that of `a`, row for row.
+async fn assert_tables_equal(s: &Session, a: &str, b: &str) {
+    for t in TABLES {
+        let (ra, rb) = (table_rows(s, a, t).await, table_rows(s, b, t).await);
+        assert!(!ra.is_empty(), "{t} has rows");
+        let only_a: Vec<_> = ra.iter().filter(|r| !rb.contains(r)).collect();
+        let only_b: Vec<_> = rb.iter().filter(|r| !ra.contains(r)).collect();
+        assert!(ra == rb, "{t}: rows differ after restarts:\nonly uninterrupted: {only_a:#?}\nonly restarted: {only_b:#?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_and_restarted_job_equals_an_uninterrupted_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let topic = unique("fakopp_test_restart");
+    let (ks_a, ks_b) = (unique("ks_a"), unique("ks_b"));
+    let a = config(dir.path(), "a", &topic, &ks_a);
+    let b = config(dir.path(), "b", &topic, &ks_b);
+
+    // Topics exist after a first idle run; then the input is published.
+    run(&a, 1, None).expect("creating the topics");
+    let out = fakopp()
+        .args([
+            "produce",
+            "--synthetic",
+            "--packet-samples",
+            "50",
+            "--config",
+        ])
+        .arg(&a)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "produce: {}", stderr(&out));
+
+    // The uninterrupted run.
+    run(&a, 1, None).expect("uninterrupted run");
+
+    // Killed three times, with a different number of ranks each time
+    // (1 → 3 → 2 → 3), once in the middle of a checkpoint write.
+    let e = run(&b, 1, Some("after_sinks:4"))
+        .expect_err("killed after writing results of micro-batch 4");
+    assert!(e.contains("FAKOPP_FAULT"), "{e}");
+    run(&b, 3, Some("checkpoint_write:2")).expect_err("killed while writing its 2nd checkpoint");
+    let e = run(&b, 2, Some("before_sinks:12"))
+        .expect_err("killed before writing results of micro-batch 12");
+    assert!(
+        e.contains("resuming from checkpoint"),
+        "restarts resume: {e}"
+    );
+    let done = run(&b, 3, None).expect("the final run ends by itself");
+    assert!(done.contains("resuming from checkpoint"), "{done}");
+
+    let s = SessionBuilder::new()
+        .known_node(cassandra_node())
+        .build()
+        .await
+        .unwrap();
+    assert_tables_equal(&s, &ks_a, &ks_b).await;
+    // The JSON-lines output is truncated back to each checkpoint on restart.
+    let lines = |n: &str| {
+        let mut l: Vec<String> = std::fs::read_to_string(dir.path().join(n))
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect();
+        l.sort();
+        l
+    };
+    assert_eq!(lines("a.jsonl"), lines("b.jsonl"));
+    for ks in [ks_a, ks_b] {
+        s.query_unpaged(format!("DROP KEYSPACE {ks}"), &[])
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damaged_checkpoint_falls_back_and_changed_chains_refuse() {
+    let dir = tempfile::tempdir().unwrap();
+    let topic = unique("fakopp_test_ckpt");
+    let (ks_a, ks_b) = (unique("ks_a"), unique("ks_b"));
+    let a = config(dir.path(), "a", &topic, &ks_a);
+    let b = config(dir.path(), "b", &topic, &ks_b);
+    run(&a, 1, None).expect("creating the topics");
+    let out = fakopp()
+        .args([
+            "produce",
+            "--synthetic",
+            "--packet-samples",
+            "50",
+            "--config",
+        ])
+        .arg(&a)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "produce: {}", stderr(&out));
+    run(&a, 1, None).expect("uninterrupted run");
+
+    run(&b, 1, Some("after_sinks:6")).expect_err("killed");
+    // Damage the newest checkpoint's state.
+    let ck = dir.path().join("b-state/ckpt.h5");
+    let mut bytes = std::fs::read(&ck).unwrap();
+    let n = bytes.len();
+    for x in &mut bytes[n / 2..n / 2 + 64] {
+        *x ^= 0xa5;
+    }
+    std::fs::write(&ck, bytes).unwrap();
+    let inspect = fakopp()
+        .args(["checkpoint", "inspect"])
+        .arg(&ck)
+        .output()
+        .unwrap();
+    assert!(inspect.status.success() || !stderr(&inspect).is_empty());
+
+    // Chains changed: refuse (exit 2) unless --reset-state.
+    let text = std::fs::read_to_string(&b)
+        .unwrap()
+        .replace("window = 3600.0", "window = 7200.0");
+    let changed = write_config(dir.path(), "b_changed.toml", &text);
+    let out = fakopp()
+        .args(["run", "--exit-when-idle", "3", "--config"])
+        .arg(&changed)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--reset-state"), "{}", stderr(&out));
+
+    let done = run(&b, 1, None).expect("resumes from the previous checkpoint");
+    assert!(
+        done.contains("checksum mismatch"),
+        "the damaged checkpoint is reported: {done}"
+    );
+    assert!(
+        done.contains("ckpt.h5.1"),
+        "the previous checkpoint is used: {done}"
+    );
+    let s = SessionBuilder::new()
+        .known_node(cassandra_node())
+        .build()
+        .await
+        .unwrap();
+    assert_tables_equal(&s, &ks_a, &ks_b).await;
+    for ks in [ks_a, ks_b] {
+        s.query_unpaged(format!("DROP KEYSPACE {ks}"), &[])
+            .await
+            .unwrap();
+    }
+}
