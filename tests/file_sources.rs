@@ -825,10 +825,19 @@ fn assemble_keeps_small_gaps_as_missing_readings_and_splits_large_ones() {
     ];
     let (segs, rep) = assemble(pieces(list), 10.0, 2);
     // Gap 1 (2 samples) -> two missing readings. Gap 2 (slots 6..9, 4 samples) > 2: split.
-    let same = |a: &[f64], b: &[f64]| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y || (x.is_nan() && y.is_nan()));
+    let same = |a: &[f64], b: &[f64]| {
+        a.len() == b.len()
+            && a.iter()
+                .zip(b)
+                .all(|(x, y)| x == y || (x.is_nan() && y.is_nan()))
+    };
     let nan = f64::NAN;
     assert_eq!(segs.len(), 2);
-    assert!(same(&segs[0].samples, &[0.0, 1.0, nan, nan, 4.0, 5.0]), "{:?}", segs[0].samples);
+    assert!(
+        same(&segs[0].samples, &[0.0, 1.0, nan, nan, 4.0, 5.0]),
+        "{:?}",
+        segs[0].samples
+    );
     assert_eq!(
         (segs[1].start_ns, segs[1].samples.clone()),
         (1000 * ms, vec![10.0])
@@ -845,9 +854,11 @@ fn assemble_keeps_small_gaps_as_missing_readings_and_splits_large_ones() {
 
     let (segs, rep) = assemble(pieces(list), 10.0, 4);
     assert_eq!(segs.len(), 1);
-    assert!(same(&segs[0].samples, &[0.0, 1.0, nan, nan, 4.0, 5.0, nan, nan, nan, nan, 10.0]));
+    assert!(same(
+        &segs[0].samples,
+        &[0.0, 1.0, nan, nan, 4.0, 5.0, nan, nan, nan, nan, 10.0]
+    ));
     assert_eq!((rep.gaps_filled, rep.samples_missing), (2, 6));
-
 
     // Contiguity tolerance: half a period. A piece 40 ms late joins (slot 2),
     // and is snapped onto the grid; 60 ms late rounds to slot 3 (a gap).
