@@ -172,6 +172,12 @@ async fn killed_and_restarted_job_equals_an_uninterrupted_run() {
         e.contains("resuming from checkpoint"),
         "restarts resume: {e}"
     );
+    // A compute rank dies: the whole job stops with an error.
+    let e = run(&b, 3, Some("worker:6")).expect_err("rank 1 killed at its 6th micro-batch");
+    assert!(
+        e.contains("rank 1") || e.contains("signal 9") || e.contains("Killed"),
+        "mpirun names the lost rank: {e}"
+    );
     let done = run(&b, 3, None).expect("the final run ends by itself");
     assert!(done.contains("resuming from checkpoint"), "{done}");
 
@@ -259,6 +265,85 @@ async fn damaged_checkpoint_falls_back_and_changed_chains_refuse() {
         done.contains("ckpt.h5.1"),
         "the previous checkpoint is used: {done}"
     );
+    let s = SessionBuilder::new()
+        .known_node(cassandra_node())
+        .build()
+        .await
+        .unwrap();
+    assert_tables_equal(&s, &ks_a, &ks_b).await;
+    for ks in [ks_a, ks_b] {
+        s.query_unpaged(format!("DROP KEYSPACE {ks}"), &[])
+            .await
+            .unwrap();
+    }
+}
+
+/// SIGTERM (Slurm preemption, scancel) stops the job at the end of its
+/// micro-batch with a final checkpoint and exit code 0, well within the
+/// grace period; the next run resumes and the result equals an
+/// uninterrupted run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_checkpoints_exits_0_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let topic = unique("fakopp_test_term");
+    let (ks_a, ks_b) = (unique("ks_a"), unique("ks_b"));
+    let a = config(dir.path(), "a", &topic, &ks_a);
+    let b = config(dir.path(), "b", &topic, &ks_b);
+    run(&a, 1, None).expect("creating the topics");
+    let out = fakopp()
+        .args([
+            "produce",
+            "--synthetic",
+            "--packet-samples",
+            "50",
+            "--config",
+        ])
+        .arg(&a)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "produce: {}", stderr(&out));
+    run(&a, 1, None).expect("uninterrupted run");
+
+    // No --exit-when-idle: only a signal ends this run.
+    let mut child = fakopp()
+        .args(["run", "--config"])
+        .arg(&b)
+        .env("FAKOPP_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let ck = dir.path().join("b-state/ckpt.h5");
+    let t0 = std::time::Instant::now();
+    while !ck.exists() {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(120),
+            "no checkpoint written"
+        );
+        std::thread::yield_now();
+    }
+    // SAFETY: plain kill(2) on our child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let t_term = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            t_term.elapsed() < std::time::Duration::from_secs(30),
+            "did not stop within 30 s of SIGTERM"
+        );
+        std::thread::yield_now();
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "exit 0 after SIGTERM: {err}");
+    assert!(
+        err.contains("reason=\"signal\"") || err.contains("signal"),
+        "{err}"
+    );
+
+    let done = run(&b, 2, None).expect("resumed run ends by itself");
+    assert!(done.contains("resuming from checkpoint"), "{done}");
     let s = SessionBuilder::new()
         .known_node(cassandra_node())
         .build()

@@ -62,10 +62,17 @@ fn exchange(dist: &Dist, worker: &mut Worker, cmds: Vec<Command>) -> Result<Vec<
 /// Ranks ≥ 1: receive a command, handle it, reply; until `Stop`.
 fn worker_loop(dist: &Dist, mut worker: Worker) -> Result<()> {
     let world = dist.world().expect("ranks >= 1 run under MPI");
+    let mut batches = 0u64;
     loop {
         let buf = scatter_buffers::<u8>(&world, None);
         let cmd: Command = from_bytes(&buf)?;
         let stop = matches!(cmd, Command::Stop);
+        if matches!(cmd, Command::Work(_)) {
+            batches += 1;
+            if dist.rank() == 1 {
+                fault("worker", batches);
+            }
+        }
         let reply = worker.handle(cmd);
         gather_buffers(&world, &to_bytes(&reply)?);
         if stop {
