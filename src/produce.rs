@@ -315,6 +315,8 @@ pub fn run(cfg: &Config, args: ProduceArgs) -> anyhow::Result<ProduceReport> {
     let producer: ThreadedProducer<Ctx> = producer_config(cfg)
         .create_with_context(ctx)
         .map_err(|e| redact(e, cfg))?;
+    // A new deployment has no topic yet: create it as the stream job does.
+    crate::source::kafka::ensure_topics(&cfg.kafka, &[topic.as_str()])?;
     check_topic(&producer, &topic, &cfg.kafka.brokers)?;
 
     let window = args.max_in_flight.max(1) as u64;

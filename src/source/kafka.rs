@@ -174,7 +174,7 @@ pub fn lag(consumer: &BaseConsumer, topic: &str) -> Option<i64> {
     let mut total = 0;
     for e in assignment.elements_for_topic(topic) {
         let (_, high) = consumer
-            .fetch_watermarks(topic, e.partition(), Duration::from_millis(500))
+            .fetch_watermarks(topic, e.partition(), Duration::from_secs(5))
             .ok()?;
         let pos = position
             .find_partition(topic, e.partition())
