@@ -415,3 +415,54 @@ async fn bad_packets_go_to_the_dead_letter_topic_with_their_reason() {
         assert!(!reason.is_empty());
     }
 }
+
+/// The Prometheus endpoint serves the job's counters while it runs.
+#[test]
+fn metrics_endpoint_serves_prometheus_text() {
+    use std::io::{Read, Write};
+    let job = job("fakopp_test_metrics");
+    create_topic(&job);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = fakopp()
+        .args([
+            "run",
+            "--exit-when-idle",
+            "3",
+            "--metrics-addr",
+            &addr,
+            "--config",
+        ])
+        .arg(&job.cfg)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    let body = loop {
+        if let Ok(mut s) = std::net::TcpStream::connect(&addr) {
+            s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+            let mut text = String::new();
+            s.read_to_string(&mut text).unwrap();
+            break text;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "metrics endpoint never came up"
+        );
+        std::thread::yield_now();
+    };
+    assert!(child.wait().unwrap().success());
+    assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
+    for metric in [
+        "fakopp_packets_total",
+        "fakopp_dead_letters_total",
+        "fakopp_consumer_lag",
+        "fakopp_batch_latency_ms{quantile=\"0.99\"}",
+    ] {
+        assert!(body.contains(metric), "{metric} in {body}");
+    }
+}
