@@ -58,11 +58,12 @@ brokers = "{brokers}"
 topic = "{topic}"
 group = "{topic}_g"
 dlq_topic = "{topic}.dlq"
+detections_topic = "{topic}.det"
 [cassandra]
 nodes = ["{node}"]
 keyspace = "{keyspace}"
 [sinks]
-kinds = ["cassandra", "jsonl"]
+kinds = ["cassandra", "jsonl", "kafka"]
 jsonl_path = "{jsonl}"
 [checkpoint]
 path = "{ckpt}"
@@ -240,6 +241,32 @@ async fn stream_equals_batch(ranks: usize) {
     for (g, e) in got.iter().zip(&expected) {
         assert_eq!(g, e);
     }
+
+    // Network events were also published on the detections topic.
+    let want_events: Vec<&String> = expected
+        .iter()
+        .filter(|l| l.contains("\"type\":\"event\""))
+        .collect();
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", kafka_brokers())
+        .set("group.id", unique("detreader"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    c.subscribe(&[&format!("{}.det", job.topic)]).unwrap();
+    let mut detections = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while detections.len() < want_events.len() && std::time::Instant::now() < deadline {
+        if let Some(m) = c.poll(Duration::from_millis(500)) {
+            detections.push(String::from_utf8(m.unwrap().payload().unwrap().to_vec()).unwrap());
+        }
+    }
+    detections.sort();
+    assert_eq!(
+        detections.iter().collect::<Vec<_>>(),
+        want_events,
+        "detections topic = the events"
+    );
 
     // Every produced sample can be read back from Cassandra.
     let s = SessionBuilder::new()
