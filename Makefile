@@ -25,7 +25,7 @@ test: bootstrap pyenv
 	$(CARGO) fmt --all -- --check
 	$(CARGO) build --tests --workspace
 	scripts/services start all && $(CARGO) test --workspace --no-fail-fast; \
-	  rc=$$?; scripts/services stop all; exit $$rc
+	  rc=$$?; scripts/slurm stop; scripts/services stop all; exit $$rc
 
 services-start:
 	scripts/services start all
