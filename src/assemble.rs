@@ -313,13 +313,27 @@ where
     let mut cursor = SegmentCursor::new(sample_rate_hz, max_gap_interp_samples, tail);
     let mut report = AssembleReport::default();
     let mut segments: Vec<Segment> = Vec::new();
+    // Samples not yet placed: a new segment reserves room for all of them
+    // (and gives back what it did not use when it ends), so long segments
+    // are not copied over and over as they grow.
+    let mut remaining: usize = pieces.iter().map(|p| p.samples.len()).sum();
     for piece in pieces {
+        remaining -= piece.samples.len();
         match cursor.place(piece, &mut report) {
-            Placement::NewSegment { start_ns, samples } => segments.push(Segment {
+            Placement::NewSegment {
                 start_ns,
-                samples,
-                times_ns: Vec::new(),
-            }),
+                mut samples,
+            } => {
+                if let Some(prev) = segments.last_mut() {
+                    prev.samples.shrink_to_fit();
+                }
+                samples.reserve(remaining);
+                segments.push(Segment {
+                    start_ns,
+                    samples,
+                    times_ns: Vec::new(),
+                })
+            }
             Placement::Continue(samples) => segments
                 .last_mut()
                 .expect("a segment was started")
@@ -327,6 +341,9 @@ where
                 .extend(samples),
             Placement::Dropped => {}
         }
+    }
+    if let Some(last) = segments.last_mut() {
+        last.samples.shrink_to_fit();
     }
     (segments, report)
 }

@@ -174,14 +174,22 @@ pub fn run_series(chain: &CompiledChain, series: &Series, out: &mut Results) {
     }
 }
 
-/// Runs every matching chain over every series, in parallel.
+/// Runs every matching chain over every series, in parallel: detection
+/// chains the SIMD fast path can take over many sensors at once
+/// ([`crate::chain::multichannel`]; off with `FAKOPP_SCALAR_ONLY=1`), the
+/// rest sensor by sensor.
 pub fn process(chains: &[CompiledChain], series: &[Series], progress: &Progress) -> Results {
+    let fast = crate::chain::multichannel::Plan::new(chains, series);
+    let fast_results = fast.run(chains, series);
     let mut results = series
         .par_iter()
-        .map(|s| {
+        .enumerate()
+        .map(|(si, s)| {
             let mut out = Results::default();
-            for c in chains.iter().filter(|c| c.matches(&s.sensor_id)) {
-                run_series(c, s, &mut out);
+            for (ci, c) in chains.iter().enumerate() {
+                if c.matches(&s.sensor_id) && !fast.covers(ci, si) {
+                    run_series(c, s, &mut out);
+                }
             }
             progress.inc(s.sample_count() as u64);
             out
@@ -190,6 +198,7 @@ pub fn process(chains: &[CompiledChain], series: &[Series], progress: &Progress)
             a.extend(b);
             a
         });
+    results.extend(fast_results);
     for c in chains {
         let names = c.qc_names();
         if !names.is_empty() {

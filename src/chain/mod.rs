@@ -19,6 +19,7 @@
 //! `g`), and a longer run ends the segment: the chain restarts, with its
 //! warm-up, at the next reading.
 
+pub mod multichannel;
 mod qc_stage;
 mod trace_ops;
 
@@ -115,6 +116,30 @@ impl CompiledChain {
             .map(|s| s.op().to_string())
             .collect()
     }
+}
+
+/// Trigger parameters of a `trigger` step of `chain` at `rate` Hz: its own
+/// `max_len` / `max_len_delete`, else those of a `[[coincidence]]` over
+/// the chain.
+pub(crate) fn trigger_params(
+    chain: &CompiledChain,
+    on: f64,
+    off: f64,
+    max_len: Option<f64>,
+    max_len_delete: bool,
+    rate: f64,
+) -> Result<TriggerParams> {
+    let mut p = TriggerParams::new(on, off);
+    p.max_len_delete = max_len_delete;
+    if let Some(s) = max_len.or(chain.coincidence_max_len_s.map(|m| m.0)) {
+        p.max_len = Some(TriggerParams::max_len_from_seconds(s, rate)?);
+    }
+    if max_len.is_none() {
+        if let Some((_, del)) = chain.coincidence_max_len_s {
+            p.max_len_delete = del;
+        }
+    }
+    Ok(p)
 }
 
 /// One step with its state.
@@ -222,18 +247,8 @@ impl ChainState {
                     max_len_delete,
                 } => {
                     needs_rate().with_context(ctx)?;
-                    let mut p = TriggerParams::new(*on, *off);
-                    p.max_len_delete = *max_len_delete;
-                    let max_s = max_len.or(chain.coincidence_max_len_s.map(|m| m.0));
-                    if let Some(s) = max_s {
-                        p.max_len =
-                            Some(TriggerParams::max_len_from_seconds(s, rate).with_context(ctx)?);
-                    }
-                    if max_len.is_none() {
-                        if let Some((_, del)) = chain.coincidence_max_len_s {
-                            p.max_len_delete = del;
-                        }
-                    }
+                    let p = trigger_params(chain, *on, *off, *max_len, *max_len_delete, rate)
+                        .with_context(ctx)?;
                     Stage::Trigger(TriggerState::new(p).with_context(ctx)?)
                 }
                 Step::AicPick { before, after } => {
