@@ -1,15 +1,18 @@
 //! The sbatch jobs on a real single-node Slurm (`scripts/slurm start`:
 //! Debian's slurmctld + slurmd + munge on localhost): a 2-task batch array
 //! over two CSV archives; the stream job against the real Kafka and
-//! Cassandra; a stream job stopped by SIGTERM (`scancel --batch
-//! --signal=TERM`) and requeued (`scontrol requeue`) resumes from its
-//! checkpoint and ends with the same results as an uninterrupted run; the
-//! bench job writes its CSV and PNG. Also: the Apptainer definition is
-//! complete and consistent with `scripts/bootstrap`, and its `%test`
-//! section passes when run on the host (Apptainer itself is not available).
+//! Cassandra; stream jobs stopped part-way — by SIGTERM to the batch shell
+//! (`scancel --batch --signal=TERM`, as `--signal=B:TERM@120` does) under
+//! mpirun, and by a plain `scancel` under `srun --mpi=pmix` — stop cleanly
+//! with a final checkpoint, and after `scontrol requeue` resume from it and
+//! end with the JSON lines of an uninterrupted run; the bench job writes
+//! its CSV and PNG. Also: the Apptainer definition is complete and
+//! consistent with `scripts/bootstrap`, and its `%test` section passes when
+//! run on the host (Apptainer itself is not available here).
 //!
-//! Jobs are waited for by polling `scontrol show job` with a timeout.
-//! `make test` stops Slurm again at the end (`scripts/slurm stop`).
+//! Jobs are waited for by polling `scontrol show job` with a timeout (no
+//! slurmdbd, so no sacct). `make test` stops Slurm again at the end
+//! (`scripts/slurm stop`).
 
 mod common;
 use common::*;
@@ -355,13 +358,12 @@ fn drop_keyspaces(keyspaces: &[&str]) {
 }
 
 #[test]
-fn stream_job_runs_and_a_requeued_job_resumes_from_its_checkpoint() {
+fn stream_job_runs_and_stopped_requeued_jobs_resume_from_their_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let topic = unique("fakopp_test_slurm");
-    let (ks_a, ks_b) = (unique("ks_slurm_a"), unique("ks_slurm_b"));
+    let ks_a = unique("ks_slurm_a");
     let a = stream_config(d, "a", &topic, &ks_a);
-    let b = stream_config(d, "b", &topic, &ks_b);
     let out = fakopp()
         .args([
             "produce",
@@ -401,61 +403,105 @@ fn stream_job_runs_and_a_requeued_job_resumes_from_its_checkpoint() {
         );
     }
 
-    // B: stopped by SIGTERM to the batch shell (what --signal=B:TERM@120
-    // does before the time limit), then requeued.
-    let t1 = Instant::now();
-    let (log_b, out_b) = (d.join("b.log"), d.join("b.out"));
-    let id_b = sbatch(
+    // B: mpirun; stopped by SIGTERM to the batch shell only (what
+    // --signal=B:TERM@120 does before the time limit), then requeued.
+    let ks_b = unique("ks_slurm_b");
+    stop_requeue_resume(
         d,
-        &["--ntasks=2", &format!("--output={}", out_b.display())],
-        &stream_env(&b, &log_b, "0"),
+        "b",
+        &topic,
+        &ks_b,
+        "mpirun",
+        &["--batch", "--signal=TERM"],
+        &lines_a,
+    );
+    // C: srun --mpi=pmix; a plain `scancel` (SIGTERM to every process of
+    // the job, as preemption does): ranks ≥ 1 ignore it, rank 0 stops
+    // cleanly within KillWait; then requeued.
+    let ks_c = unique("ks_slurm_c");
+    stop_requeue_resume(d, "c", &topic, &ks_c, "srun", &[], &lines_a);
+    drop_keyspaces(&[&ks_a, &ks_b, &ks_c]);
+}
+
+/// Submits the stream job `name` on 2 ranks, stops it part-way with
+/// `scancel SCANCEL_ARGS` once it has written a checkpoint, checks that it
+/// stopped cleanly on the signal (exit 0, final checkpoint), requeues it
+/// with `scontrol requeue` and checks that the resumed job ends with the
+/// JSON lines of the uninterrupted run.
+fn stop_requeue_resume(
+    d: &Path,
+    name: &str,
+    topic: &str,
+    keyspace: &str,
+    launcher: &str,
+    scancel_args: &[&str],
+    uninterrupted: &[String],
+) {
+    let cfg = stream_config(d, name, topic, keyspace);
+    let t1 = Instant::now();
+    let (log, out_file) = (d.join(format!("{name}.log")), d.join(format!("{name}.out")));
+    let mut env = stream_env(&cfg, &log, "0");
+    env.push(("FAKOPP_LAUNCHER", launcher.to_string()));
+    let id = sbatch(
+        d,
+        &["--ntasks=2", &format!("--output={}", out_file.display())],
+        &env,
         "jobs/stream.sbatch",
     );
-    let ck = d.join("b-state/ckpt.h5");
+    let ck = d.join(format!("{name}-state/ckpt.h5"));
     let t_ck = Instant::now();
     while !ck.exists() {
         assert!(
             t_ck.elapsed() < Duration::from_secs(300),
-            "job {id_b} wrote no checkpoint: {:?}",
-            jobs(&id_b)
+            "job {id} wrote no checkpoint: {:?}",
+            jobs(&id)
         );
         std::thread::sleep(Duration::from_millis(50));
     }
     let out = slurm("scancel")
-        .args(["--batch", "--signal=TERM", &id_b])
+        .args(scancel_args)
+        .arg(&id)
         .output()
         .unwrap();
     assert!(out.status.success(), "scancel: {}", stderr(&out));
-    let j = wait_done(&id_b, Duration::from_secs(120));
-    assert_completed(&j, &out_b);
-    let text_b = std::fs::read_to_string(&log_b).unwrap();
+    let j = wait_done(&id, Duration::from_secs(120));
+    let script_log = std::fs::read_to_string(&out_file).unwrap();
+    for m in &j {
+        // A plain scancel leaves the state CANCELLED, but the job exits 0.
+        assert!(
+            ["COMPLETED", "CANCELLED"].contains(&m["JobState"].as_str()) && m["ExitCode"] == "0:0",
+            "job {id} ({launcher}) {} exit {}:\n{script_log}",
+            m["JobState"],
+            m["ExitCode"]
+        );
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
     assert!(
-        text_b.contains("\"reason\":\"signal\""),
-        "stopped by the signal, not by running out of input:\n{text_b}"
+        text.contains("\"reason\":\"signal\""),
+        "stopped by the signal, not by running out of input:\n{text}"
     );
-    let script_log = std::fs::read_to_string(&out_b).unwrap();
     assert!(
         script_log.contains("asking rank 0"),
         "SIGTERM forwarded to rank 0:\n{script_log}"
     );
-    let partial = sorted_lines(&d.join("b.jsonl"));
+    let partial = sorted_lines(&d.join(format!("{name}.jsonl")));
     assert!(
-        partial.len() < lines_a.len(),
+        partial.len() < uninterrupted.len(),
         "interrupted part-way: {} of {} lines",
         partial.len(),
-        lines_a.len()
+        uninterrupted.len()
     );
 
-    let out = slurm("scontrol").args(["requeue", &id_b]).output().unwrap();
+    let out = slurm("scontrol").args(["requeue", &id]).output().unwrap();
     assert!(out.status.success(), "scontrol requeue: {}", stderr(&out));
     // A requeued job is held back ~2 min (BeginTime) by default; start it now.
     let out = slurm("scontrol")
-        .args(["update", &format!("JobId={id_b}"), "StartTime=now"])
+        .args(["update", &format!("JobId={id}"), "StartTime=now"])
         .output()
         .unwrap();
     assert!(out.status.success(), "scontrol update: {}", stderr(&out));
     let j = wait_for(
-        &id_b,
+        &id,
         Duration::from_secs(300),
         "requeued and finished",
         |j| {
@@ -463,23 +509,22 @@ fn stream_job_runs_and_a_requeued_job_resumes_from_its_checkpoint() {
                 .all(|m| m["Restarts"] == "1" && FINAL.contains(&m["JobState"].as_str()))
         },
     );
-    assert_completed(&j, &out_b);
+    assert_completed(&j, &out_file);
     eprintln!(
-        "stream job {id_b} (stopped, requeued, resumed): {:.1} s",
+        "stream job {id} ({launcher}, scancel {scancel_args:?}, requeued, resumed): {:.1} s",
         t1.elapsed().as_secs_f64()
     );
-    let text_b = std::fs::read_to_string(&log_b).unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
     assert!(
-        text_b.contains("resuming from checkpoint"),
-        "the requeued job resumes:\n{text_b}"
+        text.contains("resuming from checkpoint"),
+        "the requeued job resumes:\n{text}"
     );
-    assert!(text_b.contains("\"reason\":\"idle\""), "{text_b}");
+    assert!(text.contains("\"reason\":\"idle\""), "{text}");
     assert_eq!(
-        sorted_lines(&d.join("b.jsonl")),
-        lines_a,
-        "stopped + requeued = uninterrupted"
+        sorted_lines(&d.join(format!("{name}.jsonl"))),
+        uninterrupted,
+        "stopped + requeued = uninterrupted ({launcher})"
     );
-    drop_keyspaces(&[&ks_a, &ks_b]);
 }
 
 #[test]
