@@ -3,6 +3,17 @@
 use anyhow::{Context, Result};
 use std::path::Path;
 
+/// Turns off HDF5's own file locking (`HDF5_USE_FILE_LOCKING=FALSE`) unless
+/// the user set it. Our files have one writer and are replaced by atomic
+/// rename, so the locks protect nothing; they fail on parallel filesystems
+/// without flock support (Lustre, some NFS), and within one process a
+/// lock can outlive a closed file briefly and refuse a re-open (EAGAIN).
+pub fn disable_file_locking() {
+    if std::env::var_os("HDF5_USE_FILE_LOCKING").is_none() {
+        std::env::set_var("HDF5_USE_FILE_LOCKING", "FALSE");
+    }
+}
+
 /// Creates `path` by running `fill` on a fresh HDF5 file, then moves it
 /// into place atomically. On error the temporary file is removed and any
 /// existing `path` is left untouched.
@@ -10,6 +21,7 @@ pub fn write_atomic<F>(path: &Path, fill: F) -> Result<()>
 where
     F: FnOnce(&hdf5::File) -> Result<()>,
 {
+    disable_file_locking();
     crate::fsutil::ensure_parent(path)?;
     let tmp = crate::fsutil::temp_path(path);
     let result = (|| {

@@ -8,6 +8,7 @@ use ndarray::{arr1, Array1};
 
 #[test]
 fn atomic_write_and_read_back() {
+    fakopp::h5io::disable_file_locking();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sub").join("t.h5");
     let trace: Array1<f64> = (0..1000).map(|i| (i as f64 * 0.01).sin() * 1e3).collect();
