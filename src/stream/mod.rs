@@ -127,6 +127,13 @@ pub fn run(cfg: &Config, args: RunArgs) -> Result<()> {
     let chains = CompiledChain::compile(cfg)?;
     let worker = Worker::new(chains.clone());
     if !dist.is_root() {
+        // Slurm signals every task; only rank 0 decides when to stop (after
+        // its micro-batch and checkpoint), so the others must not die first.
+        let ignored = Arc::new(AtomicBool::new(false));
+        for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+            signal_hook::flag::register(sig, Arc::clone(&ignored))
+                .context("installing signal handlers")?;
+        }
         return worker_loop(&dist, worker);
     }
     let result = coordinate(cfg, &args, &dist, worker, &chains);
