@@ -305,11 +305,12 @@ async fn sigterm_checkpoints_exits_0_and_resumes() {
     run(&a, 1, None).expect("uninterrupted run");
 
     // No --exit-when-idle: only a signal ends this run.
+    // stderr to a file: a pipe nobody reads could fill up and block the job.
+    let log = dir.path().join("term.log");
     let mut child = fakopp()
         .args(["run", "--config"])
         .arg(&b)
-        .env("FAKOPP_LOG", "info")
-        .stderr(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
     let ck = dir.path().join("b-state/ckpt.h5");
@@ -319,7 +320,7 @@ async fn sigterm_checkpoints_exits_0_and_resumes() {
             t0.elapsed() < std::time::Duration::from_secs(120),
             "no checkpoint written"
         );
-        std::thread::yield_now();
+        std::thread::sleep(std::time::Duration::from_millis(20)); // polling interval
     }
     // SAFETY: plain kill(2) on our child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
@@ -332,10 +333,9 @@ async fn sigterm_checkpoints_exits_0_and_resumes() {
             t_term.elapsed() < std::time::Duration::from_secs(30),
             "did not stop within 30 s of SIGTERM"
         );
-        std::thread::yield_now();
+        std::thread::sleep(std::time::Duration::from_millis(20)); // polling interval
     };
-    let mut err = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    let err = std::fs::read_to_string(&log).unwrap();
     assert!(status.success(), "exit 0 after SIGTERM: {err}");
     assert!(
         err.contains("reason=\"signal\"") || err.contains("signal"),

@@ -480,7 +480,7 @@ fn metrics_endpoint_serves_prometheus_text() {
             t0.elapsed() < Duration::from_secs(60),
             "metrics endpoint never came up"
         );
-        std::thread::yield_now();
+        std::thread::sleep(Duration::from_millis(20)); // polling interval
     };
     assert!(child.wait().unwrap().success());
     assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
