@@ -405,21 +405,20 @@ fn stream_job_runs_and_stopped_requeued_jobs_resume_from_their_checkpoint() {
 
     // B: mpirun; stopped by SIGTERM to the batch shell only (what
     // --signal=B:TERM@120 does before the time limit), then requeued.
-    let ks_b = unique("ks_slurm_b");
-    stop_requeue_resume(
+    let ks_b = stop_requeue_resume(
         d,
         "b",
         &topic,
-        &ks_b,
         "mpirun",
         &["--batch", "--signal=TERM"],
+        "0",
         &lines_a,
     );
     // C: srun --mpi=pmix; a plain `scancel` (SIGTERM to every process of
     // the job, as preemption does): ranks ≥ 1 ignore it, rank 0 stops
-    // cleanly within KillWait; then requeued.
-    let ks_c = unique("ks_slurm_c");
-    stop_requeue_resume(d, "c", &topic, &ks_c, "srun", &[], &lines_a);
+    // cleanly within KillWait, and the script does not requeue a cancelled
+    // job by itself (FAKOPP_REQUEUE_ON_SIGNAL=1); then requeued.
+    let ks_c = stop_requeue_resume(d, "c", &topic, "srun", &[], "1", &lines_a);
     drop_keyspaces(&[&ks_a, &ks_b, &ks_c]);
 }
 
@@ -427,20 +426,21 @@ fn stream_job_runs_and_stopped_requeued_jobs_resume_from_their_checkpoint() {
 /// `scancel SCANCEL_ARGS` once it has written a checkpoint, checks that it
 /// stopped cleanly on the signal (exit 0, final checkpoint), requeues it
 /// with `scontrol requeue` and checks that the resumed job ends with the
-/// JSON lines of the uninterrupted run.
+/// JSON lines of the uninterrupted run. Returns the job's keyspace.
 fn stop_requeue_resume(
     d: &Path,
     name: &str,
     topic: &str,
-    keyspace: &str,
     launcher: &str,
     scancel_args: &[&str],
+    requeue_on_signal: &str,
     uninterrupted: &[String],
-) {
-    let cfg = stream_config(d, name, topic, keyspace);
+) -> String {
+    let keyspace = unique(&format!("ks_slurm_{name}"));
+    let cfg = stream_config(d, name, topic, &keyspace);
     let t1 = Instant::now();
     let (log, out_file) = (d.join(format!("{name}.log")), d.join(format!("{name}.out")));
-    let mut env = stream_env(&cfg, &log, "0");
+    let mut env = stream_env(&cfg, &log, requeue_on_signal);
     env.push(("FAKOPP_LAUNCHER", launcher.to_string()));
     let id = sbatch(
         d,
@@ -484,6 +484,12 @@ fn stop_requeue_resume(
         script_log.contains("asking rank 0"),
         "SIGTERM forwarded to rank 0:\n{script_log}"
     );
+    if requeue_on_signal == "1" {
+        assert!(
+            script_log.contains("not requeueing"),
+            "a cancelled job is not requeued by its script:\n{script_log}"
+        );
+    }
     let partial = sorted_lines(&d.join(format!("{name}.jsonl")));
     assert!(
         partial.len() < uninterrupted.len(),
@@ -494,12 +500,8 @@ fn stop_requeue_resume(
 
     let out = slurm("scontrol").args(["requeue", &id]).output().unwrap();
     assert!(out.status.success(), "scontrol requeue: {}", stderr(&out));
-    // A requeued job is held back ~2 min (BeginTime) by default; start it now.
-    let out = slurm("scontrol")
-        .args(["update", &format!("JobId={id}"), "StartTime=now"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "scontrol update: {}", stderr(&out));
+    // It may start again once its credential expired (cred_expire=10 in
+    // scripts/slurm's slurm.conf; Slurm's default is 120 s).
     let j = wait_for(
         &id,
         Duration::from_secs(300),
@@ -525,6 +527,7 @@ fn stop_requeue_resume(
         uninterrupted,
         "stopped + requeued = uninterrupted ({launcher})"
     );
+    keyspace
 }
 
 #[test]
