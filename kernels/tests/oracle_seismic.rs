@@ -542,3 +542,42 @@ fn aic_simple_matches_obspy() {
         );
     }
 }
+
+#[test]
+fn pk_baer_matches_obspy() {
+    let o = oracle();
+    let cases = o.m["baer"].as_array().unwrap();
+    for c in cases {
+        let tag = c["tag"].as_str().unwrap();
+        let x = o.arr(&c["input"]);
+        let p = c["params"].as_array().unwrap();
+        let u = |i: usize| p[i].as_u64().unwrap() as usize;
+        let params = BaerParams {
+            samp_int: p[0].as_f64().unwrap(),
+            tdownmax: u(1),
+            tupevent: u(2),
+            thr1: p[3].as_f64().unwrap(),
+            thr2: p[4].as_f64().unwrap(),
+            preset_len: u(5),
+            p_dur: u(6),
+        };
+        let (got, cf) = pk_baer_cf(&x, &params).unwrap();
+        // ObsPy returns (1, "") when nothing is picked.
+        let exp_pick = c["pick"].as_u64().unwrap() as usize;
+        let exp_phase = c["phase"].as_str().unwrap();
+        assert_eq!(got.pick.unwrap_or(1), exp_pick, "{tag}: pick");
+        assert_eq!(got.pick.is_none(), exp_phase.is_empty(), "{tag}: no pick");
+        assert_eq!(got.phase, exp_phase, "{tag}: phase");
+        assert_eq!(pk_baer(&x, &params).unwrap(), got, "{tag}: without cf");
+        let cf: Vec<f64> = cf.iter().map(|&v| v as f64).collect();
+        assert_close(&format!("{tag} cf"), &cf, &o.arr(&c["cf"]), 1e-6, 0.0);
+    }
+    // ObsPy's test_pk_baer / test_pk_baer_cf expectations.
+    assert_eq!(cases[0]["tag"], "obspy_test");
+    assert_eq!(cases[0]["pick"], 17545);
+    assert_eq!(cases[0]["phase"], "IPU0");
+    assert_eq!(o.arr(&cases[0]["cf"]).len(), 119999);
+    let tags = |f: &dyn Fn(&Value) -> bool| cases.iter().filter(|c| f(c)).count();
+    assert!(tags(&|c| c["phase"] == "") >= 1, "a no-pick case");
+    assert!(tags(&|c| c["tag"] == "end_of_trace" && c["pick"] != 1) == 1);
+}

@@ -23,6 +23,7 @@
 //! ```
 
 mod aic;
+mod baer;
 mod carl;
 mod classic;
 mod coincidence;
@@ -35,6 +36,7 @@ mod windows;
 mod zdetect;
 
 pub use aic::{aic_pick, aic_simple, AicPick, AicPicker};
+pub use baer::{pk_baer, pk_baer_cf, BaerParams, BaerPick};
 pub use carl::{carl_sta_trig, CarlStaTrig};
 pub use classic::{classic_sta_lta, ClassicStaLta};
 pub use coincidence::{

@@ -299,6 +299,47 @@ for d in [rng.random(100), np.ones(10), np.array([3.0, 4.0]), rng.standard_norma
     with np.errstate(all="ignore"):
         manifest["aic"].append({"input": save(d), "expected": save(otrig.aic_simple(d))})
 
+# ---------------------------------------------------- Baer-Kradolfer picker
+# ObsPy's own test_pk_baer: manz_waldk.a01.gz read as float32, df=200,
+# tdownmax=20, tupevent=60, thr1=7, thr2=12, preset_len=100, p_dur=100.
+manifest["baer"] = []
+
+
+def baer_case(data, params, tag):
+    pick, phase, cf = otrig.pk_baer(data, *params, return_cf=True)
+    manifest["baer"].append({"tag": tag, "input": save(data), "params": list(params),
+                             "pick": int(pick), "phase": phase, "cf": save(cf)})
+
+
+manz32 = loadtxt_gz("manz_waldk.a01.gz", dtype=np.float32)
+baer_case(manz32, (200.0, 20, 60, 7.0, 12.0, 100, 100), "obspy_test")
+baer_case(manz32, (200.0, 10, 30, 5.0, 10.0, 200, 400), "manz_alt")
+baer_case(rjob_z, (200.0, 20, 60, 7.0, 12.0, 100, 100), "rjob_z")
+baer_case(uh1.data.astype(np.float64), (float(uh1.stats.sampling_rate), 20, 50, 6.0, 12.0, 150, 100), "uh1")
+baer_case(synth, (100.0, 20, 40, 7.0, 12.0, 100, 100), "synth")
+brng = np.random.default_rng(8675309)
+for k in range(12):
+    n = int(brng.integers(800, 6000))
+    d = brng.standard_normal(n) * float(brng.uniform(0.1, 50.0))
+    on = int(brng.integers(n // 3, n - 50)) if k % 4 != 3 else n - 40
+    m = n - on
+    amp = float(brng.uniform(2.0, 40.0)) * (1 if k % 2 else -1)
+    d[on:] += amp * np.abs(d).mean() * np.sin(np.arange(m) * float(brng.uniform(0.1, 0.8))) \
+        * np.exp(-np.arange(m) / float(brng.uniform(50, 400)))
+    if k == 5:
+        d = brng.standard_normal(n)  # pure noise
+    if k % 3 == 0:
+        d = d.astype(np.float32)  # else float64, rounded by pk_baer
+    params = (float(brng.choice([20.0, 100.0, 200.0])), int(brng.integers(2, 40)),
+              int(brng.integers(5, 80)), float(brng.uniform(3.0, 10.0)),
+              float(brng.uniform(8.0, 25.0)), int(brng.integers(20, 200)),
+              int(brng.integers(10, 300)))
+    baer_case(d, params, "seed%d" % k)
+# tdownmax > trace length: a pick can only come from the end-of-trace check
+d = brng.standard_normal(3000)
+d[2850:] += 30 * np.sin(np.arange(150) * 0.5)
+baer_case(d, (100.0, 5000, 20, 5.0, 10.0, 100, 50), "end_of_trace")
+
 with open(os.path.join(OUT, "manifest.json"), "w") as f:
     json.dump(manifest, f)
 print("oracle written to", OUT)
