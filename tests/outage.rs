@@ -1,0 +1,265 @@
+//! Faults of the services in the middle of a stream: the Kafka broker
+//! restarted (the job reconnects) and Cassandra down for 30 s
+//! (consumption pauses, writes retry with backoff, nothing is committed
+//! past unwritten results). When they are back the job catches up (lag
+//! back to 0) and the tables equal those of an uninterrupted run. Its own
+//! test binary: it stops the shared services, which no other test may see.
+
+mod common;
+use common::*;
+use scylla::client::session_builder::SessionBuilder;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn services(action: &str, which: &str) {
+    let out = Command::new(repo().join("scripts/services"))
+        .args([action, which])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "services {action} {which}: {}",
+        stderr(&out)
+    );
+}
+
+/// The last lines of a log file.
+fn log_tail(log: &Path) -> String {
+    let err = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = err.lines().collect();
+    lines[lines.len().saturating_sub(25)..].join("\n")
+}
+
+/// A log file for a child's stderr (a pipe nobody reads would fill up and
+/// block the child).
+fn log_file(dir: &Path, name: &str) -> (std::path::PathBuf, Stdio) {
+    let p = dir.join(name);
+    let f = std::fs::File::create(&p).unwrap();
+    (p, Stdio::from(f))
+}
+
+/// Brings the services back however the test ends, so later tests (and
+/// runs) find them up.
+struct Restore;
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        let _ = Command::new(repo().join("scripts/services"))
+            .args(["start", "all"])
+            .output();
+    }
+}
+
+/// Waits until the checkpoint file is newer than `since` (the job made
+/// progress and wrote a checkpoint).
+fn await_checkpoint(ck: &Path, since: std::time::SystemTime, job: &mut std::process::Child) {
+    let t0 = Instant::now();
+    loop {
+        if std::fs::metadata(ck)
+            .and_then(|m| m.modified())
+            .is_ok_and(|m| m > since)
+        {
+            return;
+        }
+        assert!(job.try_wait().unwrap().is_none(), "the job ended early");
+        assert!(t0.elapsed() < Duration::from_secs(120), "no new checkpoint");
+        std::thread::sleep(Duration::from_millis(20)); // polling interval
+    }
+}
+
+fn config(dir: &Path, name: &str, topic: &str, keyspace: &str) -> std::path::PathBuf {
+    write_config(
+        dir,
+        &format!("{name}.toml"),
+        &format!(
+            r#"
+[source]
+kind = "kafka"
+[kafka]
+brokers = "{brokers}"
+topic = "{topic}"
+group = "{keyspace}_g"
+dlq_topic = "{topic}.dlq"
+[cassandra]
+nodes = ["{node}"]
+keyspace = "{keyspace}"
+[sinks]
+kinds = ["cassandra"]
+[checkpoint]
+path = "{ckpt}"
+interval_s = 1.0
+[synthetic]
+seismic_stations = 4
+duration_s = 120.0
+events = 1
+groundwater_sensors = 1
+ph_sensors = 1
+env_days = 2.0
+[[chains]]
+name = "p-picker"
+select = ["XX.*..HHZ"]
+steps = [
+  {{ op = "bandpass", freqmin = 1.0, freqmax = 10.0, corners = 4 }},
+  {{ op = "recursive_sta_lta", sta = 0.5, lta = 10.0 }},
+  {{ op = "trigger", on = 3.5, off = 1.0 }},
+]
+[[chains]]
+name = "env-qc"
+select = ["EMB.*"]
+steps = [{{ op = "gross_range", fail_span = [-50.0, 14.0] }}]
+"#,
+            brokers = kafka_brokers(),
+            node = cassandra_node(),
+            ckpt = dir.join(format!("{name}-state/ckpt.h5")).display(),
+        ),
+    )
+}
+
+async fn rows(s: &scylla::client::session::Session, ks: &str, table: &str) -> Vec<String> {
+    let q = s
+        .prepare(format!("SELECT * FROM {ks}.{table}"))
+        .await
+        .unwrap();
+    let mut r: Vec<String> = s
+        .execute_unpaged(&q, ())
+        .await
+        .unwrap()
+        .into_rows_result()
+        .unwrap()
+        .rows::<scylla::value::Row>()
+        .unwrap()
+        .map(|r| format!("{:?}", r.unwrap().columns))
+        .collect();
+    r.sort();
+    r
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_restart_and_cassandra_outage_lose_nothing() {
+    let _restore = Restore;
+    let dir = tempfile::tempdir().unwrap();
+    let topic = unique("fakopp_test_outage");
+    let (ks_a, ks_b) = (unique("ks_a"), unique("ks_b"));
+    let a = config(dir.path(), "a", &topic, &ks_a);
+    let b = config(dir.path(), "b", &topic, &ks_b);
+    let out = fakopp()
+        .args(["run", "--exit-when-idle", "0.5", "--config"])
+        .arg(&a)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "creating topics: {}", stderr(&out));
+
+    // The input arrives over ~25 s while the job runs.
+    let mut producer = fakopp()
+        .args([
+            "produce",
+            "--synthetic",
+            "--packet-samples",
+            "100",
+            "--rate",
+            "20",
+            "--config",
+        ])
+        .arg(&a)
+        .stderr(log_file(dir.path(), "produce.log").1)
+        .spawn()
+        .unwrap();
+    let (job_log, job_stderr) = log_file(dir.path(), "job.log");
+    let mut job = fakopp()
+        .args(["run", "--exit-when-idle", "20", "--config"])
+        .arg(&b)
+        .stderr(job_stderr)
+        .spawn()
+        .unwrap();
+    let ck = dir.path().join("b-state/ckpt.h5");
+    let t0 = Instant::now();
+    while !ck.exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "the job never checkpointed"
+        );
+        std::thread::sleep(Duration::from_millis(20)); // polling interval
+    }
+    // The broker restarts under the producer and the job.
+    services("stop", "kafka");
+    let restarted = std::time::SystemTime::now();
+    services("start", "kafka");
+    await_checkpoint(&ck, restarted, &mut job);
+
+    services("stop", "cassandra");
+    let down = Instant::now();
+    assert!(
+        job.try_wait().unwrap().is_none(),
+        "the job keeps running while Cassandra is down"
+    );
+    while down.elapsed() < Duration::from_secs(30) {
+        if let Some(st) = job.try_wait().unwrap() {
+            panic!(
+                "the job exited ({st}) during the outage instead of waiting:\n{}",
+                log_tail(&job_log)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200)); // the outage's length, not a synchronisation
+    }
+    services("start", "cassandra");
+    let status = producer.wait().unwrap();
+    assert!(status.success(), "produce failed");
+    let t1 = Instant::now();
+    let status = loop {
+        if let Some(s) = job.try_wait().unwrap() {
+            break s;
+        }
+        if t1.elapsed() > Duration::from_secs(240) {
+            job.kill().unwrap();
+            panic!(
+                "the job did not catch up after the outage; last log lines:\n{}",
+                log_tail(&job_log)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20)); // polling interval
+    };
+    let err = std::fs::read_to_string(&job_log).unwrap();
+    assert!(
+        status.success(),
+        "the job ends cleanly after the outage: {err}"
+    );
+    assert!(
+        err.contains("retry") || err.contains("Retry") || err.contains("retrying"),
+        "writes were retried: {err}"
+    );
+    let last_status = err
+        .lines()
+        .filter(|l| l.contains(" status "))
+        .last()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        last_status.contains("lag=0"),
+        "lag recovered: {last_status}"
+    );
+
+    // The uninterrupted reference, over the same topic.
+    let out = fakopp()
+        .args(["run", "--exit-when-idle", "4", "--config"])
+        .arg(&a)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "reference run: {}", stderr(&out));
+    let s = SessionBuilder::new()
+        .known_node(cassandra_node())
+        .build()
+        .await
+        .unwrap();
+    for t in ["raw_packets", "triggers", "qc_flags"] {
+        let (ra, rb) = (rows(&s, &ks_a, t).await, rows(&s, &ks_b, t).await);
+        assert!(!ra.is_empty(), "{t} has rows");
+        assert_eq!(ra.len(), rb.len(), "{t}: same rows after the outage");
+        assert!(ra == rb, "{t}: rows differ after the outage");
+    }
+    for ks in [ks_a, ks_b] {
+        s.query_unpaged(format!("DROP KEYSPACE {ks}"), &[])
+            .await
+            .unwrap();
+    }
+}
