@@ -230,8 +230,7 @@ async fn broker_restart_and_cassandra_outage_lose_nothing() {
     );
     let last_status = err
         .lines()
-        .filter(|l| l.contains(" status "))
-        .last()
+        .rfind(|l| l.contains(" status "))
         .unwrap_or_default()
         .to_string();
     assert!(

@@ -137,13 +137,12 @@ pub fn run(cfg: &Config, args: RunArgs) -> Result<()> {
         return worker_loop(&dist, worker);
     }
     let result = coordinate(cfg, &args, &dist, worker, &chains);
-    if result.is_err() && dist.size() > 1 {
-        // The other ranks wait in a collective; a clean stop is impossible.
-        tracing::error!(
-            "rank 0 failed: {:#}",
-            result.as_ref().err().expect("is_err")
-        );
-        dist.abort(1);
+    if let Err(e) = &result {
+        if dist.size() > 1 {
+            // The other ranks wait in a collective; a clean stop is impossible.
+            tracing::error!("rank 0 failed: {e:#}");
+            dist.abort(1);
+        }
     }
     result
 }
