@@ -81,19 +81,10 @@ impl CompiledChain {
     /// True if the chain reshapes the trace (then it needs a regular series
     /// without missing readings, and restarts at gaps).
     pub fn has_trace_ops(&self) -> bool {
-        self.cfg.steps.iter().any(|s| {
-            !matches!(
-                s,
-                Step::GrossRange(_)
-                    | Step::Spike(_)
-                    | Step::RateOfChange(_)
-                    | Step::FlatLine(_)
-                    | Step::AttenuatedSignal(_)
-                    | Step::Climatology(_)
-                    | Step::TimeGap(_)
-                    | Step::Stats(_)
-            )
-        })
+        self.cfg
+            .steps
+            .iter()
+            .any(|s| !s.is_qc() && !matches!(s, Step::Stats(_)))
     }
 
     /// The QC step names, in order (labels of the flags).
@@ -101,18 +92,7 @@ impl CompiledChain {
         self.cfg
             .steps
             .iter()
-            .filter(|s| {
-                matches!(
-                    s,
-                    Step::GrossRange(_)
-                        | Step::Spike(_)
-                        | Step::RateOfChange(_)
-                        | Step::FlatLine(_)
-                        | Step::AttenuatedSignal(_)
-                        | Step::Climatology(_)
-                        | Step::TimeGap(_)
-                )
-            })
+            .filter(|s| s.is_qc())
             .map(|s| s.op().to_string())
             .collect()
     }

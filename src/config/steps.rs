@@ -153,6 +153,20 @@ impl Step {
         }
     }
 
+    /// A QARTOD test (one flag per reading).
+    pub fn is_qc(&self) -> bool {
+        matches!(
+            self,
+            Step::GrossRange(_)
+                | Step::Spike(_)
+                | Step::RateOfChange(_)
+                | Step::FlatLine(_)
+                | Step::AttenuatedSignal(_)
+                | Step::Climatology(_)
+                | Step::TimeGap(_)
+        )
+    }
+
     /// Non-causal operations need the whole trace and so run in batch only.
     pub fn batch_only(&self) -> bool {
         match self {
