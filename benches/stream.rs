@@ -134,6 +134,7 @@ fn send(p: &ThreadedProducer<DefaultProducerContext>, topic: &str, pk: &SensorPa
 
 /// Paces packets at `packets_per_s`, channel after channel, packet index
 /// after packet index; calls `each(c, k)` right after handing each over.
+#[allow(clippy::too_many_arguments)]
 fn produce_paced(
     p: &ThreadedProducer<DefaultProducerContext>,
     topic: &str,
