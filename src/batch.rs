@@ -191,6 +191,18 @@ pub fn process(chains: &[CompiledChain], series: &[Series], progress: &Progress)
                     run_series(c, s, &mut out);
                 }
             }
+            if s.sample_rate_hz > 0.0 {
+                for (k, pair) in s.segments.windows(2).enumerate() {
+                    let end = pair[0].start_ns
+                        + (pair[0].samples.len() as f64 * 1e9 / s.sample_rate_hz).round() as i64;
+                    out.qc.push(crate::output::gap_record(
+                        &s.sensor_id,
+                        end,
+                        pair[1].start_ns,
+                        k as u64 + 1,
+                    ));
+                }
+            }
             progress.inc(s.sample_count() as u64);
             out
         })
@@ -199,6 +211,7 @@ pub fn process(chains: &[CompiledChain], series: &[Series], progress: &Progress)
             a
         });
     results.extend(fast_results);
+    results.qc_tests.push(crate::output::assembly_qc_tests());
     for c in chains {
         let names = c.qc_names();
         if !names.is_empty() {

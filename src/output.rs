@@ -42,6 +42,30 @@ pub struct QcRec {
     pub aggregate: u8,
 }
 
+/// Pseudo-chain under which assembly records gaps larger than
+/// `max_gap_interp_samples` (each one restarts the chains' warm-up).
+pub const ASSEMBLY_CHAIN: &str = "assembly";
+
+/// The record of such a gap: a QARTOD `time_gap` FAIL (4) at the first
+/// sample after it; `index` is the number of the segment that starts
+/// there (1 for the second segment), `value` the gap's length in seconds.
+pub fn gap_record(sensor: &str, gap_start_ns: i64, next_start_ns: i64, segment: u64) -> QcRec {
+    QcRec {
+        chain: ASSEMBLY_CHAIN.into(),
+        sensor: sensor.into(),
+        time_ns: next_start_ns,
+        index: segment,
+        value: (next_start_ns - gap_start_ns) as f64 / 1e9,
+        flags: vec![4],
+        aggregate: 4,
+    }
+}
+
+/// The flag names of the assembly pseudo-chain.
+pub fn assembly_qc_tests() -> (String, Vec<String>) {
+    (ASSEMBLY_CHAIN.into(), vec!["time_gap".into()])
+}
+
 /// Statistics of one window (`stats` step).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatsRec {

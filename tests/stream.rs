@@ -493,3 +493,51 @@ fn metrics_endpoint_serves_prometheus_text() {
         assert!(body.contains(metric), "{metric} in {body}");
     }
 }
+
+/// A gap larger than `max_gap_interp_samples` restarts the chains and is
+/// recorded as a `time_gap` FAIL under the `assembly` pseudo-chain, in the
+/// stream as in batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_gaps_are_recorded_alike_in_stream_and_batch() {
+    let job = job("fakopp_test_gap");
+    let csv = job.dir.path().join("gap.csv");
+    let mut text = String::from("time,GS.GAP1..TEMP\n");
+    for h in (0..200).filter(|h| !(50..80).contains(h)) {
+        text.push_str(&format!(
+            "2024-03-{:02}T{:02}:00:00Z,{}\n",
+            1 + h / 24,
+            h % 24,
+            12.0 + 0.01 * (h % 7) as f64
+        ));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let inputs = vec![csv.display().to_string()];
+    let expected = batch_lines(&job, &inputs);
+    let gaps: Vec<&String> = expected
+        .iter()
+        .filter(|l| l.contains("\"chain\":\"assembly\""))
+        .collect();
+    assert_eq!(gaps.len(), 1, "one large gap: {gaps:?}");
+    assert!(
+        gaps[0].contains("\"time_gap\":4") && gaps[0].contains("\"value\":108000.0"),
+        "{}",
+        gaps[0]
+    );
+
+    create_topic(&job);
+    let series = fakopp::source::files::read_inputs(&[csv], 15, false)
+        .unwrap()
+        .series;
+    let prod = producer();
+    for p in fakopp::produce::packets_from_series(&series, 10) {
+        send(
+            &prod,
+            &job.topic,
+            &p.sensor_id,
+            &fakopp::codec::encode(PacketFormat::Avro, &p),
+        )
+        .await;
+    }
+    run_stream(&job, 1);
+    assert_eq!(stream_lines(&job), expected);
+}

@@ -419,6 +419,7 @@ fn coordinate(
             .min()
             .unwrap_or(i64::MAX);
         results.events = events.ready(cfg, chains, finishing, bound)?;
+        results.qc_tests.push(crate::output::assembly_qc_tests());
         for c in chains {
             let names = c.qc_names();
             if !names.is_empty() {

@@ -62,6 +62,11 @@ pub struct SensorState {
     pub chains: Vec<(String, ChainState)>,
     /// Time just after the last processed sample.
     pub next_ns: i64,
+    /// Current segment: its start, its samples so far, and how many gaps
+    /// (new segments) came before it.
+    pub seg_start_ns: i64,
+    pub seg_samples: u64,
+    pub gaps: u64,
 }
 
 /// The sensors a rank owns.
@@ -95,6 +100,9 @@ impl Worker {
             sample_rate_hz: rate,
             chains,
             next_ns: i64::MIN,
+            seg_start_ns: 0,
+            seg_samples: 0,
+            gaps: 0,
         }
     }
 
@@ -192,10 +200,19 @@ impl Worker {
                         st = Some(self.new_state(&w.sensor, *sample_rate_hz, out));
                     }
                     let s = st.as_mut().expect("set above");
+                    if s.next_ns != i64::MIN && s.sample_rate_hz > 0.0 {
+                        // A gap too large to fill (assembly split here).
+                        s.gaps += 1;
+                        out.qc.push(crate::output::gap_record(
+                            &w.sensor, s.next_ns, *start_ns, s.gaps,
+                        ));
+                    }
                     for (_, c) in s.chains.iter_mut() {
                         c.begin_segment(*start_ns, out);
                     }
                     s.next_ns = *start_ns;
+                    s.seg_start_ns = *start_ns;
+                    s.seg_samples = 0;
                 }
                 Chunk::Samples { samples, times_ns } => {
                     let Some(s) = st.as_mut() else { continue };
@@ -215,11 +232,13 @@ impl Worker {
                     for i in failed.into_iter().rev() {
                         s.chains.remove(i);
                     }
+                    s.seg_samples += samples.len() as u64;
                     s.next_ns = match times_ns.last() {
                         Some(t) => t + 1,
+                        // From the segment start, as batch computes it.
                         None => {
-                            s.next_ns
-                                + (samples.len() as f64 * 1e9 / s.sample_rate_hz).round() as i64
+                            s.seg_start_ns
+                                + (s.seg_samples as f64 * 1e9 / s.sample_rate_hz).round() as i64
                         }
                     };
                 }
@@ -229,6 +248,9 @@ impl Worker {
             sample_rate_hz: 0.0,
             chains: Vec::new(),
             next_ns: i64::MIN,
+            seg_start_ns: 0,
+            seg_samples: 0,
+            gaps: 0,
         })
     }
 }
