@@ -68,27 +68,10 @@ fn await_checkpoint(ck: &Path, since: std::time::SystemTime, job: &mut std::proc
     }
 }
 
-fn config(dir: &Path, name: &str, topic: &str, keyspace: &str) -> std::path::PathBuf {
-    write_config(
-        dir,
-        &format!("{name}.toml"),
-        &format!(
-            r#"
-[source]
-kind = "kafka"
-[kafka]
-brokers = "{brokers}"
-topic = "{topic}"
-group = "{keyspace}_g"
-dlq_topic = "{topic}.dlq"
-[cassandra]
-nodes = ["{node}"]
-keyspace = "{keyspace}"
+/// Sinks, input and chains of the jobs here (checkpoint every second).
+const SECTIONS: &str = r#"interval_s = 1.0
 [sinks]
 kinds = ["cassandra"]
-[checkpoint]
-path = "{ckpt}"
-interval_s = 1.0
 [synthetic]
 seismic_stations = 4
 duration_s = 120.0
@@ -100,39 +83,18 @@ env_days = 2.0
 name = "p-picker"
 select = ["XX.*..HHZ"]
 steps = [
-  {{ op = "bandpass", freqmin = 1.0, freqmax = 10.0, corners = 4 }},
-  {{ op = "recursive_sta_lta", sta = 0.5, lta = 10.0 }},
-  {{ op = "trigger", on = 3.5, off = 1.0 }},
+  { op = "bandpass", freqmin = 1.0, freqmax = 10.0, corners = 4 },
+  { op = "recursive_sta_lta", sta = 0.5, lta = 10.0 },
+  { op = "trigger", on = 3.5, off = 1.0 },
 ]
 [[chains]]
 name = "env-qc"
 select = ["EMB.*"]
-steps = [{{ op = "gross_range", fail_span = [-50.0, 14.0] }}]
-"#,
-            brokers = kafka_brokers(),
-            node = cassandra_node(),
-            ckpt = dir.join(format!("{name}-state/ckpt.h5")).display(),
-        ),
-    )
-}
+steps = [{ op = "gross_range", fail_span = [-50.0, 14.0] }]
+"#;
 
-async fn rows(s: &scylla::client::session::Session, ks: &str, table: &str) -> Vec<String> {
-    let q = s
-        .prepare(format!("SELECT * FROM {ks}.{table}"))
-        .await
-        .unwrap();
-    let mut r: Vec<String> = s
-        .execute_unpaged(&q, ())
-        .await
-        .unwrap()
-        .into_rows_result()
-        .unwrap()
-        .rows::<scylla::value::Row>()
-        .unwrap()
-        .map(|r| format!("{:?}", r.unwrap().columns))
-        .collect();
-    r.sort();
-    r
+fn config(dir: &Path, name: &str, topic: &str, keyspace: &str) -> std::path::PathBuf {
+    stream_config(dir, name, topic, keyspace, SECTIONS)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -251,7 +213,10 @@ async fn broker_restart_and_cassandra_outage_lose_nothing() {
         .await
         .unwrap();
     for t in ["raw_packets", "triggers", "qc_flags"] {
-        let (ra, rb) = (rows(&s, &ks_a, t).await, rows(&s, &ks_b, t).await);
+        let (ra, rb) = (
+            table_rows(&s, &ks_a, t).await,
+            table_rows(&s, &ks_b, t).await,
+        );
         assert!(!ra.is_empty(), "{t} has rows");
         assert_eq!(ra.len(), rb.len(), "{t}: same rows after the outage");
         assert!(ra == rb, "{t}: rows differ after the outage");

@@ -19,29 +19,12 @@ const TABLES: [&str; 5] = [
     "window_stats",
 ];
 
-fn config(dir: &Path, name: &str, topic: &str, keyspace: &str) -> PathBuf {
-    write_config(
-        dir,
-        &format!("{name}.toml"),
-        &format!(
-            r#"
-[source]
-kind = "kafka"
-[kafka]
-brokers = "{brokers}"
-topic = "{topic}"
-group = "{keyspace}_g"
-dlq_topic = "{topic}.dlq"
-[cassandra]
-nodes = ["{node}"]
-keyspace = "{keyspace}"
+/// Sinks, checkpoint cadence, input and chains shared by the tests here.
+const SECTIONS: &str = r#"interval_s = 0.001
+keep = 2
 [sinks]
 kinds = ["cassandra", "jsonl"]
 jsonl_path = "{jsonl}"
-[checkpoint]
-path = "{ckpt}"
-interval_s = 0.001
-keep = 2
 [stream]
 batch_interval_ms = 150
 max_packets_per_batch = 150
@@ -56,10 +39,10 @@ env_days = 5.0
 name = "p-picker"
 select = ["XX.*..HHZ"]
 steps = [
-  {{ op = "bandpass", freqmin = 1.0, freqmax = 10.0, corners = 4 }},
-  {{ op = "recursive_sta_lta", sta = 0.5, lta = 10.0 }},
-  {{ op = "trigger", on = 3.5, off = 1.0 }},
-  {{ op = "aic_pick", before = 1.0, after = 0.5 }},
+  { op = "bandpass", freqmin = 1.0, freqmax = 10.0, corners = 4 },
+  { op = "recursive_sta_lta", sta = 0.5, lta = 10.0 },
+  { op = "trigger", on = 3.5, off = 1.0 },
+  { op = "aic_pick", before = 1.0, after = 0.5 },
 ]
 [[coincidence]]
 chain = "p-picker"
@@ -69,18 +52,15 @@ trigger_off_extension_s = 15.0
 name = "env-qc"
 select = ["EMB.*"]
 steps = [
-  {{ op = "gross_range", fail_span = [-50.0, 14.0] }},
-  {{ op = "spike", suspect_threshold = 0.3, fail_threshold = 0.9 }},
-  {{ op = "flat_line", suspect_threshold_s = 10800, fail_threshold_s = 21600, tolerance = 0.001 }},
-  {{ op = "stats", window = 3600.0 }},
+  { op = "gross_range", fail_span = [-50.0, 14.0] },
+  { op = "spike", suspect_threshold = 0.3, fail_threshold = 0.9 },
+  { op = "flat_line", suspect_threshold_s = 10800, fail_threshold_s = 21600, tolerance = 0.001 },
+  { op = "stats", window = 3600.0 },
 ]
-"#,
-            brokers = kafka_brokers(),
-            node = cassandra_node(),
-            jsonl = dir.join(format!("{name}.jsonl")).display(),
-            ckpt = dir.join(format!("{name}-state/ckpt.h5")).display(),
-        ),
-    )
+"#;
+
+fn config(dir: &Path, name: &str, topic: &str, keyspace: &str) -> PathBuf {
+    stream_config(dir, name, topic, keyspace, SECTIONS)
 }
 
 /// Runs the job; `Ok` if it ended by itself, `Err(stderr)` if it was killed.
@@ -102,25 +82,6 @@ fn run(cfg: &Path, ranks: usize, fault: Option<&str>) -> Result<String, String> 
     } else {
         Err(stderr(&out))
     }
-}
-
-async fn table_rows(s: &Session, ks: &str, table: &str) -> Vec<String> {
-    let q = s
-        .prepare(format!("SELECT * FROM {ks}.{table}"))
-        .await
-        .unwrap();
-    let mut rows: Vec<String> = s
-        .execute_unpaged(&q, ())
-        .await
-        .unwrap()
-        .into_rows_result()
-        .unwrap()
-        .rows::<scylla::value::Row>()
-        .unwrap()
-        .map(|r| format!("{:?}", r.unwrap().columns))
-        .collect();
-    rows.sort();
-    rows
 }
 
 /// Every table of keyspace `b` equals that of `a`, row for row.

@@ -89,3 +89,53 @@ pub fn json_lines(text: &[u8]) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l}: {e}")))
         .collect()
 }
+
+/// A stream-job config on the test services: `[source]`, `[kafka]`
+/// (topic, `<topic>.dlq`, group from the keyspace), `[cassandra]` and
+/// `[checkpoint]` with a path in `dir` named after `name`, then `sections`
+/// as is: they may go on with `[checkpoint]` keys before their first table
+/// (sinks, stream settings, synthetic network, chains). `{jsonl}` in
+/// `sections` stands for a JSON-lines path in `dir`.
+pub fn stream_config(
+    dir: &std::path::Path,
+    name: &str,
+    topic: &str,
+    keyspace: &str,
+    sections: &str,
+) -> PathBuf {
+    let jsonl = dir.join(format!("{name}.jsonl"));
+    let header = format!(
+        "[source]\nkind = \"kafka\"\n[kafka]\nbrokers = \"{}\"\ntopic = \"{topic}\"\ngroup = \"{keyspace}_g\"\n\
+         dlq_topic = \"{topic}.dlq\"\n[cassandra]\nnodes = [\"{}\"]\nkeyspace = \"{keyspace}\"\n\
+         [checkpoint]\npath = \"{}\"\n",
+        kafka_brokers(),
+        cassandra_node(),
+        dir.join(format!("{name}-state/ckpt.h5")).display()
+    );
+    let body = sections.replace("{jsonl}", &jsonl.display().to_string());
+    write_config(dir, &format!("{name}.toml"), &format!("{header}{body}"))
+}
+
+/// Every row of a Cassandra table, as text, sorted (for equality checks).
+pub async fn table_rows(
+    s: &scylla::client::session::Session,
+    ks: &str,
+    table: &str,
+) -> Vec<String> {
+    let q = s
+        .prepare(format!("SELECT * FROM {ks}.{table}"))
+        .await
+        .unwrap();
+    let mut rows: Vec<String> = s
+        .execute_unpaged(&q, ())
+        .await
+        .unwrap()
+        .into_rows_result()
+        .unwrap()
+        .rows::<scylla::value::Row>()
+        .unwrap()
+        .map(|r| format!("{:?}", r.unwrap().columns))
+        .collect();
+    rows.sort();
+    rows
+}
