@@ -9,7 +9,7 @@
 use crate::chain::{ChainState, CompiledChain};
 use crate::cli::OutputFormat;
 use crate::config::{Config, SinkKind, SourceKind};
-use crate::dist::{gather_buffers, scatter_buffers, Dist};
+use crate::dist::{from_bytes, gather_buffers, scatter_buffers, to_bytes, Dist};
 use crate::model::{format_time_us, Series};
 use crate::output::{EventRec, Problem, Results};
 use crate::progress::Progress;
@@ -211,13 +211,7 @@ pub fn process(chains: &[CompiledChain], series: &[Series], progress: &Progress)
             a
         });
     results.extend(fast_results);
-    results.qc_tests.push(crate::output::assembly_qc_tests());
-    for c in chains {
-        let names = c.qc_names();
-        if !names.is_empty() {
-            results.qc_tests.push((c.name().to_string(), names));
-        }
-    }
+    results.qc_tests.extend(CompiledChain::qc_labels(chains));
     results
 }
 
@@ -272,14 +266,6 @@ pub fn coincidence(
         }));
     }
     Ok(())
-}
-
-fn to_bytes<T: serde::Serialize>(v: &T) -> Result<Vec<u8>> {
-    postcard::to_stdvec(v).context("serialising for MPI")
-}
-
-fn from_bytes<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T> {
-    postcard::from_bytes(b).context("deserialising an MPI message")
 }
 
 /// What rank 0 knows of the whole run, for coincidence and the summary.

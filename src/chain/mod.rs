@@ -87,6 +87,19 @@ impl CompiledChain {
             .any(|s| !s.is_qc() && !matches!(s, Step::Stats(_)))
     }
 
+    /// Flag labels of every chain with QC steps, plus the assembly
+    /// pseudo-chain's, as `Results::qc_tests` carries them to the sinks.
+    pub fn qc_labels(chains: &[CompiledChain]) -> Vec<(String, Vec<String>)> {
+        let mut labels = vec![crate::output::assembly_qc_tests()];
+        for c in chains {
+            let names = c.qc_names();
+            if !names.is_empty() {
+                labels.push((c.name().to_string(), names));
+            }
+        }
+        labels
+    }
+
     /// The QC step names, in order (labels of the flags).
     pub fn qc_names(&self) -> Vec<String> {
         self.cfg

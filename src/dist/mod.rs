@@ -13,6 +13,18 @@ use mpi::topology::{Communicator, SimpleCommunicator};
 use mpi::traits::*;
 use mpi::Threading;
 
+/// Encodes a value for an MPI message (postcard: compact, f64 exact).
+pub fn to_bytes<T: serde::Serialize>(v: &T) -> Result<Vec<u8>> {
+    use anyhow::Context;
+    postcard::to_stdvec(v).context("serialising for MPI")
+}
+
+/// Decodes a value sent with [`to_bytes`].
+pub fn from_bytes<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T> {
+    use anyhow::Context;
+    postcard::from_bytes(b).context("deserialising an MPI message")
+}
+
 /// The job's place in the MPI world.
 pub struct Dist {
     // Dropping the universe finalizes MPI; keep it for the program's life.

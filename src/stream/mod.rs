@@ -15,7 +15,7 @@ pub mod work;
 
 use crate::chain::CompiledChain;
 use crate::config::Config;
-use crate::dist::{gather_buffers, scatter_buffers, Dist};
+use crate::dist::{from_bytes, gather_buffers, scatter_buffers, to_bytes, Dist};
 use crate::metrics::Metrics;
 use crate::model::SensorPacket;
 use crate::output::Results;
@@ -35,14 +35,6 @@ pub struct RunArgs {
     pub exit_when_idle: Option<f64>,
     pub metrics_addr: Option<String>,
     pub reset_state: bool,
-}
-
-fn to_bytes<T: serde::Serialize>(v: &T) -> Result<Vec<u8>> {
-    postcard::to_stdvec(v).context("serialising for MPI")
-}
-
-fn from_bytes<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T> {
-    postcard::from_bytes(b).context("deserialising an MPI message")
 }
 
 /// One collective step: rank 0 sends each rank its command, every rank
@@ -419,13 +411,7 @@ fn coordinate(
             .min()
             .unwrap_or(i64::MAX);
         results.events = events.ready(cfg, chains, finishing, bound)?;
-        results.qc_tests.push(crate::output::assembly_qc_tests());
-        for c in chains {
-            let names = c.qc_names();
-            if !names.is_empty() {
-                results.qc_tests.push((c.name().to_string(), names));
-            }
-        }
+        results.qc_tests.extend(CompiledChain::qc_labels(chains));
         results.sort();
         for p in &results.problems {
             tracing::warn!(chain = %p.chain, sensor = %p.sensor, "{}", p.reason);
