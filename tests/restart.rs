@@ -95,15 +95,23 @@ async fn assert_tables_equal(s: &Session, a: &str, b: &str) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_and_restarted_job_equals_an_uninterrupted_run() {
-    let dir = tempfile::tempdir().unwrap();
-    let topic = unique("fakopp_test_restart");
-    let (ks_a, ks_b) = (unique("ks_a"), unique("ks_b"));
-    let a = config(dir.path(), "a", &topic, &ks_a);
-    let b = config(dir.path(), "b", &topic, &ks_b);
+/// Two jobs over one topic holding the synthetic network: `a` has run
+/// uninterrupted; `b`, with its own keyspace and checkpoint, is for the
+/// test to interrupt.
+struct Fixture {
+    dir: tempfile::TempDir,
+    b: PathBuf,
+    ks_a: String,
+    ks_b: String,
+}
 
-    // Topics exist after a first idle run; then the input is published.
+fn fixture(name: &str) -> Fixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let topic = unique(name);
+    let (ks_a, ks_b) = (unique("ks_a"), unique("ks_b"));
+    let a = config(dir, "a", &topic, &ks_a);
+    let b = config(dir, "b", &topic, &ks_b);
     run(&a, 1, None).expect("creating the topics");
     let out = fakopp()
         .args([
@@ -117,9 +125,36 @@ async fn killed_and_restarted_job_equals_an_uninterrupted_run() {
         .output()
         .unwrap();
     assert!(out.status.success(), "produce: {}", stderr(&out));
-
-    // The uninterrupted run.
     run(&a, 1, None).expect("uninterrupted run");
+    Fixture {
+        dir: tmp,
+        b,
+        ks_a,
+        ks_b,
+    }
+}
+
+impl Fixture {
+    /// Asserts `b`'s tables equal `a`'s, then drops both keyspaces.
+    async fn assert_equal_and_clean_up(self) {
+        let s = SessionBuilder::new()
+            .known_node(cassandra_node())
+            .build()
+            .await
+            .unwrap();
+        assert_tables_equal(&s, &self.ks_a, &self.ks_b).await;
+        for ks in [&self.ks_a, &self.ks_b] {
+            s.query_unpaged(format!("DROP KEYSPACE {ks}"), &[])
+                .await
+                .unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_and_restarted_job_equals_an_uninterrupted_run() {
+    let f = fixture("fakopp_test_restart");
+    let (dir, b) = (f.dir.path().to_path_buf(), f.b.clone());
 
     // Killed three times, with a different number of ranks each time
     // (1 → 3 → 2 → 3), once in the middle of a checkpoint write.
@@ -142,15 +177,9 @@ async fn killed_and_restarted_job_equals_an_uninterrupted_run() {
     let done = run(&b, 3, None).expect("the final run ends by itself");
     assert!(done.contains("resuming from checkpoint"), "{done}");
 
-    let s = SessionBuilder::new()
-        .known_node(cassandra_node())
-        .build()
-        .await
-        .unwrap();
-    assert_tables_equal(&s, &ks_a, &ks_b).await;
     // The JSON-lines output is truncated back to each checkpoint on restart.
     let lines = |n: &str| {
-        let mut l: Vec<String> = std::fs::read_to_string(dir.path().join(n))
+        let mut l: Vec<String> = std::fs::read_to_string(dir.join(n))
             .unwrap()
             .lines()
             .map(String::from)
@@ -159,38 +188,17 @@ async fn killed_and_restarted_job_equals_an_uninterrupted_run() {
         l
     };
     assert_eq!(lines("a.jsonl"), lines("b.jsonl"));
-    for ks in [ks_a, ks_b] {
-        s.query_unpaged(format!("DROP KEYSPACE {ks}"), &[])
-            .await
-            .unwrap();
-    }
+    f.assert_equal_and_clean_up().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn damaged_checkpoint_falls_back_and_changed_chains_refuse() {
-    let dir = tempfile::tempdir().unwrap();
-    let topic = unique("fakopp_test_ckpt");
-    let (ks_a, ks_b) = (unique("ks_a"), unique("ks_b"));
-    let a = config(dir.path(), "a", &topic, &ks_a);
-    let b = config(dir.path(), "b", &topic, &ks_b);
-    run(&a, 1, None).expect("creating the topics");
-    let out = fakopp()
-        .args([
-            "produce",
-            "--synthetic",
-            "--packet-samples",
-            "50",
-            "--config",
-        ])
-        .arg(&a)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "produce: {}", stderr(&out));
-    run(&a, 1, None).expect("uninterrupted run");
+    let f = fixture("fakopp_test_ckpt");
+    let (dir, b) = (f.dir.path().to_path_buf(), f.b.clone());
 
     run(&b, 1, Some("after_sinks:6")).expect_err("killed");
     // Damage the newest checkpoint's state.
-    let ck = dir.path().join("b-state/ckpt.h5");
+    let ck = dir.join("b-state/ckpt.h5");
     let mut bytes = std::fs::read(&ck).unwrap();
     let n = bytes.len();
     for x in &mut bytes[n / 2..n / 2 + 64] {
@@ -208,7 +216,7 @@ async fn damaged_checkpoint_falls_back_and_changed_chains_refuse() {
     let text = std::fs::read_to_string(&b)
         .unwrap()
         .replace("window = 3600.0", "window = 7200.0");
-    let changed = write_config(dir.path(), "b_changed.toml", &text);
+    let changed = write_config(&dir, "b_changed.toml", &text);
     let out = fakopp()
         .args(["run", "--exit-when-idle", "3", "--config"])
         .arg(&changed)
@@ -226,17 +234,7 @@ async fn damaged_checkpoint_falls_back_and_changed_chains_refuse() {
         done.contains("ckpt.h5.1"),
         "the previous checkpoint is used: {done}"
     );
-    let s = SessionBuilder::new()
-        .known_node(cassandra_node())
-        .build()
-        .await
-        .unwrap();
-    assert_tables_equal(&s, &ks_a, &ks_b).await;
-    for ks in [ks_a, ks_b] {
-        s.query_unpaged(format!("DROP KEYSPACE {ks}"), &[])
-            .await
-            .unwrap();
-    }
+    f.assert_equal_and_clean_up().await;
 }
 
 /// SIGTERM (Slurm preemption, scancel) stops the job at the end of its
@@ -245,36 +243,19 @@ async fn damaged_checkpoint_falls_back_and_changed_chains_refuse() {
 /// uninterrupted run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_checkpoints_exits_0_and_resumes() {
-    let dir = tempfile::tempdir().unwrap();
-    let topic = unique("fakopp_test_term");
-    let (ks_a, ks_b) = (unique("ks_a"), unique("ks_b"));
-    let a = config(dir.path(), "a", &topic, &ks_a);
-    let b = config(dir.path(), "b", &topic, &ks_b);
-    run(&a, 1, None).expect("creating the topics");
-    let out = fakopp()
-        .args([
-            "produce",
-            "--synthetic",
-            "--packet-samples",
-            "50",
-            "--config",
-        ])
-        .arg(&a)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "produce: {}", stderr(&out));
-    run(&a, 1, None).expect("uninterrupted run");
+    let f = fixture("fakopp_test_term");
+    let (dir, b) = (f.dir.path().to_path_buf(), f.b.clone());
 
     // No --exit-when-idle: only a signal ends this run.
     // stderr to a file: a pipe nobody reads could fill up and block the job.
-    let log = dir.path().join("term.log");
+    let log = dir.join("term.log");
     let mut child = fakopp()
         .args(["run", "--config"])
         .arg(&b)
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let ck = dir.path().join("b-state/ckpt.h5");
+    let ck = dir.join("b-state/ckpt.h5");
     let t0 = std::time::Instant::now();
     while !ck.exists() {
         assert!(
@@ -305,15 +286,5 @@ async fn sigterm_checkpoints_exits_0_and_resumes() {
 
     let done = run(&b, 2, None).expect("resumed run ends by itself");
     assert!(done.contains("resuming from checkpoint"), "{done}");
-    let s = SessionBuilder::new()
-        .known_node(cassandra_node())
-        .build()
-        .await
-        .unwrap();
-    assert_tables_equal(&s, &ks_a, &ks_b).await;
-    for ks in [ks_a, ks_b] {
-        s.query_unpaged(format!("DROP KEYSPACE {ks}"), &[])
-            .await
-            .unwrap();
-    }
+    f.assert_equal_and_clean_up().await;
 }
