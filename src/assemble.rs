@@ -135,6 +135,20 @@ pub enum Placement {
     Dropped,
 }
 
+/// Where a piece goes, without its samples: what [`SegmentCursor`]
+/// decided, for callers that copy the samples themselves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    /// The piece starts a new segment at its own start time.
+    New,
+    /// `missing` missing readings (NaN), then the piece's samples from
+    /// `skip` on (the ones before overlap data already placed), continue
+    /// the current segment.
+    Continue { missing: u64, skip: usize },
+    /// Nothing of the piece is used.
+    Dropped,
+}
+
 /// The incremental form of [`assemble`]: pieces are given in time order,
 /// one at a time, and each is placed at once. The cursor remembers the
 /// segment's grid and the last `tail` samples (to compare overlaps), not
@@ -147,6 +161,7 @@ pub struct SegmentCursor {
     /// Samples in the current segment (0 before the first piece).
     held: u64,
     tail: std::collections::VecDeque<f64>,
+    /// 0: no tail kept (the caller holds the segment and answers for it).
     tail_cap: usize,
 }
 
@@ -155,6 +170,14 @@ impl SegmentCursor {
     /// that keeps the last `tail_cap` samples; overlaps reaching further
     /// back than that are compared only over the samples kept.
     pub fn new(sample_rate_hz: f64, max_gap_interp_samples: u64, tail_cap: usize) -> SegmentCursor {
+        let mut c = SegmentCursor::without_tail(sample_rate_hz, max_gap_interp_samples);
+        c.tail_cap = tail_cap.max(1);
+        c
+    }
+
+    /// A cursor that keeps no samples: for [`assemble`], which holds the
+    /// whole segment and gives [`SegmentCursor::decide`] its samples.
+    fn without_tail(sample_rate_hz: f64, max_gap_interp_samples: u64) -> SegmentCursor {
         assert!(
             sample_rate_hz.is_finite() && sample_rate_hz > 0.0,
             "assembly needs a positive sample rate, got {sample_rate_hz}"
@@ -165,7 +188,7 @@ impl SegmentCursor {
             seg_start_ns: 0,
             held: 0,
             tail: std::collections::VecDeque::new(),
-            tail_cap: tail_cap.max(1),
+            tail_cap: 0,
         }
     }
 
@@ -188,34 +211,114 @@ impl SegmentCursor {
         self.held > 0 && self.slot(start_ns) < self.held as i64
     }
 
+    /// The sample `from_head` places back from the head (1 = the last one
+    /// placed), if the tail still holds it.
+    fn tail_sample(&self, from_head: usize) -> Option<f64> {
+        (from_head <= self.tail.len()).then(|| self.tail[self.tail.len() - from_head])
+    }
+
     /// For a piece whose first sample falls on `slot` (before the head):
     /// how many of its samples overlap placed data, and how many of those
-    /// differ from the samples kept in the tail.
-    fn overlap_conflicts(&self, slot: i64, samples: &[f64]) -> (usize, usize) {
+    /// differ from the placed samples `recent` knows (see
+    /// [`SegmentCursor::decide`]).
+    fn overlap_conflicts(
+        &self,
+        slot: i64,
+        samples: &[f64],
+        recent: impl Fn(usize) -> Option<f64>,
+    ) -> (usize, usize) {
         let back = (self.held as i64 - slot) as usize; // distance of the piece's start from the head
         let overlap = back.min(samples.len());
         let conflicts = (0..overlap)
-            .filter(|&k| {
-                let from_head = back - k; // 1 = the last sample placed
-                from_head <= self.tail.len()
-                    && !same_sample(self.tail[self.tail.len() - from_head], samples[k])
-            })
+            .filter(|&k| recent(back - k).is_some_and(|kept| !same_sample(kept, samples[k])))
             .count();
         (overlap, conflicts)
     }
 
     /// True if the piece lies within the data already placed and equals it
     /// (a re-sent packet).
-    pub fn is_duplicate(&self, piece: &Piece) -> bool {
-        if self.held == 0 || piece.samples.is_empty() {
+    pub fn is_duplicate(&self, start_ns: i64, samples: &[f64]) -> bool {
+        if self.held == 0 || samples.is_empty() {
             return false;
         }
-        let slot = self.slot(piece.start_ns);
+        let slot = self.slot(start_ns);
         if slot >= self.held as i64 {
             return false;
         }
-        let (overlap, conflicts) = self.overlap_conflicts(slot, &piece.samples);
-        overlap == piece.samples.len() && conflicts == 0
+        let (overlap, conflicts) = self.overlap_conflicts(slot, samples, |k| self.tail_sample(k));
+        overlap == samples.len() && conflicts == 0
+    }
+
+    /// Decides where the piece (`start_ns`, `samples`, non-empty) goes and
+    /// counts it in `report`; [`SegmentCursor::commit`] then moves the
+    /// cursor past it. `recent(k)` is the placed sample `k` places back
+    /// from the head (1 = the last one), `None` if unknown; overlapping
+    /// samples are compared with it.
+    pub fn decide(
+        &self,
+        start_ns: i64,
+        samples: &[f64],
+        recent: impl Fn(usize) -> Option<f64>,
+        report: &mut AssembleReport,
+    ) -> Slot {
+        if samples.is_empty() {
+            return Slot::Dropped;
+        }
+        report.pieces += 1;
+        report.samples_in += samples.len() as u64;
+        if self.held == 0 {
+            report.segments += 1;
+            return Slot::New;
+        }
+        let held = self.held as i64;
+        let slot = self.slot(start_ns);
+        if slot < held {
+            // Overlap: keep the earlier data, append what extends beyond it.
+            let (overlap, conflicts) = self.overlap_conflicts(slot, samples, recent);
+            if overlap == samples.len() && conflicts == 0 {
+                report.duplicates_dropped += 1;
+                return Slot::Dropped;
+            }
+            report.overlaps_trimmed += 1;
+            report.overlap_samples_dropped += overlap as u64;
+            report.overlap_conflicts += conflicts as u64;
+            if overlap == samples.len() {
+                return Slot::Dropped;
+            }
+            Slot::Continue {
+                missing: 0,
+                skip: overlap,
+            }
+        } else {
+            let missing = (slot - held) as u64;
+            if missing > self.max_gap {
+                report.gaps_split += 1;
+                report.segments += 1;
+                return Slot::New;
+            }
+            if missing > 0 {
+                report.gaps_filled += 1;
+                report.samples_missing += missing;
+            }
+            Slot::Continue { missing, skip: 0 }
+        }
+    }
+
+    /// Moves the cursor past a piece placed as `slot` said.
+    pub fn commit(&mut self, slot: Slot, start_ns: i64, samples: &[f64]) {
+        match slot {
+            Slot::New => {
+                self.seg_start_ns = start_ns;
+                self.held = 0;
+                self.tail.clear();
+                self.remember(samples);
+            }
+            Slot::Continue { missing, skip } => {
+                self.remember_missing(missing);
+                self.remember(&samples[skip..]);
+            }
+            Slot::Dropped => {}
+        }
     }
 
     fn remember(&mut self, samples: &[f64]) {
@@ -226,125 +329,236 @@ impl SegmentCursor {
         self.tail.extend(&samples[samples.len() - keep..]);
     }
 
-    fn start(
-        &mut self,
-        start_ns: i64,
-        samples: Vec<f64>,
-        report: &mut AssembleReport,
-    ) -> Placement {
-        report.segments += 1;
-        self.seg_start_ns = start_ns;
-        self.held = 0;
-        self.tail.clear();
-        self.remember(&samples);
-        Placement::NewSegment { start_ns, samples }
+    fn remember_missing(&mut self, n: u64) {
+        self.held += n;
+        let keep = usize::try_from(n).unwrap_or(usize::MAX).min(self.tail_cap);
+        let excess = (self.tail.len() + keep).saturating_sub(self.tail_cap);
+        self.tail.drain(..excess);
+        self.tail.extend(std::iter::repeat_n(f64::NAN, keep));
     }
 
     /// Places the next piece (pieces must come in start-time order).
     pub fn place(&mut self, piece: Piece, report: &mut AssembleReport) -> Placement {
-        if piece.samples.is_empty() {
-            return Placement::Dropped;
-        }
-        report.pieces += 1;
-        report.samples_in += piece.samples.len() as u64;
-        if self.held == 0 {
-            return self.start(piece.start_ns, piece.samples, report);
-        }
-        let held = self.held as i64;
-        let slot = self.slot(piece.start_ns);
-        if slot < held {
-            // Overlap: keep the earlier data, append what extends beyond it.
-            let (overlap, conflicts) = self.overlap_conflicts(slot, &piece.samples);
-            if overlap == piece.samples.len() && conflicts == 0 {
-                report.duplicates_dropped += 1;
-                return Placement::Dropped;
+        let slot = self.decide(
+            piece.start_ns,
+            &piece.samples,
+            |k| self.tail_sample(k),
+            report,
+        );
+        self.commit(slot, piece.start_ns, &piece.samples);
+        match slot {
+            Slot::New => Placement::NewSegment {
+                start_ns: piece.start_ns,
+                samples: piece.samples,
+            },
+            Slot::Continue {
+                missing: 0,
+                skip: 0,
+            } => Placement::Continue(piece.samples),
+            Slot::Continue { missing, skip } => {
+                let mut out = vec![f64::NAN; missing as usize];
+                out.extend_from_slice(&piece.samples[skip..]);
+                Placement::Continue(out)
             }
-            report.overlaps_trimmed += 1;
-            report.overlap_samples_dropped += overlap as u64;
-            report.overlap_conflicts += conflicts as u64;
-            let rest = piece.samples[overlap..].to_vec();
-            if rest.is_empty() {
-                return Placement::Dropped;
-            }
-            self.remember(&rest);
-            Placement::Continue(rest)
-        } else if slot == held {
-            self.remember(&piece.samples);
-            Placement::Continue(piece.samples)
-        } else {
-            let missing = (slot - held) as u64;
-            if missing > self.max_gap {
-                report.gaps_split += 1;
-                return self.start(piece.start_ns, piece.samples, report);
-            }
-            let mut out = vec![f64::NAN; missing as usize];
-            out.extend_from_slice(&piece.samples);
-            report.gaps_filled += 1;
-            report.samples_missing += missing;
-            self.remember(&out);
-            Placement::Continue(out)
+            Slot::Dropped => Placement::Dropped,
         }
     }
 }
 
+/// Pieces of one sensor held back to back in one buffer: what a file
+/// reader fills, record after record, with no allocation per record. When
+/// the pieces already form one contiguous segment (the usual archive),
+/// [`assemble`] hands the buffer over as the segment without copying it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PieceBuf {
+    samples: Vec<f64>,
+    spans: Vec<Span>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Span {
+    start_ns: i64,
+    at: usize,
+    len: usize,
+}
+
+impl PieceBuf {
+    /// Appends a piece starting at `start_ns` whose samples `fill` pushes
+    /// onto the buffer (it must only push). An empty piece is ignored.
+    pub fn push_with(&mut self, start_ns: i64, fill: impl FnOnce(&mut Vec<f64>)) {
+        let at = self.samples.len();
+        fill(&mut self.samples);
+        let len = self.samples.len() - at;
+        if len > 0 {
+            self.spans.push(Span { start_ns, at, len });
+        }
+    }
+
+    /// Appends a piece.
+    pub fn push(&mut self, start_ns: i64, samples: &[f64]) {
+        self.push_with(start_ns, |buf| buf.extend_from_slice(samples));
+    }
+
+    /// Appends one sample to the last piece (a new piece if there is none).
+    pub fn extend_last(&mut self, start_ns_if_new: i64, sample: f64) {
+        match self.spans.last_mut() {
+            Some(last) => {
+                last.len += 1;
+                self.samples.push(sample);
+            }
+            None => self.push(start_ns_if_new, &[sample]),
+        }
+    }
+
+    /// Number of (non-empty) pieces.
+    pub fn pieces(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// Number of samples over all pieces.
+    pub fn samples(&self) -> usize {
+        self.samples.len()
+    }
+
+    fn piece(&self, span: &Span) -> &[f64] {
+        &self.samples[span.at..span.at + span.len]
+    }
+}
+
+impl FromIterator<Piece> for PieceBuf {
+    fn from_iter<I: IntoIterator<Item = Piece>>(iter: I) -> Self {
+        let mut buf = PieceBuf::default();
+        for p in iter {
+            buf.push(p.start_ns, &p.samples);
+        }
+        buf
+    }
+}
+
+/// A run of a segment under assembly: samples of one buffer, or missing
+/// readings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Run {
+    Samples { part: usize, from: usize, to: usize },
+    Missing(usize),
+}
+
+impl Run {
+    fn len(&self) -> usize {
+        match *self {
+            Run::Samples { from, to, .. } => to - from,
+            Run::Missing(n) => n,
+        }
+    }
+}
+
+/// The sample `from_head` places back from the end of `runs` (1 = last).
+fn sample_back(parts: &[PieceBuf], runs: &[Run], mut from_head: usize) -> Option<f64> {
+    for run in runs.iter().rev() {
+        let n = run.len();
+        if from_head <= n {
+            return Some(match *run {
+                Run::Samples { part, to, .. } => parts[part].samples[to - from_head],
+                Run::Missing(_) => f64::NAN,
+            });
+        }
+        from_head -= n;
+    }
+    None
+}
+
 /// Assembles the pieces of one sensor sampled at `sample_rate_hz` into
 /// contiguous segments in time order (see the module documentation for the
-/// rules). Empty pieces are ignored.
+/// rules). `parts` are taken in order, and the pieces within each in the
+/// order they were pushed, for the stable sort.
 ///
 /// # Panics
 ///
 /// If `sample_rate_hz` is not a positive finite number (irregular series
 /// have no sample grid to assemble on).
-pub fn assemble<I>(
-    pieces: I,
+pub fn assemble(
+    mut parts: Vec<PieceBuf>,
     sample_rate_hz: f64,
     max_gap_interp_samples: u64,
-) -> (Vec<Segment>, AssembleReport)
-where
-    I: IntoIterator<Item = Piece>,
-{
-    let mut pieces: Vec<Piece> = pieces
-        .into_iter()
-        .filter(|p| !p.samples.is_empty())
+) -> (Vec<Segment>, AssembleReport) {
+    let mut order: Vec<(i64, usize, Span)> = parts
+        .iter()
+        .enumerate()
+        .flat_map(|(p, buf)| buf.spans.iter().map(move |s| (s.start_ns, p, *s)))
         .collect();
-    pieces.sort_by_key(|p| p.start_ns);
-    // In time order an overlap reaches back at most one piece length.
-    let tail = pieces.iter().map(|p| p.samples.len()).max().unwrap_or(1);
-    let mut cursor = SegmentCursor::new(sample_rate_hz, max_gap_interp_samples, tail);
+    // A file's records usually come in time order already.
+    if !order.is_sorted_by_key(|o| o.0) {
+        order.sort_by_key(|o| o.0);
+    }
+    let mut cursor = SegmentCursor::without_tail(sample_rate_hz, max_gap_interp_samples);
     let mut report = AssembleReport::default();
-    let mut segments: Vec<Segment> = Vec::new();
-    // Samples not yet placed: a new segment reserves room for all of them
-    // (and gives back what it did not use when it ends), so long segments
-    // are not copied over and over as they grow.
-    let mut remaining: usize = pieces.iter().map(|p| p.samples.len()).sum();
-    for piece in pieces {
-        remaining -= piece.samples.len();
-        match cursor.place(piece, &mut report) {
-            Placement::NewSegment {
-                start_ns,
-                mut samples,
-            } => {
-                if let Some(prev) = segments.last_mut() {
-                    prev.samples.shrink_to_fit();
+    // Each segment as runs over the parts' buffers, copied out at the end.
+    let mut plans: Vec<(i64, Vec<Run>)> = Vec::new();
+    for (start_ns, part, span) in order {
+        let samples = parts[part].piece(&span);
+        let runs: &[Run] = plans.last().map_or(&[], |p| &p.1);
+        let slot = cursor.decide(
+            start_ns,
+            samples,
+            |k| sample_back(&parts, runs, k),
+            &mut report,
+        );
+        cursor.commit(slot, start_ns, samples);
+        let run = |skip: usize| Run::Samples {
+            part,
+            from: span.at + skip,
+            to: span.at + span.len,
+        };
+        match slot {
+            Slot::New => plans.push((start_ns, vec![run(0)])),
+            Slot::Continue { missing, skip } => {
+                let runs = &mut plans.last_mut().expect("a segment was started").1;
+                if missing > 0 {
+                    runs.push(Run::Missing(missing as usize));
                 }
-                samples.reserve(remaining);
-                segments.push(Segment {
-                    start_ns,
-                    samples,
-                    times_ns: Vec::new(),
-                })
+                match (runs.last_mut(), run(skip)) {
+                    (
+                        Some(Run::Samples { part: p, to, .. }),
+                        Run::Samples {
+                            part: q,
+                            from,
+                            to: end,
+                        },
+                    ) if *p == q && *to == from => *to = end,
+                    (_, r) => runs.push(r),
+                }
             }
-            Placement::Continue(samples) => segments
-                .last_mut()
-                .expect("a segment was started")
-                .samples
-                .extend(samples),
-            Placement::Dropped => {}
+            Slot::Dropped => {}
         }
     }
-    if let Some(last) = segments.last_mut() {
-        last.samples.shrink_to_fit();
-    }
+    let segments = plans
+        .into_iter()
+        .map(|(start_ns, runs)| {
+            let samples = match runs[..] {
+                // The whole buffer of one part, in order: no copy.
+                [Run::Samples { part, from: 0, to }] if to == parts[part].samples.len() => {
+                    std::mem::take(&mut parts[part].samples)
+                }
+                _ => {
+                    let mut v = Vec::with_capacity(runs.iter().map(Run::len).sum());
+                    for r in &runs {
+                        match *r {
+                            Run::Samples { part, from, to } => {
+                                v.extend_from_slice(&parts[part].samples[from..to])
+                            }
+                            Run::Missing(n) => v.extend(std::iter::repeat_n(f64::NAN, n)),
+                        }
+                    }
+                    v
+                }
+            };
+            Segment {
+                start_ns,
+                samples,
+                times_ns: Vec::new(),
+            }
+        })
+        .collect();
     (segments, report)
 }
 
@@ -364,10 +578,12 @@ mod tests {
     #[test]
     fn contiguous_pieces_join() {
         let (segs, rep) = assemble(
-            vec![
+            vec![[
                 Piece::new(3_000_000_000, vec![3.0]),
                 Piece::new(0, vec![0.0, 1.0, 2.0]),
-            ],
+            ]
+            .into_iter()
+            .collect()],
             1.0,
             0,
         );
@@ -381,10 +597,12 @@ mod tests {
     fn jitter_below_half_a_period_snaps() {
         // 100 Hz: period 10 ms; 4.9 ms late still continues the segment.
         let (segs, _) = assemble(
-            vec![
+            vec![[
                 Piece::new(0, vec![1.0; 10]),
                 Piece::new(104_900_000, vec![2.0]),
-            ],
+            ]
+            .into_iter()
+            .collect()],
             100.0,
             0,
         );
@@ -392,10 +610,12 @@ mod tests {
         assert_eq!(segs[0].samples.len(), 11);
         // 5.1 ms late is a gap of one sample at 100 Hz: rounds to slot 11.
         let (segs, rep) = assemble(
-            vec![
+            vec![[
                 Piece::new(0, vec![1.0; 10]),
                 Piece::new(105_100_000, vec![2.0]),
-            ],
+            ]
+            .into_iter()
+            .collect()],
             100.0,
             0,
         );

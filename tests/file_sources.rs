@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use fakopp::assemble::{assemble, AssembleReport, Piece};
+use fakopp::assemble::{assemble, AssembleReport, Piece, PieceBuf, Placement, SegmentCursor};
 use fakopp::model::{days_from_civil, valid_sensor_id, SensorKind, Series};
 use fakopp::source::files::{read_inputs, BadRecord, FileInput};
 
@@ -767,10 +767,108 @@ fn csv_malformed_rows_name_file_and_line() {
 
 // --------------------------------------------------------------- assemble
 
-fn pieces(list: &[(i64, &[f64])]) -> Vec<Piece> {
-    list.iter()
+fn pieces(list: &[(i64, &[f64])]) -> Vec<PieceBuf> {
+    vec![list
+        .iter()
         .map(|(t, s)| Piece::new(*t, s.to_vec()))
+        .collect()]
+}
+
+/// The stream's way: pieces sorted (stably) and placed one by one through
+/// a cursor that keeps a tail, segments built from the placements.
+fn assemble_by_cursor(
+    list: &[(i64, Vec<f64>)],
+    rate: f64,
+    max_gap: u64,
+) -> (Vec<(i64, Vec<f64>)>, AssembleReport) {
+    let mut sorted = list.to_vec();
+    sorted.sort_by_key(|p| p.0);
+    let tail = sorted.iter().map(|p| p.1.len()).max().unwrap_or(1);
+    let mut cursor = SegmentCursor::new(rate, max_gap, tail);
+    let mut report = AssembleReport::default();
+    let mut segs: Vec<(i64, Vec<f64>)> = Vec::new();
+    for (t, s) in sorted {
+        match cursor.place(Piece::new(t, s), &mut report) {
+            Placement::NewSegment { start_ns, samples } => segs.push((start_ns, samples)),
+            Placement::Continue(s) => segs.last_mut().unwrap().1.extend(s),
+            Placement::Dropped => {}
+        }
+    }
+    (segs, report)
+}
+
+/// Bit patterns, so NaN equals NaN.
+fn bits(segs: &[(i64, Vec<f64>)]) -> Vec<(i64, Vec<u64>)> {
+    segs.iter()
+        .map(|(t, s)| (*t, s.iter().map(|v| v.to_bits()).collect()))
         .collect()
+}
+
+#[test]
+fn assemble_over_shared_buffers_equals_the_stream_cursor() {
+    // Pseudo-random pieces at 10 Hz: in order, shuffled, jittered, with
+    // gaps (small and large), overlaps (equal and conflicting) and exact
+    // repeats; split over 1..4 buffers in every way tried. The batch path
+    // (shared buffers, overlaps compared against the segment itself) must
+    // give what the stream path (a cursor with a tail) gives.
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let period = NS / 10;
+    for case in 0..300 {
+        let mut list: Vec<(i64, Vec<f64>)> = Vec::new();
+        let mut t = 0i64;
+        for _ in 0..(1 + next(12)) {
+            let len = 1 + next(20) as usize;
+            let start = match next(8) {
+                0 => t - period * next(15) as i64,      // overlap back
+                1 => t + period * (1 + next(6)) as i64, // small or large gap
+                _ => t,
+            } + (next(9) as i64 - 4) * period / 10; // jitter below half a period
+            let conflicting = next(4) == 0;
+            let samples: Vec<f64> = (0..len)
+                .map(|k| {
+                    let slot = ((start + k as i64 * period) as f64 / period as f64).round();
+                    if conflicting {
+                        slot + 0.5
+                    } else {
+                        slot
+                    }
+                })
+                .collect();
+            t = start + len as i64 * period;
+            list.push((start, samples));
+            if next(6) == 0 {
+                list.push(list[list.len() - 1].clone()); // exact repeat
+            }
+        }
+        if case % 2 == 1 {
+            for i in (1..list.len()).rev() {
+                list.swap(i, next(i as u64 + 1) as usize);
+            }
+        }
+        let max_gap = next(4);
+        let (want, want_rep) = assemble_by_cursor(&list, 10.0, max_gap);
+        for split in 1..=4usize {
+            let mut parts: Vec<PieceBuf> = vec![PieceBuf::default(); split];
+            for (i, (t, s)) in list.iter().enumerate() {
+                parts[i * split / list.len()].push(*t, s);
+            }
+            let (segs, rep) = assemble(parts, 10.0, max_gap);
+            let got: Vec<(i64, Vec<f64>)> =
+                segs.into_iter().map(|s| (s.start_ns, s.samples)).collect();
+            assert_eq!(
+                bits(&got),
+                bits(&want),
+                "case {case}, {split} buffer(s): {list:?}"
+            );
+            assert_eq!(rep, want_rep, "case {case}, {split} buffer(s)");
+        }
+    }
 }
 
 #[test]

@@ -328,6 +328,37 @@ fn rejects_bad_input_without_state_change() {
     // Empty chunk is a no-op.
     chain.process(x.slice(s![.., ..0]), &mut out).unwrap();
     assert_eq!(serde_json::to_string(&chain).unwrap(), before);
+    // Rows held apart: of unequal length is an error that changes nothing.
+    let owned: Vec<Vec<f64>> = (0..12).map(|c| x.row(c).to_vec()).collect();
+    let mut rows: Vec<&[f64]> = owned.iter().map(|r| &r[100..140]).collect();
+    rows[4] = &owned[4][100..139];
+    let msg = chain.process_rows(&rows, &mut out).unwrap_err().to_string();
+    assert!(msg.contains("row 4 has 39 samples, row 0 has 40"), "{msg}");
+    assert_eq!(serde_json::to_string(&chain).unwrap(), before);
+}
+
+#[test]
+fn rows_held_apart_equal_the_array_path() {
+    let p = ChainParams {
+        band: Band::Highpass { freq: 2.0 },
+        corners: 2,
+        sta_s: 0.2,
+        lta_s: 2.0,
+        trigger: TriggerParams::new(2.5, 1.2),
+        sampling_rate: 100.0,
+    };
+    let x = data(11, 13, 5_000);
+    let mut a = MultiChannelChain::new(&p, 13).unwrap();
+    let mut b = a.clone();
+    let (mut ta, mut tb) = (Vec::new(), Vec::new());
+    a.process(x.view(), &mut ta).unwrap();
+    a.finish(&mut ta);
+    let owned: Vec<Vec<f64>> = (0..13).map(|c| x.row(c).to_vec()).collect();
+    let rows: Vec<&[f64]> = owned.iter().map(Vec::as_slice).collect();
+    b.process_rows(&rows[..], &mut tb).unwrap();
+    b.finish(&mut tb);
+    assert!(ta.len() >= 5, "only {} triggers", ta.len());
+    assert!(same_triggers(&ta, &tb), "{ta:?}\n{tb:?}");
 }
 
 #[test]

@@ -25,8 +25,7 @@ use crate::model::Series;
 use crate::output::{Results, TriggerRec};
 use fakopp_kernels::detect::StaLtaWindows;
 use fakopp_kernels::filter::{butterworth, Band, Sos};
-use fakopp_kernels::multichannel::{ChannelTrigger, MultiChannelChain, LANES};
-use ndarray::Array2;
+use fakopp_kernels::multichannel::{all_finite, ChannelTrigger, MultiChannelChain, LANES};
 use rayon::prelude::*;
 use std::collections::{BTreeMap, HashSet};
 
@@ -37,9 +36,6 @@ pub const SCALAR_ONLY_ENV: &str = "FAKOPP_SCALAR_ONLY";
 pub fn scalar_only() -> bool {
     std::env::var_os(SCALAR_ONLY_ENV).is_some_and(|v| !v.is_empty() && v != "0")
 }
-
-/// Samples per row copied into one contiguous block for the kernel.
-const COLS: usize = 4096;
 
 /// The kernel parameters of an eligible chain at one rate.
 #[derive(Clone)]
@@ -98,7 +94,7 @@ fn series_eligible(s: &Series) -> bool {
     s.sample_rate_hz > 0.0
         && s.segments
             .iter()
-            .all(|seg| seg.times_ns.is_empty() && seg.samples.iter().all(|v| v.is_finite()))
+            .all(|seg| seg.times_ns.is_empty() && all_finite(&seg.samples))
 }
 
 /// One segment to run: series index and segment index.
@@ -108,7 +104,6 @@ type Row = (usize, usize);
 struct Job {
     chain: usize,
     rate: f64,
-    len: usize,
     kernel: Kernel,
     rows: Vec<Row>,
 }
@@ -156,14 +151,13 @@ impl Plan {
                     }
                 }
             }
-            for ((rate, len), rows) in groups {
+            for ((rate, _len), rows) in groups {
                 let kernel = kernels[&rate].clone().expect("only eligible rates grouped");
                 // One job per lane group: rayon balances them over threads.
                 for chunk in rows.chunks(LANES) {
                     plan.jobs.push(Job {
                         chain: ci,
                         rate: f64::from_bits(rate),
-                        len,
                         kernel: kernel.clone(),
                         rows: chunk.to_vec(),
                     });
@@ -210,23 +204,9 @@ fn run_job(job: &Job, chain: &CompiledChain, series: &[Series]) -> Results {
         .iter()
         .map(|&(si, gi)| series[si].segments[gi].samples.as_slice())
         .collect();
-    let mut block = Array2::<f64>::zeros((n, COLS.min(job.len)));
     let mut trig: Vec<ChannelTrigger> = Vec::new();
-    let mut t0 = 0;
-    while t0 < job.len {
-        let m = (job.len - t0).min(COLS);
-        if block.ncols() != m {
-            block = Array2::zeros((n, m));
-        }
-        for (mut dst, src) in block.rows_mut().into_iter().zip(&rows) {
-            dst.as_slice_mut()
-                .expect("standard layout")
-                .copy_from_slice(&src[t0..t0 + m]);
-        }
-        mc.process(block.view(), &mut trig)
-            .expect("rows checked finite when planning");
-        t0 += m;
-    }
+    mc.process_rows(&rows, &mut trig)
+        .expect("rows checked finite and of one length when planning");
     mc.finish(&mut trig);
     for ct in trig {
         let (si, gi) = job.rows[ct.channel];

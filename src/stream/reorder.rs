@@ -98,7 +98,7 @@ impl Reorder {
         if buf.rate == p.sample_rate_hz {
             if let Some(c) = &buf.cursor {
                 if c.overlaps(p.start_time_ns) {
-                    return if c.is_duplicate(&Piece::new(p.start_time_ns, p.samples.clone())) {
+                    return if c.is_duplicate(p.start_time_ns, &p.samples) {
                         Offer::Duplicate
                     } else {
                         self.late += 1;

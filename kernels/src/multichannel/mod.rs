@@ -325,7 +325,13 @@ impl MultiChannelChain {
         input: ArrayView2<'_, f64>,
         out: &mut Vec<ChannelTrigger>,
     ) -> Result<()> {
-        self.run(input, None, out, false)
+        self.run(&rows_of(input)?, None, out, false)
+    }
+
+    /// [`process`](Self::process) on rows held anywhere (`rows[channel]`,
+    /// all of one length): no copy into a 2-D array first.
+    pub fn process_rows(&mut self, rows: &[&[f64]], out: &mut Vec<ChannelTrigger>) -> Result<()> {
+        self.run(rows, None, out, false)
     }
 
     /// [`process`](Self::process) that also writes the characteristic
@@ -336,7 +342,7 @@ impl MultiChannelChain {
         cf: ArrayViewMut2<'_, f64>,
         out: &mut Vec<ChannelTrigger>,
     ) -> Result<()> {
-        self.run(input, Some(cf), out, false)
+        self.run(&rows_of(input)?, Some(cf), out, false)
     }
 
     /// [`process`](Self::process) with the lane groups spread over the
@@ -347,7 +353,7 @@ impl MultiChannelChain {
         input: ArrayView2<'_, f64>,
         out: &mut Vec<ChannelTrigger>,
     ) -> Result<()> {
-        self.run(input, None, out, true)
+        self.run(&rows_of(input)?, None, out, true)
     }
 
     /// [`process_with_cf`](Self::process_with_cf) over the rayon pool.
@@ -357,43 +363,44 @@ impl MultiChannelChain {
         cf: ArrayViewMut2<'_, f64>,
         out: &mut Vec<ChannelTrigger>,
     ) -> Result<()> {
-        self.run(input, Some(cf), out, true)
+        self.run(&rows_of(input)?, Some(cf), out, true)
     }
 
     fn run(
         &mut self,
-        input: ArrayView2<'_, f64>,
+        input: &[&[f64]],
         cf: Option<ArrayViewMut2<'_, f64>>,
         out: &mut Vec<ChannelTrigger>,
         parallel: bool,
     ) -> Result<()> {
-        let (rows, n) = input.dim();
+        let rows = input.len();
         if rows != self.n_channels {
             return Err(invalid(
                 "input",
                 format!("{rows} rows for a chain of {} channels", self.n_channels),
             ));
         }
+        let n = input.first().map_or(0, |r| r.len());
+        if let Some((ch, r)) = input.iter().enumerate().find(|(_, r)| r.len() != n) {
+            return Err(invalid(
+                "input",
+                format!("row {ch} has {} samples, row 0 has {n}", r.len()),
+            ));
+        }
         if let Some(c) = &cf {
-            if c.dim() != input.dim() {
+            if c.dim() != (rows, n) {
                 return Err(invalid(
                     "cf",
                     format!(
                         "shape {:?} differs from the input's {:?}",
                         c.dim(),
-                        input.dim()
+                        (rows, n)
                     ),
                 ));
             }
             if n > 1 && c.strides()[1] != 1 {
                 return Err(invalid("cf", "rows must be contiguous (C order)"));
             }
-        }
-        if n > 1 && input.strides()[1] != 1 {
-            return Err(invalid(
-                "input",
-                "rows must be contiguous (C order; see ndarray `as_standard_layout`)",
-            ));
         }
         if n == 0 {
             return Ok(());
@@ -454,7 +461,7 @@ impl MultiChannelChain {
 /// `false` if any group met a non-finite sample.
 fn par_groups(
     groups: &mut [LaneGroup],
-    input: ArrayView2<'_, f64>,
+    input: &[&[f64]],
     cf: Option<ArrayViewMut2<'_, f64>>,
     ctx: &Ctx<'_>,
 ) -> bool {
@@ -480,18 +487,30 @@ fn par_groups(
     }
 }
 
-/// Contiguous row `ch` of a view whose rows are contiguous.
-fn row(input: ArrayView2<'_, f64>, ch: usize) -> &[f64] {
-    input
-        .index_axis_move(Axis(0), ch)
-        .to_slice()
-        .expect("rows checked contiguous")
+/// The rows of a view whose rows are contiguous.
+fn rows_of(input: ArrayView2<'_, f64>) -> Result<Vec<&[f64]>> {
+    if input.ncols() > 1 && input.strides()[1] != 1 {
+        return Err(invalid(
+            "input",
+            "rows must be contiguous (C order; see ndarray `as_standard_layout`)",
+        ));
+    }
+    Ok((0..input.nrows())
+        .map(|ch| {
+            input
+                .index_axis_move(Axis(0), ch)
+                .to_slice()
+                .expect("rows checked contiguous")
+        })
+        .collect())
 }
 
+/// True if no sample is NaN or ±inf: what [`MultiChannelChain`] accepts.
+///
 /// Branch-free scan (exponent bits all ones = inf or NaN); integer
 /// OR-reductions vectorise, unlike float or bool ones.
 #[inline]
-fn all_finite(r: &[f64]) -> bool {
+pub fn all_finite(r: &[f64]) -> bool {
     const EXP: u64 = 0x7ff0_0000_0000_0000;
     let bad = |v: &f64| ((v.to_bits() & EXP) == EXP) as u64;
     let mut acc = [0u64; 8];
@@ -506,9 +525,8 @@ fn all_finite(r: &[f64]) -> bool {
 }
 
 /// The first non-finite sample (lowest channel, then earliest), as an error.
-fn check_finite_rows(input: ArrayView2<'_, f64>, offset: u64) -> Result<()> {
-    for ch in 0..input.nrows() {
-        let r = row(input, ch);
+fn check_finite_rows(input: &[&[f64]], offset: u64) -> Result<()> {
+    for (ch, r) in input.iter().enumerate() {
         if !all_finite(r) {
             let i = r.iter().position(|v| !v.is_finite()).unwrap_or(0);
             return Err(invalid(
@@ -553,13 +571,13 @@ impl LaneGroup {
     /// first block holding a non-finite sample (the caller rolls back).
     fn process(
         &mut self,
-        input: ArrayView2<'_, f64>,
+        input: &[&[f64]],
         cf: Option<ArrayViewMut2<'_, f64>>,
         ctx: &Ctx<'_>,
     ) -> bool {
         self.ensure_buffers();
         let nreal = self.trig.len();
-        let n = input.ncols();
+        let n = input[self.first].len();
         let mut cf_rows: [Option<&mut [f64]>; LANES] = Default::default();
         if let Some(mut rest) = cf {
             for slot in cf_rows.iter_mut().take(nreal) {
@@ -576,7 +594,7 @@ impl LaneGroup {
             // Transpose in: buf[t][l] = input[first + l][t0 + t].
             let src: [&[f64]; LANES] = std::array::from_fn(|l| {
                 if l < nreal {
-                    &row(input, self.first + l)[t0..t0 + m]
+                    &input[self.first + l][t0..t0 + m]
                 } else {
                     &zeros[..m]
                 }

@@ -9,6 +9,7 @@
 //! that cannot be opened or whose format is unknown is always an error.
 
 pub mod csv;
+pub mod mapped;
 pub mod mseed;
 
 use std::collections::BTreeMap;
@@ -19,7 +20,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use rayon::prelude::*;
 
-use crate::assemble::{assemble, same_rate, AssembleReport, Piece};
+use crate::assemble::{assemble, same_rate, AssembleReport, PieceBuf};
 use crate::model::{kind_from_channel, Segment, Series};
 
 /// Unit given to series whose input does not name one (MiniSEED, CSV
@@ -135,8 +136,9 @@ pub struct FileInput {
 /// Data of one sensor from one file, before assembly.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SensorData {
-    /// Evenly spaced pieces with their sample rate (MiniSEED records).
-    Pieces(Vec<(f64, Piece)>),
+    /// Evenly spaced pieces (MiniSEED records) and the sample rates they
+    /// declare (one, unless the rate changes within the file).
+    Pieces { rates: Vec<f64>, pieces: PieceBuf },
     /// Timestamped readings in file order (CSV), with the unit if known.
     Readings {
         readings: Vec<(i64, f64)>,
@@ -239,12 +241,12 @@ fn build_series(
     paths: &[PathBuf],
     max_gap: u64,
 ) -> anyhow::Result<(Series, AssembleReport)> {
-    let mut pieces: Vec<(f64, Piece, usize)> = Vec::new();
+    let mut bufs: Vec<(Vec<f64>, PieceBuf, usize)> = Vec::new();
     let mut readings: Vec<(i64, f64)> = Vec::new();
     let mut unit: Option<(String, usize)> = None;
     for (file, data) in parts {
         match data {
-            SensorData::Pieces(p) => pieces.extend(p.into_iter().map(|(r, p)| (r, p, file))),
+            SensorData::Pieces { rates, pieces } => bufs.push((rates, pieces, file)),
             SensorData::Readings {
                 readings: r,
                 unit: u,
@@ -264,23 +266,26 @@ fn build_series(
             }
         }
     }
-    if !pieces.is_empty() && !readings.is_empty() {
+    if !bufs.is_empty() && !readings.is_empty() {
         bail!("sensor {id} has data both in MiniSEED and in CSV inputs; give each sensor in one format");
     }
     let unit = unit
         .map(|(u, _)| u)
         .unwrap_or_else(|| UNKNOWN_UNIT.to_string());
-    let (rate, segments, report) = if !pieces.is_empty() {
-        let rate = pieces[0].0;
-        if let Some((other, _, file)) = pieces.iter().find(|(r, _, _)| !same_rate(*r, rate)) {
-            bail!(
-                "sensor {id}: sample rate {other} Hz in {} differs from {rate} Hz in {}; \
-                 a series has one rate (split the inputs or rename the channel)",
-                paths[*file].display(),
-                paths[pieces[0].2].display()
-            );
+    let (rate, segments, report) = if let Some((rates, _, first_file)) = bufs.first() {
+        let rate = rates[0];
+        for (rates, _, file) in &bufs {
+            if let Some(other) = rates.iter().find(|r| !same_rate(**r, rate)) {
+                bail!(
+                    "sensor {id}: sample rate {other} Hz in {} differs from {rate} Hz in {}; \
+                     a series has one rate (split the inputs or rename the channel)",
+                    paths[*file].display(),
+                    paths[*first_file].display()
+                );
+            }
         }
-        let (segments, report) = assemble(pieces.into_iter().map(|(_, p, _)| p), rate, max_gap);
+        let (segments, report) =
+            assemble(bufs.into_iter().map(|(_, p, _)| p).collect(), rate, max_gap);
         (rate, segments, report)
     } else {
         readings_to_segments(readings, max_gap)
@@ -342,17 +347,18 @@ pub fn readings_to_segments(
         // onto one grid and handles the gaps.
         let period = 1e9 / rate;
         let t0 = unique[0].0;
-        let mut pieces: Vec<Piece> = Vec::new();
+        let mut pieces = PieceBuf::default();
         let mut last_slot = i64::MIN;
         for &(t, v) in &unique {
             let slot = ((t - t0) as f64 / period).round() as i64;
-            match pieces.last_mut() {
-                Some(p) if slot == last_slot + 1 => p.samples.push(v),
-                _ => pieces.push(Piece::new(t, vec![v])),
+            if slot == last_slot + 1 {
+                pieces.extend_last(t, v);
+            } else {
+                pieces.push(t, &[v]);
             }
             last_slot = slot;
         }
-        let (segments, mut rep) = assemble(pieces, rate, max_gap);
+        let (segments, mut rep) = assemble(vec![pieces], rate, max_gap);
         rep.pieces = report.pieces;
         rep.samples_in = report.samples_in;
         rep.duplicates_dropped += report.duplicates_dropped;

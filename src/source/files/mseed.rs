@@ -16,15 +16,15 @@
 //! Steim integrity check) are logged with `tracing::warn!`.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::{c_char, c_int, CStr};
 use std::path::Path;
 
-use anyhow::Context;
 use mseed::{MSControlFlags, MSRecord, MSSampleType};
 
+use super::mapped::FileBytes;
 use super::{BadRecord, FileReport, InputFormat, RawFile, SensorData};
-use crate::assemble::Piece;
+use crate::assemble::{same_rate, PieceBuf};
 use crate::model::valid_sensor_id;
 
 /// Smallest record libmseed parses (`MINRECLEN`).
@@ -161,13 +161,44 @@ fn sensor_id(sid: &str) -> Result<String, String> {
     Ok(id)
 }
 
+/// A record's decoded samples, in libmseed's sample type.
+enum Samples<'a> {
+    I32(&'a [i32]),
+    F32(&'a [f32]),
+    F64(&'a [f64]),
+}
+
+impl Samples<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Samples::I32(s) => s.len(),
+            Samples::F32(s) => s.len(),
+            Samples::F64(s) => s.len(),
+        }
+    }
+
+    /// Appends the samples as f64 (exact for every type).
+    fn append_to(&self, out: &mut Vec<f64>) {
+        match self {
+            Samples::I32(s) => out.extend(s.iter().map(|&x| f64::from(x))),
+            Samples::F32(s) => out.extend(s.iter().map(|&x| f64::from(x))),
+            Samples::F64(s) => out.extend_from_slice(s),
+        }
+    }
+}
+
 /// What one parsed record holds.
-enum RecordContent {
-    Data { id: String, rate: f64, piece: Piece },
+enum RecordContent<'a> {
+    Data {
+        sid: String,
+        rate: f64,
+        start_ns: i64,
+        samples: Samples<'a>,
+    },
     Skip(&'static str),
 }
 
-fn record_content(msr: &MSRecord) -> Result<RecordContent, String> {
+fn record_content(msr: &MSRecord) -> Result<RecordContent<'_>, String> {
     let declared = msr.sample_cnt();
     if declared == 0 {
         return Ok(RecordContent::Skip("record without samples"));
@@ -184,15 +215,10 @@ fn record_content(msr: &MSRecord) -> Result<RecordContent, String> {
             "decoded {n} samples but the header declares {declared}"
         ));
     }
-    let n = n as usize;
-    let samples: Vec<f64> = match kind {
-        MSSampleType::Integer32 => msr
-            .data_samples::<i32>()
-            .map(|s| s.iter().map(|&x| f64::from(x)).collect()),
-        MSSampleType::Float32 => msr
-            .data_samples::<f32>()
-            .map(|s| s.iter().map(|&x| f64::from(x)).collect()),
-        MSSampleType::Float64 => msr.data_samples::<f64>().map(<[f64]>::to_vec),
+    let samples = match kind {
+        MSSampleType::Integer32 => msr.data_samples::<i32>().map(Samples::I32),
+        MSSampleType::Float32 => msr.data_samples::<f32>().map(Samples::F32),
+        MSSampleType::Float64 => msr.data_samples::<f64>().map(Samples::F64),
         _ => None,
     }
     .ok_or_else(|| {
@@ -202,10 +228,11 @@ fn record_content(msr: &MSRecord) -> Result<RecordContent, String> {
             .unwrap_or_else(|e| e.message().to_string());
         format!("samples could not be decoded (encoding: {enc})")
     })?;
-    debug_assert_eq!(samples.len(), n);
-    let id = sensor_id(&msr.sid_lossy())?;
+    debug_assert_eq!(samples.len() as i64, n);
+    let sid = msr.sid_lossy();
     let rate = msr.sample_rate_hz();
     if !(rate.is_finite() && rate > 0.0) {
+        let id = sensor_id(&sid).unwrap_or(sid);
         return Err(format!(
             "sample rate {rate} Hz with {n} samples (sensor {id})"
         ));
@@ -216,10 +243,49 @@ fn record_content(msr: &MSRecord) -> Result<RecordContent, String> {
     let start_ns = i64::try_from(start.unix_timestamp_nanos())
         .map_err(|_| "start time out of range".to_string())?;
     Ok(RecordContent::Data {
-        id,
+        sid,
         rate,
-        piece: Piece::new(start_ns, samples),
+        start_ns,
+        samples,
     })
+}
+
+/// One sensor's data in the file so far.
+struct SensorAcc {
+    id: String,
+    rates: Vec<f64>,
+    pieces: PieceBuf,
+}
+
+/// The file's sensors, found by libmseed source id; each id is converted
+/// (and checked) once, not per record.
+#[derive(Default)]
+struct Sensors {
+    by_sid: HashMap<String, Result<usize, String>>,
+    list: Vec<SensorAcc>,
+}
+
+impl Sensors {
+    fn get(&mut self, sid: String) -> Result<&mut SensorAcc, String> {
+        let list = &mut self.list;
+        let slot = self.by_sid.entry(sid).or_insert_with_key(|sid| {
+            let id = sensor_id(sid)?;
+            // Source ids that differ only in ways the sensor id drops.
+            if let Some(i) = list.iter().position(|a| a.id == id) {
+                return Ok(i);
+            }
+            list.push(SensorAcc {
+                id,
+                rates: Vec::new(),
+                pieces: PieceBuf::default(),
+            });
+            Ok(list.len() - 1)
+        });
+        match slot {
+            Ok(i) => Ok(&mut self.list[*i]),
+            Err(e) => Err(e.clone()),
+        }
+    }
 }
 
 fn reason_with_messages(reason: String) -> String {
@@ -235,8 +301,7 @@ fn reason_with_messages(reason: String) -> String {
 /// its sensor. Without `keep_going` the first bad record is an error (its
 /// [`BadRecord`] is the error's source).
 pub fn read_mseed(path: &Path, keep_going: bool) -> anyhow::Result<RawFile> {
-    let buf = std::fs::read(path)
-        .with_context(|| format!("cannot read MiniSEED file {}", path.display()))?;
+    let buf = FileBytes::open(path)?;
     read_mseed_bytes(path, &buf, keep_going)
 }
 
@@ -244,7 +309,7 @@ pub fn read_mseed(path: &Path, keep_going: bool) -> anyhow::Result<RawFile> {
 pub fn read_mseed_bytes(path: &Path, buf: &[u8], keep_going: bool) -> anyhow::Result<RawFile> {
     capture_libmseed_messages();
     take_messages();
-    let mut sensors: BTreeMap<String, Vec<(f64, Piece)>> = BTreeMap::new();
+    let mut sensors = Sensors::default();
     let mut report = FileReport {
         path: path.to_path_buf(),
         format: InputFormat::MiniSeed,
@@ -353,29 +418,49 @@ pub fn read_mseed_bytes(path: &Path, buf: &[u8], keep_going: bool) -> anyhow::Re
                 fail(&mut bad, index, offset, reason)?;
                 offset = next_header(buf, offset, false);
             }
-            Ok(msr) => match record_content(&msr) {
-                Ok(RecordContent::Data { id, rate, piece }) => {
-                    for w in take_messages() {
-                        tracing::warn!(
-                            "{}: record {index} (byte offset {offset}): libmseed: {w}",
-                            path.display()
-                        );
+            Ok(msr) => {
+                offset += reclen;
+                let data = match record_content(&msr) {
+                    Ok(RecordContent::Skip(why)) => {
+                        take_messages();
+                        *report.skipped.entry(why.to_string()).or_default() += 1;
+                        Ok(None)
                     }
-                    report.records += 1;
-                    report.samples += piece.samples.len() as u64;
-                    sensors.entry(id).or_default().push((rate, piece));
-                    offset += reclen;
+                    Ok(RecordContent::Data {
+                        sid,
+                        rate,
+                        start_ns,
+                        samples,
+                    }) => sensors
+                        .get(sid)
+                        .map(|acc| Some((acc, rate, start_ns, samples))),
+                    Err(reason) => Err(reason),
+                };
+                match data {
+                    Ok(Some((acc, rate, start_ns, samples))) => {
+                        for w in take_messages() {
+                            tracing::warn!(
+                                "{}: record {index} (byte offset {}): libmseed: {w}",
+                                path.display(),
+                                offset - reclen
+                            );
+                        }
+                        report.records += 1;
+                        report.samples += samples.len() as u64;
+                        if !acc.rates.iter().any(|r| same_rate(*r, rate)) {
+                            acc.rates.push(rate);
+                        }
+                        acc.pieces.push_with(start_ns, |buf| samples.append_to(buf));
+                    }
+                    Ok(None) => {}
+                    Err(reason) => fail(
+                        &mut bad,
+                        index,
+                        offset - reclen,
+                        reason_with_messages(reason),
+                    )?,
                 }
-                Ok(RecordContent::Skip(why)) => {
-                    take_messages();
-                    *report.skipped.entry(why.to_string()).or_default() += 1;
-                    offset += reclen;
-                }
-                Err(reason) => {
-                    fail(&mut bad, index, offset, reason_with_messages(reason))?;
-                    offset += reclen;
-                }
-            },
+            }
         }
         index += 1;
     }
@@ -399,11 +484,18 @@ pub fn read_mseed_bytes(path: &Path, buf: &[u8], keep_going: bool) -> anyhow::Re
         )?;
     }
     report.bad = bad.len() as u64;
-    report.sensors = sensors.len() as u64;
+    report.sensors = sensors.list.len() as u64;
     Ok(RawFile {
         sensors: sensors
+            .list
             .into_iter()
-            .map(|(id, p)| (id, SensorData::Pieces(p)))
+            .map(|a| {
+                let data = SensorData::Pieces {
+                    rates: a.rates,
+                    pieces: a.pieces,
+                };
+                (a.id, data)
+            })
             .collect(),
         bad,
         report,
