@@ -9,7 +9,10 @@
 use crate::chain::{ChainState, CompiledChain};
 use crate::cli::OutputFormat;
 use crate::config::{Config, SinkKind, SourceKind};
-use crate::dist::{from_bytes, gather_buffers, scatter_buffers, to_bytes, Dist};
+use crate::dist::{
+    append_bytes, fits_one_message, from_bytes, gather_buffers, scatter_buffers, scatter_flat,
+    to_bytes, Dist,
+};
 use crate::model::{format_time_us, Series};
 use crate::output::{EventRec, Problem, Results};
 use crate::progress::Progress;
@@ -277,9 +280,10 @@ struct RunInfo {
     problems: Vec<Problem>,
 }
 
-/// Spreads rank 0's series over the ranks. Rank 0 gets the run's info back.
-/// If rank 0 could not read its inputs, every rank learns it (the others
-/// would otherwise wait in the scatter forever).
+/// Spreads rank 0's series over the ranks. Rank 0 keeps its own share as
+/// it is (only the other ranks' shares are serialised) and gets the run's
+/// info back. If rank 0 could not read its inputs, every rank learns it
+/// (the others would otherwise wait in the scatter forever).
 fn distribute(
     dist: &Dist,
     loaded: Option<Result<Loaded>>,
@@ -296,30 +300,44 @@ fn distribute(
         let i = info(&l);
         return Ok((l.series, Some(i)));
     };
-    let (parts, run_info, failure) = match loaded {
-        Some(Ok(l)) => {
-            let i = info(&l);
-            let parts = partition(l.series, dist.size());
-            let bytes = parts
-                .iter()
-                .map(|p| to_bytes(&Some(p)))
-                .collect::<Result<Vec<_>>>()?;
-            (Some(bytes), Some(i), None)
-        }
-        Some(Err(e)) => (
-            Some(vec![to_bytes(&None::<Vec<Series>>)?; dist.size()]),
-            None,
-            Some(e),
-        ),
-        None => (None, None, None),
-    };
-    let buf = scatter_buffers(&world, parts.as_deref());
-    if let Some(e) = failure {
-        return Err(e);
+    if !dist.is_root() {
+        let buf = scatter_flat::<u8>(&world, None);
+        return match from_bytes::<Option<Vec<Series>>>(&buf)? {
+            Some(mine) => Ok((mine, None)),
+            None => bail!("rank 0 could not read the inputs (see its message)"),
+        };
     }
-    match from_bytes::<Option<Vec<Series>>>(&buf)? {
-        Some(mine) => Ok((mine, run_info)),
-        None => bail!("rank 0 could not read the inputs (see its message)"),
+    let shares = loaded.expect("rank 0 loads").and_then(|l| {
+        let i = info(&l);
+        let mut parts = partition(l.series, dist.size());
+        let own = std::mem::take(&mut parts[0]);
+        let mut flat = Vec::new();
+        let mut counts = vec![0];
+        for p in &parts[1..] {
+            let at = flat.len();
+            append_bytes(&Some(p), &mut flat)?;
+            counts.push(flat.len() - at);
+        }
+        if !fits_one_message(flat.len()) {
+            bail!(
+                "the series for ranks 1 to {} take {} bytes, more than one MPI scatter carries \
+                 (2 GiB): split the inputs over several jobs (jobs/batch.sbatch runs an array)",
+                dist.size() - 1,
+                flat.len()
+            );
+        }
+        Ok((own, i, flat, counts))
+    });
+    match shares {
+        Ok((own, i, flat, counts)) => {
+            scatter_flat(&world, Some((&flat, &counts)));
+            Ok((own, Some(i)))
+        }
+        Err(e) => {
+            let none = vec![to_bytes(&None::<Vec<Series>>)?; dist.size()];
+            scatter_buffers(&world, Some(&none));
+            Err(e)
+        }
     }
 }
 

@@ -23,17 +23,48 @@ pub fn scatter_buffers<T>(world: &SimpleCommunicator, parts: Option<&[Vec<T>]>) 
 where
     T: Equivalence + Default + Clone,
 {
+    let flat = parts.map(|parts| {
+        assert_eq!(parts.len(), world.size() as usize, "one buffer per rank");
+        let counts: Vec<usize> = parts.iter().map(Vec::len).collect();
+        (parts.concat(), counts)
+    });
+    scatter_flat(world, flat.as_ref().map(|(f, c)| (&f[..], &c[..])))
+}
+
+/// [`scatter_buffers`] with rank 0's buffers given back to back in one
+/// slice, `counts[r]` elements for rank `r` (no copy to concatenate them).
+///
+/// # Panics
+///
+/// If a rank's buffer holds more than `i32::MAX` elements (MPI counts are
+/// `int`); callers check [`fits_one_message`] first.
+pub fn scatter_flat<T>(world: &SimpleCommunicator, parts: Option<(&[T], &[usize])>) -> Vec<T>
+where
+    T: Equivalence + Default + Clone,
+{
     let root = world.process_at_rank(0);
     let mut my_count: Count = 0;
     if world.rank() == 0 {
-        let parts = parts.expect("rank 0 must provide one buffer per rank");
-        assert_eq!(parts.len(), world.size() as usize, "one buffer per rank");
-        let counts: Vec<Count> = parts.iter().map(|p| p.len() as Count).collect();
+        let (flat, counts) = parts.expect("rank 0 must provide one buffer per rank");
+        assert_eq!(counts.len(), world.size() as usize, "one buffer per rank");
+        assert_eq!(
+            counts.iter().sum::<usize>(),
+            flat.len(),
+            "counts cover the buffer"
+        );
+        let counts: Vec<Count> = counts
+            .iter()
+            .map(|&c| Count::try_from(c).expect("callers check fits_one_message"))
+            .collect();
         root.scatter_into_root(&counts[..], &mut my_count);
-        let flat: Vec<T> = parts.concat();
         let displs = displacements(&counts);
-        let partition = Partition::new(&flat[..], counts, displs);
-        let mut mine = vec![T::default(); my_count as usize];
+        // Empty slices share one dangling address, and Open MPI rejects a
+        // send buffer equal to the receive buffer: give empty ones storage.
+        let dummy = [T::default()];
+        let flat = if flat.is_empty() { &dummy[..0] } else { flat };
+        let partition = Partition::new(flat, counts, displs);
+        let mut mine = Vec::with_capacity((my_count as usize).max(1));
+        mine.resize(my_count as usize, T::default());
         root.scatter_varcount_into_root(&partition, &mut mine[..]);
         mine
     } else {
@@ -42,6 +73,12 @@ where
         root.scatter_varcount_into(&mut mine[..]);
         mine
     }
+}
+
+/// True if a scatter of `len` elements in all (every rank's buffer and
+/// every offset) fits MPI's `int` counts.
+pub fn fits_one_message(len: usize) -> bool {
+    Count::try_from(len).is_ok()
 }
 
 /// Every rank passes its buffer; rank 0 gets all of them in rank order,

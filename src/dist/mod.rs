@@ -6,7 +6,7 @@
 
 mod exchange;
 
-pub use exchange::{gather_buffers, scatter_buffers};
+pub use exchange::{fits_one_message, gather_buffers, scatter_buffers, scatter_flat};
 
 use anyhow::{bail, Result};
 use mpi::topology::{Communicator, SimpleCommunicator};
@@ -17,6 +17,14 @@ use mpi::Threading;
 pub fn to_bytes<T: serde::Serialize>(v: &T) -> Result<Vec<u8>> {
     use anyhow::Context;
     postcard::to_stdvec(v).context("serialising for MPI")
+}
+
+/// [`to_bytes`] appended to `out`.
+pub fn append_bytes<T: serde::Serialize>(v: &T, out: &mut Vec<u8>) -> Result<()> {
+    use anyhow::Context;
+    let buf = postcard::to_extend(v, std::mem::take(out)).context("serialising for MPI")?;
+    *out = buf;
+    Ok(())
 }
 
 /// Decodes a value sent with [`to_bytes`].
