@@ -11,6 +11,7 @@
 pub mod csv;
 pub mod mapped;
 pub mod mseed;
+pub mod steim;
 
 use std::collections::BTreeMap;
 use std::fmt;
