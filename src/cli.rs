@@ -65,6 +65,8 @@ pub enum Command {
         #[arg(long)]
         keep_going: bool,
         /// Input files; none means the config's source (e.g. synthetic).
+        /// MiniSEED files are memory-mapped: do not truncate or rewrite them
+        /// while the job reads them.
         inputs: Vec<PathBuf>,
     },
     /// Publish SensorPackets to Kafka from files or the synthetic network.

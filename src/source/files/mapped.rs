@@ -6,13 +6,15 @@
 //! large MiniSEED archive. The map is populated up front (`MAP_POPULATE`)
 //! and read once, in order.
 //!
-//! The mapping is private and writable: libmseed zeroes a miniSEED 3
-//! record's CRC field in place while it checks the CRC (and restores it);
-//! a private mapping copies just that page, the file is never written.
+//! The mapping is private, populated read-only and then made writable:
+//! libmseed zeroes a miniSEED 3 record's CRC field in place while it checks
+//! the CRC (and restores it), and a private mapping copies just that page
+//! (the file is never written). Populating it writable instead would copy
+//! every page up front.
 //!
 //! A file truncated by another process while it is mapped would fault
 //! (SIGBUS) rather than read short; archives are not written while they
-//! are reprocessed, and `fakopp batch` documents this.
+//! are reprocessed, and `fakopp batch --help` says so.
 
 use std::fs::File;
 use std::ops::Deref;
@@ -50,7 +52,7 @@ impl FileBytes {
             libc::mmap(
                 std::ptr::null_mut(),
                 len,
-                libc::PROT_READ | libc::PROT_WRITE,
+                libc::PROT_READ,
                 libc::MAP_PRIVATE | libc::MAP_POPULATE,
                 file.as_raw_fd(),
                 0,
@@ -58,6 +60,15 @@ impl FileBytes {
         };
         if ptr == libc::MAP_FAILED {
             // Filesystems that cannot map: read the file instead.
+            return std::fs::read(path).map(FileBytes::Read).with_context(what);
+        }
+        // Writable only now: populating a writable private mapping would
+        // copy every page up front (breaking copy-on-write); this way only
+        // the pages libmseed writes to are copied.
+        // SAFETY: `ptr` is a mapping of `len` bytes that we own.
+        if unsafe { libc::mprotect(ptr, len, libc::PROT_READ | libc::PROT_WRITE) } != 0 {
+            // SAFETY: unmapping the mapping made above.
+            unsafe { libc::munmap(ptr, len) };
             return std::fs::read(path).map(FileBytes::Read).with_context(what);
         }
         // SAFETY: `ptr` is a mapping of `len` bytes; the advice is a hint.
