@@ -171,10 +171,43 @@ mod tests {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Segment {
     pub start_ns: i64,
+    #[serde(with = "f64s_as_bytes")]
     pub samples: Vec<f64>,
     /// Sample times for irregular series; empty for regular ones.
     #[serde(default)]
     pub times_ns: Vec<i64>,
+}
+
+/// Samples as one little-endian byte string in binary formats (the MPI
+/// messages): one copy each way instead of a call per sample, which made
+/// shipping an archive's series between ranks slower than processing them.
+/// Human-readable formats keep a list of numbers.
+mod f64s_as_bytes {
+    use serde::de::{Deserialize, Deserializer, Error};
+    use serde::ser::Serializer;
+
+    pub fn serialize<S: Serializer>(v: &[f64], s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            return s.collect_seq(v);
+        }
+        let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        s.serialize_bytes(&bytes)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+        if d.is_human_readable() {
+            return Vec::<f64>::deserialize(d);
+        }
+        let bytes: &[u8] = <&[u8]>::deserialize(d)?;
+        let (chunks, rest) = bytes.as_chunks::<8>();
+        if !rest.is_empty() {
+            return Err(D::Error::custom(format!(
+                "{} sample bytes: not a whole number of f64",
+                bytes.len()
+            )));
+        }
+        Ok(chunks.iter().map(|c| f64::from_le_bytes(*c)).collect())
+    }
 }
 
 impl Segment {
@@ -383,5 +416,34 @@ mod time_parse_tests {
         assert!(parse_time_ns("2024-13-01")
             .unwrap_err()
             .contains("2024-13-01"));
+    }
+}
+
+#[cfg(test)]
+mod segment_serde_tests {
+    use super::*;
+
+    #[test]
+    fn samples_travel_as_bytes_in_postcard_and_as_numbers_in_json() {
+        let seg = Segment {
+            start_ns: -5,
+            samples: vec![1.5, f64::NAN, -0.0, f64::MAX, 3.0],
+            times_ns: vec![],
+        };
+        let bytes = postcard::to_stdvec(&seg).unwrap();
+        assert!(bytes.len() < 5 * 8 + 8, "{} bytes", bytes.len());
+        let back: Segment = postcard::from_bytes(&bytes).unwrap();
+        let bits = |s: &Segment| s.samples.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&back), bits(&seg));
+        let json = serde_json::to_string(&Segment {
+            samples: vec![1.5, 2.0],
+            ..seg.clone()
+        })
+        .unwrap();
+        assert!(json.contains("[1.5,2.0]"), "{json}");
+        // A byte string that is no whole number of f64 is an error.
+        let bad = postcard::to_stdvec(&(-5i64, &[0u8; 9][..], Vec::<i64>::new())).unwrap();
+        let err = postcard::from_bytes::<Segment>(&bad).unwrap_err();
+        assert!(!err.to_string().is_empty());
     }
 }
