@@ -108,6 +108,22 @@ pub struct CassandraConfig {
     pub password_env: Option<String>,
     /// Maximum number of writes in flight.
     pub max_in_flight: usize,
+    /// TLS to the nodes (`[cassandra.tls]`); plain CQL when absent.
+    pub tls: Option<CassandraTls>,
+}
+
+/// `[cassandra.tls]`: the nodes' certificates must chain to `ca_file` and
+/// name the node's IP address (subjectAltName); `cert_file` + `key_file`
+/// add a client certificate for clusters that require one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CassandraTls {
+    /// PEM file of the CA certificate(s) to trust, and only those.
+    pub ca_file: PathBuf,
+    /// PEM client certificate (chain).
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of the client certificate.
+    pub key_file: Option<PathBuf>,
 }
 
 impl Default for CassandraConfig {
@@ -119,6 +135,7 @@ impl Default for CassandraConfig {
             username: None,
             password_env: None,
             max_in_flight: 256,
+            tls: None,
         }
     }
 }

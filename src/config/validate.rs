@@ -58,6 +58,23 @@ pub(super) fn validate(cfg: &Config, mode: Mode) -> Check {
             "is set but cassandra.username is not",
         )?;
     }
+    if let Some(tls) = &c.tls {
+        if tls.cert_file.is_some() != tls.key_file.is_some() {
+            fail(
+                "cassandra.tls",
+                "cert_file and key_file go together (a client certificate needs its key)",
+            )?;
+        }
+        for (key, path) in [
+            ("cassandra.tls.ca_file", Some(&tls.ca_file)),
+            ("cassandra.tls.cert_file", tls.cert_file.as_ref()),
+            ("cassandra.tls.key_file", tls.key_file.as_ref()),
+        ] {
+            if let Some(p) = path.filter(|p| !p.is_file()) {
+                fail(key, format!("{} is not a readable file", p.display()))?;
+            }
+        }
+    }
     for (k, v) in [
         ("kafka.brokers", &cfg.kafka.brokers),
         ("kafka.topic", &cfg.kafka.topic),

@@ -32,6 +32,18 @@ pub fn cassandra_node() -> String {
     std::env::var("FAKOPP_TEST_CASSANDRA").unwrap_or_else(|_| "127.0.0.1:9042".into())
 }
 
+/// The CA certificate (PEM) of the test Cassandra's TLS port, written by
+/// `scripts/services start` under its state directory.
+pub fn cassandra_ca() -> PathBuf {
+    if let Ok(p) = std::env::var("FAKOPP_TEST_CASSANDRA_CA") {
+        return p.into();
+    }
+    let services = std::env::var("FAKOPP_SERVICES_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo().join("state/services"));
+    services.join("cassandra/tls/ca.pem")
+}
+
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
