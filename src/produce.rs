@@ -22,10 +22,10 @@ use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
-use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::types::{RDKafkaConfRes, RDKafkaErrorCode};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientContext;
 
 use crate::codec::{self, Limits};
@@ -201,40 +201,6 @@ impl ProducerContext for Ctx {
     }
 }
 
-/// A Kafka client config from `[kafka]`: brokers, idempotence, then
-/// `kafka.properties` as given. Errors never show property values.
-pub fn producer_config(cfg: &Config) -> ClientConfig {
-    let mut cc = ClientConfig::new();
-    cc.set("bootstrap.servers", &cfg.kafka.brokers)
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set_log_level(RDKafkaLogLevel::Warning);
-    for (k, v) in &cfg.kafka.properties {
-        cc.set(k, v);
-    }
-    cc
-}
-
-/// A client-creation error without the property value librdkafka puts in
-/// it (it may be a password).
-fn redact(e: KafkaError, cfg: &Config) -> anyhow::Error {
-    match e {
-        KafkaError::ClientConfig(res, _, key, _) => {
-            let why = match res {
-                RDKafkaConfRes::RD_KAFKA_CONF_UNKNOWN => "unknown property",
-                _ => "invalid value (not shown)",
-            };
-            let whence = if cfg.kafka.properties.contains_key(&key) {
-                "kafka.properties"
-            } else {
-                "Kafka client config"
-            };
-            anyhow!("{whence}: `{key}`: {why}")
-        }
-        other => anyhow!("cannot create the Kafka producer: {other}"),
-    }
-}
-
 fn load_series(cfg: &Config, args: &ProduceArgs) -> anyhow::Result<Vec<Series>> {
     if args.synthetic {
         return Ok(crate::source::synthetic::generate(&cfg.synthetic)?.series);
@@ -297,7 +263,12 @@ pub fn run(cfg: &Config, args: ProduceArgs) -> anyhow::Result<ProduceReport> {
     }
 
     let topic = cfg.kafka.topic.clone();
-    let keys: Vec<&String> = cfg.kafka.properties.keys().collect();
+    let keys: Vec<&String> = cfg
+        .kafka
+        .properties
+        .keys()
+        .chain(cfg.kafka.properties_env.keys())
+        .collect();
     tracing::info!(
         brokers = %cfg.kafka.brokers,
         topic = %topic,
@@ -312,9 +283,13 @@ pub fn run(cfg: &Config, args: ProduceArgs) -> anyhow::Result<ProduceReport> {
         tally: Mutex::new(Tally::default()),
         changed: Condvar::new(),
     };
-    let producer: ThreadedProducer<Ctx> = producer_config(cfg)
-        .create_with_context(ctx)
-        .map_err(|e| redact(e, cfg))?;
+    let mut cc = crate::source::kafka::client_config(
+        &cfg.kafka,
+        &[("enable.idempotence", "true"), ("acks", "all")],
+    )?;
+    cc.set_log_level(RDKafkaLogLevel::Warning);
+    let producer: ThreadedProducer<Ctx> =
+        crate::source::kafka::create(&cc, ctx, &cfg.kafka, "Kafka producer")?;
     // A new deployment has no topic yet: create it as the stream job does.
     crate::source::kafka::ensure_topics(&cfg.kafka, &[topic.as_str()])?;
     check_topic(&producer, &topic, &cfg.kafka.brokers)?;

@@ -42,7 +42,10 @@ fn tls_with_the_clusters_ca_connects_and_any_other_ca_is_refused() {
     let good = config(
         dir.path(),
         &ks,
-        &format!("[cassandra.tls]\nca_file = {:?}\n", ca.display().to_string()),
+        &format!(
+            "[cassandra.tls]\nca_file = {:?}\n",
+            ca.display().to_string()
+        ),
     );
     let out = schema_apply(&good);
     assert!(out.status.success(), "over TLS: {}", stderr(&out));
@@ -51,16 +54,38 @@ fn tls_with_the_clusters_ca_connects_and_any_other_ca_is_refused() {
     let ks_file = dir.path().join("other.p12");
     let other = dir.path().join("other.pem");
     let status = Command::new("keytool")
-        .args(["-genkeypair", "-alias", "x", "-keyalg", "RSA", "-keysize", "2048"])
+        .args([
+            "-genkeypair",
+            "-alias",
+            "x",
+            "-keyalg",
+            "RSA",
+            "-keysize",
+            "2048",
+        ])
         .args(["-dname", "CN=not-the-cluster", "-ext", "SAN=ip:127.0.0.1"])
         .arg("-keystore")
         .arg(&ks_file)
-        .args(["-storetype", "PKCS12", "-storepass", "changeit", "-keypass", "changeit"])
+        .args([
+            "-storetype",
+            "PKCS12",
+            "-storepass",
+            "changeit",
+            "-keypass",
+            "changeit",
+        ])
         .output()
         .expect("keytool (scripts/bootstrap installs the JDK)");
     assert!(status.status.success(), "{}", stderr(&status));
     let pem = Command::new("keytool")
-        .args(["-exportcert", "-rfc", "-alias", "x", "-storepass", "changeit"])
+        .args([
+            "-exportcert",
+            "-rfc",
+            "-alias",
+            "x",
+            "-storepass",
+            "changeit",
+        ])
         .arg("-keystore")
         .arg(&ks_file)
         .output()
@@ -70,7 +95,10 @@ fn tls_with_the_clusters_ca_connects_and_any_other_ca_is_refused() {
     let bad = config(
         dir.path(),
         &unique("fakopp_tls"),
-        &format!("[cassandra.tls]\nca_file = {:?}\n", other.display().to_string()),
+        &format!(
+            "[cassandra.tls]\nca_file = {:?}\n",
+            other.display().to_string()
+        ),
     );
     let out = schema_apply(&bad);
     let err = stderr(&out);
@@ -87,7 +115,10 @@ fn bad_tls_settings_exit_2_naming_the_key() {
     let missing = dir.path().join("nope.pem");
     let cases = [
         (
-            format!("[cassandra.tls]\nca_file = {:?}\n", missing.display().to_string()),
+            format!(
+                "[cassandra.tls]\nca_file = {:?}\n",
+                missing.display().to_string()
+            ),
             "cassandra.tls.ca_file",
         ),
         (
@@ -98,16 +129,16 @@ fn bad_tls_settings_exit_2_naming_the_key() {
             ),
             "cassandra.tls",
         ),
-        (
-            "[cassandra.tls]\nca = \"x.pem\"\n".to_string(),
-            "ca",
-        ),
+        ("[cassandra.tls]\nca = \"x.pem\"\n".to_string(), "ca"),
     ];
     for (tls, key) in cases {
         let cfg = config(dir.path(), "fakopp_x", &tls);
         let out = schema_apply(&cfg);
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(2), "{tls}: {err}");
-        assert!(err.contains(key) && err.contains("tls.toml"), "{tls}: {err}");
+        assert!(
+            err.contains(key) && err.contains("tls.toml"),
+            "{tls}: {err}"
+        );
     }
 }

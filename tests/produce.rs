@@ -409,6 +409,82 @@ fn property_values_never_reach_the_output() {
     assert!(err.contains("sasl.password"), "keys are logged: {err}");
     assert!(!err.contains("s3cret") && !err.contains("hunter2"), "{err}");
 
+    // The same through kafka.properties_env: the value comes from the
+    // environment and is never shown either; an unset variable is named.
+    let text = config_text(
+        "fakopp_test_never_created",
+        "avro",
+        "[kafka.properties_env]\n\"enable.idempotence\" = \"FAKOPP_TEST_IDEMPOTENCE\"\n",
+    );
+    let env_cfg = write_config(dir.path(), "secret-env.toml", &text);
+    let run = |var: Option<&str>| {
+        let mut c = fakopp();
+        c.args(["produce", "--config"])
+            .arg(&env_cfg)
+            .arg("--synthetic");
+        match var {
+            Some(v) => c.env("FAKOPP_TEST_IDEMPOTENCE", v),
+            None => c.env_remove("FAKOPP_TEST_IDEMPOTENCE"),
+        };
+        c.output().unwrap()
+    };
+    let out = run(Some("s3cret-bogus"));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("kafka.properties_env") && err.contains("`enable.idempotence`"),
+        "{err}"
+    );
+    assert!(!err.contains("s3cret"), "{err}");
+    let out = run(None);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("`FAKOPP_TEST_IDEMPOTENCE`, which is not set"),
+        "{err}"
+    );
+    // The stream job's consumer reports a bad value the same way.
+    let stream = write_config(
+        dir.path(),
+        "stream-env.toml",
+        &format!(
+            "[source]\nkind = \"kafka\"\n[kafka]\nbrokers = \"{}\"\n\
+             [kafka.properties_env]\n\"fetch.min.bytes\" = \"FAKOPP_TEST_FETCH\"\n\
+             [sinks]\nkinds = [\"jsonl\"]\njsonl_path = {:?}\n\
+             [checkpoint]\npath = {:?}\n",
+            kafka_brokers(),
+            dir.path().join("out.jsonl").display().to_string(),
+            dir.path().join("ckpt.h5").display().to_string(),
+        ),
+    );
+    let out = fakopp()
+        .args(["run", "--exit-when-idle", "5", "--config"])
+        .arg(&stream)
+        .env("FAKOPP_TEST_FETCH", "s3cret-fetch")
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("`fetch.min.bytes`: invalid value (not shown)"),
+        "{err}"
+    );
+    assert!(!err.contains("s3cret"), "{err}");
+    // A property in both places is a configuration error.
+    let both = config_text(
+        "fakopp_test_never_created",
+        "avro",
+        "[kafka.properties]\n\"sasl.password\" = \"x\"\n[kafka.properties_env]\n\"sasl.password\" = \"PW\"\n",
+    );
+    let both = write_config(dir.path(), "both.toml", &both);
+    let out = produce(&both, &["--synthetic"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("kafka.properties_env.\"sasl.password\""),
+        "{err}"
+    );
+
     // Usage errors: exit 2.
     for args in [
         &["--synthetic", "--packet-samples", "0"][..],

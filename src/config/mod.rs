@@ -80,6 +80,10 @@ pub struct KafkaConfig {
     pub format: PacketFormat,
     /// Passed to librdkafka as is (SASL, TLS, ...). Values are never logged.
     pub properties: BTreeMap<String, String>,
+    /// librdkafka properties whose values come from environment variables:
+    /// property -> variable name (e.g. `"sasl.password" = "KAFKA_PASSWORD"`),
+    /// so secrets stay out of config files. Read when a client is created.
+    pub properties_env: BTreeMap<String, String>,
 }
 
 impl Default for KafkaConfig {
@@ -92,6 +96,7 @@ impl Default for KafkaConfig {
             detections_topic: "fakopp.detections".into(),
             format: PacketFormat::Avro,
             properties: BTreeMap::new(),
+            properties_env: BTreeMap::new(),
         }
     }
 }

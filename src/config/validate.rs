@@ -85,6 +85,17 @@ pub(super) fn validate(cfg: &Config, mode: Mode) -> Check {
             fail(k, "must not be empty")?;
         }
     }
+    for (prop, var) in &cfg.kafka.properties_env {
+        let key = format!("kafka.properties_env.\"{prop}\"");
+        if cfg.kafka.properties.contains_key(prop) {
+            fail(
+                key,
+                "is also set in kafka.properties (give it in one place)",
+            )?;
+        } else if var.trim().is_empty() || var.contains('=') || var.contains('\0') {
+            fail(key, "must name an environment variable")?;
+        }
+    }
     if cfg.kafka.topic == cfg.kafka.dlq_topic {
         fail("kafka.dlq_topic", "must differ from kafka.topic")?;
     }

@@ -3,17 +3,22 @@
 
 use crate::config::KafkaConfig;
 use anyhow::{Context, Result};
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::config::{ClientConfig, FromClientConfigAndContext};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, DefaultConsumerContext};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::types::RDKafkaConfRes;
+use rdkafka::ClientContext;
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// librdkafka settings: the brokers, our `settings`, then
-/// `kafka.properties` (SASL, TLS, ...), which are never logged.
-pub fn client_config(cfg: &KafkaConfig, settings: &[(&str, &str)]) -> ClientConfig {
+/// `kafka.properties` and `kafka.properties_env` (SASL, TLS, ...), whose
+/// values are never logged. An unset variable of `properties_env` is an
+/// error naming the property and the variable (not a value).
+pub fn client_config(cfg: &KafkaConfig, settings: &[(&str, &str)]) -> Result<ClientConfig> {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &cfg.brokers);
     for (k, v) in settings {
@@ -22,7 +27,41 @@ pub fn client_config(cfg: &KafkaConfig, settings: &[(&str, &str)]) -> ClientConf
     for (k, v) in &cfg.properties {
         c.set(k, v);
     }
-    c
+    for (k, var) in &cfg.properties_env {
+        let v = std::env::var(var).map_err(|_| {
+            anyhow::anyhow!("kafka.properties_env: `{k}` names `{var}`, which is not set")
+        })?;
+        c.set(k, v);
+    }
+    Ok(c)
+}
+
+/// Creates a Kafka client (`what` names it in errors). A rejected setting
+/// is reported by its key only: librdkafka's message would show the
+/// value, which may be a password.
+pub fn create<C: FromClientConfigAndContext<X>, X: ClientContext>(
+    cc: &ClientConfig,
+    context: X,
+    cfg: &KafkaConfig,
+    what: &str,
+) -> Result<C> {
+    cc.create_with_context(context).map_err(|e| match e {
+        KafkaError::ClientConfig(res, _, key, _) => {
+            let why = match res {
+                RDKafkaConfRes::RD_KAFKA_CONF_UNKNOWN => "unknown property",
+                _ => "invalid value (not shown)",
+            };
+            let whence = if cfg.properties.contains_key(&key) {
+                "kafka.properties"
+            } else if cfg.properties_env.contains_key(&key) {
+                "kafka.properties_env"
+            } else {
+                "Kafka client config"
+            };
+            anyhow::anyhow!("creating the {what}: {whence}: `{key}`: {why}")
+        }
+        other => anyhow::anyhow!("creating the {what}: {other}"),
+    })
 }
 
 /// The consumer of the packets topic. Rank 0 is the job's only consumer,
@@ -41,8 +80,8 @@ pub fn consumer(cfg: &KafkaConfig, resume: &BTreeMap<i32, i64>) -> Result<BaseCo
             ("auto.offset.reset", "earliest"),
             ("enable.partition.eof", "false"),
         ],
-    );
-    let consumer: BaseConsumer = c.create().context("creating the Kafka consumer")?;
+    )?;
+    let consumer: BaseConsumer = create(&c, DefaultConsumerContext, cfg, "Kafka consumer")?;
     let md = consumer
         .fetch_metadata(Some(&cfg.topic), Duration::from_secs(30))
         .with_context(|| format!("cannot reach the Kafka brokers {}", cfg.brokers))?;
@@ -84,9 +123,8 @@ pub fn consumer(cfg: &KafkaConfig, resume: &BTreeMap<i32, i64>) -> Result<BaseCo
 }
 
 pub fn producer(cfg: &KafkaConfig) -> Result<ThreadedProducer<DefaultProducerContext>> {
-    client_config(cfg, &[("enable.idempotence", "true"), ("linger.ms", "5")])
-        .create()
-        .context("creating the Kafka producer")
+    let c = client_config(cfg, &[("enable.idempotence", "true"), ("linger.ms", "5")])?;
+    create(&c, DefaultProducerContext, cfg, "Kafka producer")
 }
 
 /// Commits `positions` (next offset to read, per partition), synchronously.
@@ -191,9 +229,12 @@ pub fn lag(consumer: &BaseConsumer, topic: &str) -> Option<i64> {
 pub fn ensure_topics(cfg: &KafkaConfig, topics: &[&str]) -> Result<()> {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     use rdkafka::client::DefaultClientContext;
-    let admin: AdminClient<DefaultClientContext> = client_config(cfg, &[])
-        .create()
-        .context("creating the Kafka admin client")?;
+    let admin: AdminClient<DefaultClientContext> = create(
+        &client_config(cfg, &[])?,
+        DefaultClientContext,
+        cfg,
+        "Kafka admin client",
+    )?;
     let new: Vec<NewTopic<'_>> = topics
         .iter()
         .map(|t| NewTopic::new(t, -1, TopicReplication::Fixed(-1)))

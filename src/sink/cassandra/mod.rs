@@ -26,13 +26,22 @@ fn tls_context(tls: &CassandraTls) -> Result<OpenSsl010Config> {
     use openssl::x509::store::X509StoreBuilder;
     use openssl::x509::X509;
     let ca = std::fs::read(&tls.ca_file).with_context(|| {
-        format!("cassandra.tls.ca_file: cannot read {}", tls.ca_file.display())
+        format!(
+            "cassandra.tls.ca_file: cannot read {}",
+            tls.ca_file.display()
+        )
     })?;
     let certs = X509::stack_from_pem(&ca).with_context(|| {
-        format!("cassandra.tls.ca_file: {} is not PEM certificates", tls.ca_file.display())
+        format!(
+            "cassandra.tls.ca_file: {} is not PEM certificates",
+            tls.ca_file.display()
+        )
     })?;
     if certs.is_empty() {
-        anyhow::bail!("cassandra.tls.ca_file: no certificate in {}", tls.ca_file.display());
+        anyhow::bail!(
+            "cassandra.tls.ca_file: no certificate in {}",
+            tls.ca_file.display()
+        );
     }
     let mut store = X509StoreBuilder::new()?;
     for c in certs {
@@ -41,9 +50,8 @@ fn tls_context(tls: &CassandraTls) -> Result<OpenSsl010Config> {
     let mut b = SslConnector::builder(SslMethod::tls_client())?;
     b.set_cert_store(store.build());
     if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
-        b.set_certificate_chain_file(cert).with_context(|| {
-            format!("cassandra.tls.cert_file: cannot use {}", cert.display())
-        })?;
+        b.set_certificate_chain_file(cert)
+            .with_context(|| format!("cassandra.tls.cert_file: cannot use {}", cert.display()))?;
         b.set_private_key_file(key, SslFiletype::PEM)
             .with_context(|| format!("cassandra.tls.key_file: cannot use {}", key.display()))?;
         b.check_private_key()
@@ -70,13 +78,13 @@ pub async fn connect(cfg: &CassandraConfig) -> Result<Session> {
     if let Some(tls) = &cfg.tls {
         b = b.tls_context(Some(tls_context(tls)?));
     }
-    let session = b
-        .build()
-        .await
-        .with_context(|| {
-            let tls = if cfg.tls.is_some() { " over TLS" } else { "" };
-            format!("cannot connect to Cassandra at {}{tls}", cfg.nodes.join(", "))
-        })?;
+    let session = b.build().await.with_context(|| {
+        let tls = if cfg.tls.is_some() { " over TLS" } else { "" };
+        format!(
+            "cannot connect to Cassandra at {}{tls}",
+            cfg.nodes.join(", ")
+        )
+    })?;
     tracing::info!(nodes = %cfg.nodes.join(","), "connected to Cassandra");
     Ok(session)
 }
