@@ -6,7 +6,10 @@
 //! samples to the rank that owns it. All ranks, rank 0 included, run the
 //! chains; rank 0 gathers the results, finalises network events, writes
 //! raw packets and results to the sinks and only then commits the Kafka
-//! offsets. MPI calls are made by each rank's main thread only (funneled).
+//! offsets. The Cassandra write of a micro-batch runs while the next one
+//! is consumed and processed; a checkpoint (and so a commit) waits until it
+//! is durable. MPI calls are made by each rank's main thread only
+//! (funneled).
 
 mod events;
 mod reorder;
@@ -419,13 +422,22 @@ fn coordinate(
 
         // 3. Make it durable; at checkpoints, save the state and only then
         //    commit what was consumed.
+        //    Cassandra rows are written in the background while the next
+        //    micro-batch is consumed; a checkpoint first waits for them.
         fault("before_sinks", micro_batches);
-        let t_sink = Instant::now();
-        sinks.write(&intake.raw, &results, &producer, cfg)?;
+        let counts = (
+            results.triggers.len() as u64,
+            results.events.len() as u64,
+            results.qc.len() as u64,
+        );
+        sinks.write(intake.raw, results, &producer, cfg)?;
         kafka::flush(&producer)?;
-        *metrics.sink_write_ms.lock().expect("metrics lock") = t_sink.elapsed().as_secs_f64() * 1e3;
+        if let Some(ms) = sinks.last_write_ms() {
+            *metrics.sink_write_ms.lock().expect("metrics lock") = ms;
+        }
         fault("after_sinks", micro_batches);
         if stopping || last_checkpoint.elapsed() >= checkpoint_every {
+            sinks.settle()?;
             checkpoints += 1;
             let replies = exchange(
                 dist,
@@ -452,15 +464,9 @@ fn coordinate(
             tracing::debug!(path = %ck.path.display(), "checkpoint written");
         }
 
-        metrics
-            .triggers
-            .fetch_add(results.triggers.len() as u64, Ordering::Relaxed);
-        metrics
-            .events
-            .fetch_add(results.events.len() as u64, Ordering::Relaxed);
-        metrics
-            .qc_rows
-            .fetch_add(results.qc.len() as u64, Ordering::Relaxed);
+        metrics.triggers.fetch_add(counts.0, Ordering::Relaxed);
+        metrics.events.fetch_add(counts.1, Ordering::Relaxed);
+        metrics.qc_rows.fetch_add(counts.2, Ordering::Relaxed);
         metrics.batches.fetch_add(1, Ordering::Relaxed);
         metrics.record_batch_latency(
             batch_start.elapsed().saturating_sub(interval).as_secs_f64() * 1e3,

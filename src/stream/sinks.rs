@@ -12,13 +12,19 @@ use rdkafka::producer::{BaseRecord, DefaultProducerContext, ThreadedProducer};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// How long a write may still retry after SIGTERM/SIGINT.
-const SHUTDOWN_WRITE_GRACE: std::time::Duration = std::time::Duration::from_secs(20);
+const SHUTDOWN_WRITE_GRACE: Duration = Duration::from_secs(20);
 
 pub struct StreamSinks {
     rt: Option<tokio::runtime::Runtime>,
     cassandra: Option<CassandraSink>,
+    /// The previous micro-batch's Cassandra write, still running while the
+    /// next micro-batch is consumed and processed (at most one in flight).
+    pending: Option<tokio::task::JoinHandle<Result<Duration>>>,
+    /// How long the last finished Cassandra write took.
+    last_write: Option<Duration>,
     /// Keeps the cancellation channel open for the sink.
     _cancel: Option<tokio::sync::watch::Sender<bool>>,
     jsonl: Option<Box<dyn Write>>,
@@ -54,7 +60,7 @@ impl StreamSinks {
             let cancel_tx = tx.clone();
             runtime.spawn(async move {
                 while !watch_stop.load(Ordering::Relaxed) {
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                 }
                 tokio::time::sleep(SHUTDOWN_WRITE_GRACE).await;
                 let _ = cancel_tx.send(true);
@@ -87,6 +93,8 @@ impl StreamSinks {
         Ok(StreamSinks {
             rt,
             cassandra,
+            pending: None,
+            last_write: None,
             _cancel: cancel,
             jsonl,
             jsonl_file,
@@ -95,29 +103,65 @@ impl StreamSinks {
         })
     }
 
-    /// Writes one micro-batch. Returns only when everything is durable;
-    /// during a Cassandra outage it retries (consumption is paused
-    /// meanwhile) until the outage ends or the job is told to stop.
+    /// Waits until the Cassandra write in flight, if any, is durable.
+    /// During a Cassandra outage it retries until the outage ends or the
+    /// job is told to stop (then the write is given up and this fails, so
+    /// nothing after the last checkpoint is committed).
+    pub fn settle(&mut self) -> Result<()> {
+        if let (Some(handle), Some(rt)) = (self.pending.take(), &self.rt) {
+            let took = rt
+                .block_on(handle)
+                .context("the Cassandra write task failed")??;
+            self.last_write = Some(took);
+        }
+        Ok(())
+    }
+
+    /// Milliseconds the last finished Cassandra write took.
+    pub fn last_write_ms(&self) -> Option<f64> {
+        self.last_write.map(|d| d.as_secs_f64() * 1e3)
+    }
+
+    /// Writes one micro-batch: JSON lines, HDF5 and detections at once;
+    /// the Cassandra rows in the background, after the previous batch's
+    /// (see [`StreamSinks::settle`], which checkpoints call first). While
+    /// Cassandra is down the job consumes at most one more micro-batch,
+    /// then waits here.
     pub fn write(
         &mut self,
-        raw: &[(SensorPacket, bool)],
+        raw: Vec<(SensorPacket, bool)>,
+        results: Results,
+        producer: &ThreadedProducer<DefaultProducerContext>,
+        cfg: &Config,
+    ) -> Result<()> {
+        self.settle()?;
+        self.write_now(&results, producer, cfg)?;
+        if let (Some(rt), Some(sink)) = (&self.rt, &self.cassandra) {
+            let sink = sink.clone();
+            self.pending = Some(rt.spawn(async move {
+                let t = Instant::now();
+                let rows: Vec<RawRow<'_>> = raw
+                    .iter()
+                    .map(|(p, late)| RawRow {
+                        packet: p,
+                        late: *late,
+                    })
+                    .collect();
+                let (a, b) = tokio::join!(sink.write_raw(&rows), sink.write_results(&results));
+                a.and(b)?;
+                Ok(t.elapsed())
+            }));
+        }
+        Ok(())
+    }
+
+    /// The sinks other than Cassandra.
+    fn write_now(
+        &mut self,
         results: &Results,
         producer: &ThreadedProducer<DefaultProducerContext>,
         cfg: &Config,
     ) -> Result<()> {
-        if let (Some(rt), Some(sink)) = (&self.rt, &self.cassandra) {
-            let rows: Vec<RawRow<'_>> = raw
-                .iter()
-                .map(|(p, late)| RawRow {
-                    packet: p,
-                    late: *late,
-                })
-                .collect();
-            rt.block_on(async {
-                let (a, b) = tokio::join!(sink.write_raw(&rows), sink.write_results(results));
-                a.and(b)
-            })?;
-        }
         if let Some(w) = self.jsonl.as_mut() {
             crate::sink::jsonl::write(results, w)?;
             w.flush()?;
@@ -168,8 +212,10 @@ impl StreamSinks {
         })
     }
 
-    /// End of the run: the HDF5 results file, if configured.
+    /// End of the run: the last Cassandra write settled, the HDF5 results
+    /// file written, if configured.
     pub fn close(&mut self, cfg: &Config) -> Result<()> {
+        self.settle()?;
         if let Some(mut all) = self.hdf5.take() {
             all.sort();
             crate::sink::hdf5::write_file(&all, &cfg.sinks.hdf5_path, cfg.chains_hash())?;
