@@ -1,10 +1,14 @@
 //! `fakopp batch`: archives (or the synthetic network) through the chains.
 //!
-//! Rank 0 reads the inputs and spreads the sensors over the ranks, balanced
-//! by sample count; every rank (rank 0 included) runs its sensors' chains
-//! with rayon; the results are gathered on rank 0, which runs network
-//! coincidence and writes the outputs. Results are sorted canonically, so
-//! they are identical for any number of ranks and threads.
+//! The sensors are spread over the ranks, balanced by sample count. With
+//! input files, rank 0 scans them (MiniSEED record headers, no decoding),
+//! decides the split, and every rank reads the files decoding only its own
+//! sensors' records, so nothing is shipped before processing; the
+//! synthetic network is generated on rank 0 and scattered. Every rank
+//! (rank 0 included) runs its sensors' chains with rayon; the results are
+//! gathered on rank 0, which runs network coincidence and writes the
+//! outputs. Results are sorted canonically, so they are identical for any
+//! number of ranks and threads.
 
 use crate::chain::{ChainState, CompiledChain};
 use crate::cli::OutputFormat;
@@ -70,75 +74,90 @@ fn destinations(cfg: &Config, a: &BatchArgs) -> Result<Vec<Dest>> {
     })
 }
 
+/// The input files of the run, if it reads files (from the command line
+/// or `source.inputs`).
+fn input_files(cfg: &Config, a: &BatchArgs) -> Result<Option<Vec<PathBuf>>> {
+    if a.inputs.is_empty() && cfg.source.kind != SourceKind::Files {
+        return Ok(None);
+    }
+    let paths = if a.inputs.is_empty() {
+        cfg.source.inputs.clone()
+    } else {
+        a.inputs.clone()
+    };
+    if paths.is_empty() {
+        bail!("no input files: give them on the command line or in source.inputs");
+    }
+    Ok(Some(paths))
+}
+
+/// Bad input records as problems of the run (no chain; the file as sensor).
+fn input_problems(bad: &[crate::source::files::BadRecord]) -> Vec<Problem> {
+    bad.iter()
+        .map(|b| Problem {
+            chain: String::new(),
+            sensor: b.file.display().to_string(),
+            reason: b.to_string(),
+        })
+        .collect()
+}
+
 /// What rank 0 read, for the summary.
 #[derive(Default)]
 struct Loaded {
     series: Vec<Series>,
-    files: usize,
     truth: Vec<TrueEvent>,
     problems: Vec<Problem>,
 }
 
+/// Everything on rank 0: the input files, or the synthetic network.
 fn load(cfg: &Config, a: &BatchArgs) -> Result<Loaded> {
-    if !a.inputs.is_empty() || cfg.source.kind == SourceKind::Files {
-        let paths = if a.inputs.is_empty() {
-            cfg.source.inputs.clone()
-        } else {
-            a.inputs.clone()
-        };
-        if paths.is_empty() {
-            bail!("no input files: give them on the command line or in source.inputs");
-        }
+    if let Some(paths) = input_files(cfg, a)? {
         let input = crate::source::files::read_inputs(
             &paths,
             cfg.stream.max_gap_interp_samples,
             a.keep_going,
         )?;
-        let problems = input
-            .bad
-            .iter()
-            .map(|b| Problem {
-                chain: String::new(),
-                sensor: b.file.display().to_string(),
-                reason: b.to_string(),
-            })
-            .collect();
         return Ok(Loaded {
+            problems: input_problems(&input.bad),
             series: input.series,
-            files: paths.len(),
             truth: Vec::new(),
-            problems,
         });
     }
     match cfg.source.kind {
         SourceKind::Synthetic => {
             let s = synthetic::generate(&cfg.synthetic)?;
-            Ok(Loaded { series: s.series, files: 0, truth: s.events, problems: Vec::new() })
+            Ok(Loaded { series: s.series, truth: s.events, problems: Vec::new() })
         }
         SourceKind::Kafka => bail!("source.kind = \"kafka\" is the stream job's source: use `fakopp run`, or give input files"),
-        SourceKind::Files => unreachable!("handled above"),
+        SourceKind::Files => unreachable!("handled by input_files"),
     }
 }
 
-/// Longest-processing-time assignment of sensors to ranks by sample count;
-/// deterministic (ties broken by sensor id).
-pub fn partition(series: Vec<Series>, ranks: usize) -> Vec<Vec<Series>> {
-    let mut order: Vec<Series> = series;
-    order.sort_by(|a, b| {
-        b.sample_count()
-            .cmp(&a.sample_count())
-            .then_with(|| a.sensor_id.cmp(&b.sensor_id))
-    });
-    let mut load = vec![0usize; ranks];
-    let mut parts: Vec<Vec<Series>> = (0..ranks).map(|_| Vec::new()).collect();
-    for s in order {
+/// Longest-processing-time assignment of items to ranks by weight;
+/// deterministic (ties broken by id).
+fn lpt<T>(
+    mut items: Vec<T>,
+    weight: impl Fn(&T) -> u64,
+    id: impl Fn(&T) -> &str,
+    ranks: usize,
+) -> Vec<Vec<T>> {
+    items.sort_by(|a, b| weight(b).cmp(&weight(a)).then_with(|| id(a).cmp(id(b))));
+    let mut load = vec![0u64; ranks];
+    let mut parts: Vec<Vec<T>> = (0..ranks).map(|_| Vec::new()).collect();
+    for item in items {
         let r = (0..ranks)
             .min_by_key(|&r| (load[r], r))
             .expect("at least one rank");
-        load[r] += s.sample_count();
-        parts[r].push(s);
+        load[r] += weight(&item);
+        parts[r].push(item);
     }
     parts
+}
+
+/// Sensors assigned to ranks by sample count (see [`lpt`]).
+pub fn partition(series: Vec<Series>, ranks: usize) -> Vec<Vec<Series>> {
+    lpt(series, |s| s.sample_count() as u64, |s| &s.sensor_id, ranks)
 }
 
 /// Runs `chain` over a whole series. Problems with the data are recorded
@@ -280,37 +299,37 @@ struct RunInfo {
     problems: Vec<Problem>,
 }
 
+/// One rank's part of the run, gathered on rank 0.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+struct Share {
+    results: Results,
+    /// Bad input records this rank met.
+    input_problems: Vec<Problem>,
+    sensors: Vec<String>,
+    samples: u64,
+}
+
 /// Spreads rank 0's series over the ranks. Rank 0 keeps its own share as
-/// it is (only the other ranks' shares are serialised) and gets the run's
-/// info back. If rank 0 could not read its inputs, every rank learns it
-/// (the others would otherwise wait in the scatter forever).
-fn distribute(
-    dist: &Dist,
-    loaded: Option<Result<Loaded>>,
-) -> Result<(Vec<Series>, Option<RunInfo>)> {
-    let info = |l: &Loaded| RunInfo {
-        files: l.files,
-        sensors: l.series.iter().map(|s| s.sensor_id.clone()).collect(),
-        samples: l.series.iter().map(|s| s.sample_count() as u64).sum(),
-        truth: l.truth.clone(),
-        problems: l.problems.clone(),
-    };
+/// it is (only the other ranks' shares are serialised). If rank 0 could
+/// not read its inputs, every rank learns it (the others would otherwise
+/// wait in the scatter forever).
+fn distribute(dist: &Dist, loaded: Option<Result<Loaded>>) -> Result<Loaded> {
     let Some(world) = dist.world() else {
-        let l = loaded.expect("a world of one is rank 0")?;
-        let i = info(&l);
-        return Ok((l.series, Some(i)));
+        return loaded.expect("a world of one is rank 0");
     };
     if !dist.is_root() {
         let buf = scatter_flat::<u8>(&world, None);
         return match from_bytes::<Option<Vec<Series>>>(&buf)? {
-            Some(mine) => Ok((mine, None)),
+            Some(series) => Ok(Loaded {
+                series,
+                ..Default::default()
+            }),
             None => bail!("rank 0 could not read the inputs (see its message)"),
         };
     }
-    let shares = loaded.expect("rank 0 loads").and_then(|l| {
-        let i = info(&l);
-        let mut parts = partition(l.series, dist.size());
-        let own = std::mem::take(&mut parts[0]);
+    let shares = loaded.expect("rank 0 loads").and_then(|mut l| {
+        let mut parts = partition(std::mem::take(&mut l.series), dist.size());
+        l.series = std::mem::take(&mut parts[0]);
         let mut flat = Vec::new();
         let mut counts = vec![0];
         for p in &parts[1..] {
@@ -321,17 +340,17 @@ fn distribute(
         if !fits_one_message(flat.len()) {
             bail!(
                 "the series for ranks 1 to {} take {} bytes, more than one MPI scatter carries \
-                 (2 GiB): split the inputs over several jobs (jobs/batch.sbatch runs an array)",
+                 (2 GiB): give input files (each rank then reads its own share)",
                 dist.size() - 1,
                 flat.len()
             );
         }
-        Ok((own, i, flat, counts))
+        Ok((l, flat, counts))
     });
     match shares {
-        Ok((own, i, flat, counts)) => {
+        Ok((own, flat, counts)) => {
             scatter_flat(&world, Some((&flat, &counts)));
-            Ok((own, Some(i)))
+            Ok(own)
         }
         Err(e) => {
             let none = vec![to_bytes(&None::<Vec<Series>>)?; dist.size()];
@@ -341,19 +360,113 @@ fn distribute(
     }
 }
 
-/// Brings every rank's results to rank 0 (`None` on the other ranks).
-fn collect(dist: &Dist, results: Results) -> Result<Option<Results>> {
-    let Some(world) = dist.world() else {
-        return Ok(Some(results));
+/// With input files under MPI: rank 0 scans the files and splits the
+/// sensors by sample count; every rank reads the files keeping (decoding)
+/// only its own sensors. All ranks go on only if all read their share.
+fn read_share(cfg: &Config, a: &BatchArgs, paths: &[PathBuf], dist: &Dist) -> Result<Loaded> {
+    let world = dist.world().expect("called under MPI");
+    let plan = if dist.is_root() {
+        let plan = crate::source::files::scan_inputs(paths)
+            .map(|counts| {
+                lpt(
+                    counts.into_iter().collect(),
+                    |c: &(String, u64)| c.1,
+                    |c| &c.0,
+                    dist.size(),
+                )
+                .into_iter()
+                .map(|part| part.into_iter().map(|c| c.0).collect::<Vec<_>>())
+                .collect::<Vec<_>>()
+            })
+            .map_err(|e| format!("{e:#}"));
+        Some(vec![to_bytes(&plan)?; dist.size()])
+    } else {
+        None
     };
-    let Some(all) = gather_buffers(&world, &to_bytes(&results)?) else {
+    let buf = scatter_buffers(&world, plan.as_deref());
+    let parts = match from_bytes::<std::result::Result<Vec<Vec<String>>, String>>(&buf)? {
+        Ok(parts) => parts,
+        Err(e) if dist.is_root() => bail!("{e}"),
+        Err(e) => bail!("rank 0 could not scan the inputs: {e}"),
+    };
+    let mine: std::collections::BTreeSet<String> = parts[dist.rank()].iter().cloned().collect();
+    let read = crate::source::files::read_inputs_of(
+        paths,
+        cfg.stream.max_gap_interp_samples,
+        a.keep_going,
+        crate::source::files::Want::Only(&mine),
+    );
+    let all_read = dist.all_ok(read.is_ok());
+    let input = read?;
+    if !all_read {
+        bail!("another rank could not read its share of the inputs (see its message)");
+    }
+    Ok(Loaded {
+        problems: input_problems(&input.bad),
+        series: input.series,
+        truth: Vec::new(),
+    })
+}
+
+/// Brings every rank's share to rank 0 (`None` on the other ranks).
+fn collect(dist: &Dist, share: Share) -> Result<Option<Vec<Share>>> {
+    let Some(world) = dist.world() else {
+        return Ok(Some(vec![share]));
+    };
+    let Some(all) = gather_buffers(&world, &to_bytes(&share)?) else {
         return Ok(None);
     };
-    let mut merged = Results::default();
-    for b in all {
-        merged.extend(from_bytes(&b)?);
+    all.iter()
+        .map(|b| from_bytes(b))
+        .collect::<Result<_>>()
+        .map(Some)
+}
+
+/// Merges the ranks' shares. Bad records of a file's structure are met by
+/// every rank that reads it: each distinct problem counts as often as the
+/// rank that met it most often.
+fn merge(shares: Vec<Share>, files: usize, truth: Vec<TrueEvent>) -> (Results, RunInfo) {
+    let mut results = Results::default();
+    let mut problems: std::collections::BTreeMap<(String, String, String), usize> =
+        Default::default();
+    let mut sensors = Vec::new();
+    let mut samples = 0;
+    for sh in shares {
+        results.extend(sh.results);
+        let mut mine: std::collections::BTreeMap<(String, String, String), usize> =
+            Default::default();
+        for p in sh.input_problems {
+            *mine.entry((p.chain, p.sensor, p.reason)).or_default() += 1;
+        }
+        for (k, n) in mine {
+            let m = problems.entry(k).or_default();
+            *m = (*m).max(n);
+        }
+        sensors.extend(sh.sensors);
+        samples += sh.samples;
     }
-    Ok(Some(merged))
+    sensors.sort();
+    let problems = problems
+        .into_iter()
+        .flat_map(|((chain, sensor, reason), n)| {
+            std::iter::repeat_n(
+                Problem {
+                    chain,
+                    sensor,
+                    reason,
+                },
+                n,
+            )
+        })
+        .collect();
+    let info = RunInfo {
+        files,
+        sensors,
+        samples,
+        truth,
+        problems,
+    };
+    (results, info)
 }
 
 pub fn run(cfg: &Config, args: BatchArgs) -> Result<()> {
@@ -362,20 +475,29 @@ pub fn run(cfg: &Config, args: BatchArgs) -> Result<()> {
     let chains = CompiledChain::compile(cfg)?;
     let dests = destinations(cfg, &args)?;
 
-    let loaded = dist.is_root().then(|| load(cfg, &args));
-    let (mine, info) = distribute(&dist, loaded)?;
+    let files = input_files(cfg, &args)?;
+    let mine = match &files {
+        Some(paths) if dist.size() > 1 => read_share(cfg, &args, paths, &dist)?,
+        _ => distribute(&dist, dist.is_root().then(|| load(cfg, &args)))?,
+    };
     let progress = Progress::new(
-        mine.iter().map(|s| s.sample_count() as u64).sum(),
+        mine.series.iter().map(|s| s.sample_count() as u64).sum(),
         dist.is_root(),
     );
-    let results = process(&chains, &mine, &progress);
+    let results = process(&chains, &mine.series, &progress);
     progress.finish();
-    drop(mine);
+    let share = Share {
+        results,
+        input_problems: mine.problems,
+        sensors: mine.series.iter().map(|s| s.sensor_id.clone()).collect(),
+        samples: mine.series.iter().map(|s| s.sample_count() as u64).sum(),
+    };
+    drop(mine.series);
 
-    let Some(mut results) = collect(&dist, results)? else {
+    let Some(shares) = collect(&dist, share)? else {
         return Ok(());
     };
-    let info = info.expect("rank 0 keeps the run's info");
+    let (mut results, info) = merge(shares, files.map_or(0, |f| f.len()), mine.truth);
     results.problems.extend(info.problems.iter().cloned());
     coincidence(cfg, &chains, &info.sensors, &mut results)?;
     results.sort();

@@ -271,6 +271,98 @@ fn output_is_identical_without_mpi_and_on_one_to_four_ranks() {
 }
 
 #[test]
+fn input_files_read_by_every_rank_give_one_output_on_one_to_three_ranks() {
+    // BW.UH1–4 (the first file cut inside its third record) and a pH CSV
+    // with a malformed row, --keep-going. Under mpirun every rank decodes
+    // only its own sensors' records; the output must not depend on it, and
+    // each bad record is reported once however many ranks met it.
+    let dir = tempfile::tempdir().unwrap();
+    run_oracle(
+        "batch_oracle.py",
+        &["seismic".as_ref(), dir.path().as_os_str()],
+    );
+    let mut inputs = strings(&expected(dir.path())["inputs"]);
+    let bytes = std::fs::read(&inputs[0]).unwrap();
+    std::fs::write(&inputs[0], &bytes[..2 * 4096 + 1000]).unwrap();
+    let csv = dir.path().join("ph.csv");
+    let mut text = String::from("time,EMB.X1..PH,EMB.X2..PH\n");
+    for i in 0..96 {
+        if i == 30 {
+            text.push_str("2009-08-24T00:20:00Z,seven,7.1\n");
+        }
+        text.push_str(&format!(
+            "2009-08-24T00:{:02}:{:02}Z,{},{}\n",
+            i / 6,
+            (i % 6) * 10,
+            7.5 + 0.01 * (i % 3) as f64,
+            7.0 + 0.02 * (i % 5) as f64
+        ));
+    }
+    std::fs::write(&csv, text).unwrap();
+    inputs.push(csv.display().to_string());
+    let cfg = write_config(
+        dir.path(),
+        "mixed.toml",
+        &format!(
+            "{BW_CONFIG}\n[[chains]]\nname = \"ph\"\nselect = [\"EMB.*\"]\n\
+             steps = [{{ op = \"gross_range\", fail_span = [0.0, 14.0] }}, {{ op = \"spike\", suspect_threshold = 0.3, fail_threshold = 0.9 }}]\n"
+        ),
+    );
+    let run = |n: usize, keep_going: bool| {
+        let out = dir.path().join(format!("r{n}-{keep_going}.jsonl"));
+        let mut c = if n == 0 { fakopp() } else { mpirun(n) };
+        if n > 0 {
+            c.arg(env!("CARGO_BIN_EXE_fakopp"));
+        }
+        c.arg("batch");
+        if keep_going {
+            c.arg("--keep-going");
+        }
+        let o = c
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--output")
+            .arg(&out)
+            .args(&inputs)
+            .output()
+            .unwrap();
+        (o, out)
+    };
+    let (o, out) = run(0, true);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("problems=2"), "{}", stderr(&o));
+    let one = std::fs::read(&out).unwrap();
+    let lines = json_lines(&one);
+    assert!(lines.iter().any(|l| l["type"] == "trigger"));
+    assert_eq!(lines.iter().filter(|l| l["type"] == "qc").count(), 2 * 96);
+    for n in 1..=3 {
+        let (o, out) = run(n, true);
+        assert!(o.status.success(), "{n} ranks: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("problems=2"),
+            "{n} ranks: each bad record once: {}",
+            stderr(&o)
+        );
+        assert!(
+            std::fs::read(&out).unwrap() == one,
+            "JSON lines on {n} ranks differ from a run without MPI"
+        );
+    }
+    // Without --keep-going the job fails on any rank count, naming the
+    // record, and writes nothing.
+    for n in [0, 2] {
+        let (o, out) = run(n, false);
+        let err = stderr(&o);
+        assert!(!o.status.success(), "{n} ranks");
+        assert!(
+            err.contains("record") || err.contains("line"),
+            "{n} ranks: {err}"
+        );
+        assert!(!out.exists(), "{n} ranks: nothing written");
+    }
+}
+
+#[test]
 fn missing_input_file_fails_with_its_name_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(dir.path(), "bw.toml", BW_CONFIG);

@@ -43,8 +43,8 @@ fn oracle() -> &'static Oracle {
             "oracle: {} printed no python path",
             pyenv.display()
         );
-        let dir =
-            std::env::temp_dir().join(format!("fakopp-oracle-seismic-{}", std::process::id()));
+        // Under the target dir, one name: a rerun replaces it, nothing piles up.
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("oracle-seismic");
         let _ = std::fs::remove_dir_all(&dir);
         let script = root.join("tests/oracle/seismic.py");
         let run = Command::new(&py)

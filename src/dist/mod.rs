@@ -95,6 +95,18 @@ impl Dist {
         self.universe.as_ref().map(|u| u.world())
     }
 
+    /// True on every rank if `ok` is true on every rank (a collective:
+    /// every rank must call it). Without MPI, `ok`.
+    pub fn all_ok(&self, ok: bool) -> bool {
+        use mpi::collective::SystemOperation;
+        let Some(world) = self.world() else {
+            return ok;
+        };
+        let mut all = 0i32;
+        world.all_reduce_into(&i32::from(ok), &mut all, SystemOperation::min());
+        all == 1
+    }
+
     /// Waits for every rank.
     pub fn barrier(&self) {
         if let Some(w) = self.world() {

@@ -162,6 +162,10 @@ pub fn read_csv(path: &Path, keep_going: bool) -> anyhow::Result<RawFile> {
     report.bad = bad.len() as u64;
     report.sensors = sensors.len() as u64;
     Ok(RawFile {
+        counts: sensors
+            .iter()
+            .map(|(id, s)| (id.clone(), s.readings.len() as u64))
+            .collect(),
         sensors: sensors
             .into_iter()
             .map(|(id, s)| {

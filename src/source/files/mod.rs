@@ -13,7 +13,7 @@ pub mod mapped;
 pub mod mseed;
 pub mod steim;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -147,10 +147,31 @@ pub enum SensorData {
     },
 }
 
+/// Which sensors a read keeps (decodes and assembles): all, or one rank's
+/// share of a distributed batch run.
+#[derive(Debug, Clone, Copy)]
+pub enum Want<'a> {
+    All,
+    Only(&'a BTreeSet<String>),
+}
+
+impl Want<'_> {
+    pub fn keeps(&self, sensor: &str) -> bool {
+        match self {
+            Want::All => true,
+            Want::Only(set) => set.contains(sensor),
+        }
+    }
+}
+
 /// The raw content of one file, as the format readers return it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RawFile {
+    /// The sensors kept (see [`Want`]) that have data.
     pub sensors: BTreeMap<String, SensorData>,
+    /// Samples per sensor in the file, kept or not (MiniSEED: as the good
+    /// record headers declare them, without decoding).
+    pub counts: BTreeMap<String, u64>,
     pub bad: Vec<BadRecord>,
     pub report: FileReport,
 }
@@ -188,12 +209,35 @@ pub fn detect_format(path: &Path) -> anyhow::Result<InputFormat> {
     )
 }
 
-/// Reads one input file in the format its name or content says.
-pub fn read_file(path: &Path, keep_going: bool) -> anyhow::Result<RawFile> {
+/// Reads one input file in the format its name or content says, keeping
+/// the sensors `want` names.
+pub fn read_file(path: &Path, keep_going: bool, want: Want<'_>) -> anyhow::Result<RawFile> {
     match detect_format(path)? {
-        InputFormat::MiniSeed => mseed::read_mseed(path, keep_going),
-        InputFormat::Csv => csv::read_csv(path, keep_going),
+        InputFormat::MiniSeed => mseed::read_mseed(path, keep_going, want),
+        InputFormat::Csv => {
+            let mut raw = csv::read_csv(path, keep_going)?;
+            raw.sensors.retain(|id, _| want.keeps(id));
+            Ok(raw)
+        }
     }
+}
+
+/// Samples per sensor over all inputs, for partitioning the sensors
+/// before reading them: MiniSEED from record headers only (nothing is
+/// decoded), CSV by parsing. Bad records are left to the real read.
+pub fn scan_inputs(paths: &[PathBuf]) -> anyhow::Result<BTreeMap<String, u64>> {
+    let none = BTreeSet::new();
+    let raws: Vec<anyhow::Result<RawFile>> = paths
+        .par_iter()
+        .map(|p| read_file(p, true, Want::Only(&none)))
+        .collect();
+    let mut counts = BTreeMap::new();
+    for raw in raws {
+        for (id, n) in raw?.counts {
+            *counts.entry(id).or_insert(0) += n;
+        }
+    }
+    Ok(counts)
 }
 
 /// Reads all inputs (in parallel), merges each sensor's data over the
@@ -208,8 +252,21 @@ pub fn read_inputs(
     max_gap_interp_samples: u64,
     keep_going: bool,
 ) -> anyhow::Result<FileInput> {
-    let raws: Vec<anyhow::Result<RawFile>> =
-        paths.par_iter().map(|p| read_file(p, keep_going)).collect();
+    read_inputs_of(paths, max_gap_interp_samples, keep_going, Want::All)
+}
+
+/// [`read_inputs`] keeping only the sensors `want` names (the others are
+/// not decoded); bad records are reported whichever sensor they hold.
+pub fn read_inputs_of(
+    paths: &[PathBuf],
+    max_gap_interp_samples: u64,
+    keep_going: bool,
+    want: Want<'_>,
+) -> anyhow::Result<FileInput> {
+    let raws: Vec<anyhow::Result<RawFile>> = paths
+        .par_iter()
+        .map(|p| read_file(p, keep_going, want))
+        .collect();
     let mut merged: BTreeMap<String, Vec<(usize, SensorData)>> = BTreeMap::new();
     let mut bad = Vec::new();
     let mut files = Vec::new();

@@ -27,7 +27,7 @@ use mseed::{MSControlFlags, MSDataEncoding, MSRecord, MSSampleType};
 
 use super::mapped::FileBytes;
 use super::steim;
-use super::{BadRecord, FileReport, InputFormat, RawFile, SensorData};
+use super::{BadRecord, FileReport, InputFormat, RawFile, SensorData, Want};
 use crate::assemble::{same_rate, PieceBuf};
 use crate::model::valid_sensor_id;
 
@@ -337,16 +337,22 @@ enum Read {
         samples: usize,
         warning: Option<String>,
     },
+    /// A good header of a sensor this read does not keep: not decoded.
+    Unwanted,
     Skip(&'static str),
 }
 
 /// Checks a parsed record and decodes its samples onto its sensor's pieces.
-fn read_record(msr: MSRecord, sensors: &mut Sensors) -> Result<Read, String> {
+fn read_record(msr: MSRecord, sensors: &mut Sensors, want: Want<'_>) -> Result<Read, String> {
     let h = match header(&msr)? {
         RecordKind::Skip(why) => return Ok(Read::Skip(why)),
         RecordKind::Data(h) => h,
     };
     let acc = sensors.get(h.sid)?;
+    acc.declared += h.declared as u64;
+    if !want.keeps(&acc.id) {
+        return Ok(Read::Unwanted);
+    }
     let mut decoded = Ok(None);
     acc.pieces.push_with(h.start_ns, |buf| {
         decoded = decode_into(msr, h.declared, buf)
@@ -364,6 +370,8 @@ fn read_record(msr: MSRecord, sensors: &mut Sensors) -> Result<Read, String> {
 /// One sensor's data in the file so far.
 struct SensorAcc {
     id: String,
+    /// Samples its good record headers declare (decoded or not).
+    declared: u64,
     rates: Vec<f64>,
     pieces: PieceBuf,
 }
@@ -387,6 +395,7 @@ impl Sensors {
             }
             list.push(SensorAcc {
                 id,
+                declared: 0,
                 rates: Vec::new(),
                 pieces: PieceBuf::default(),
             });
@@ -411,13 +420,18 @@ fn reason_with_messages(reason: String) -> String {
 /// Reads a MiniSEED (2 or 3) file: every data record becomes a piece of
 /// its sensor. Without `keep_going` the first bad record is an error (its
 /// [`BadRecord`] is the error's source).
-pub fn read_mseed(path: &Path, keep_going: bool) -> anyhow::Result<RawFile> {
+pub fn read_mseed(path: &Path, keep_going: bool, want: Want<'_>) -> anyhow::Result<RawFile> {
     let buf = FileBytes::open(path)?;
-    read_mseed_bytes(path, &buf, keep_going)
+    read_mseed_bytes(path, &buf, keep_going, want)
 }
 
 /// [`read_mseed`] on the bytes of a file (`path` names it in messages).
-pub fn read_mseed_bytes(path: &Path, buf: &[u8], keep_going: bool) -> anyhow::Result<RawFile> {
+pub fn read_mseed_bytes(
+    path: &Path,
+    buf: &[u8],
+    keep_going: bool,
+    want: Want<'_>,
+) -> anyhow::Result<RawFile> {
     capture_libmseed_messages();
     take_messages();
     let mut sensors = Sensors::default();
@@ -457,6 +471,8 @@ pub fn read_mseed_bytes(path: &Path, buf: &[u8], keep_going: bool) -> anyhow::Re
     let flags = MSControlFlags::MSF_VALIDATECRC | MSControlFlags::MSF_ATENDOFFILE;
     let mut offset = 0usize;
     let mut index = 0u64;
+    // Good data records of sensors this read does not keep.
+    let mut unwanted = 0u64;
     while offset < buf.len() {
         let rest = &buf[offset..];
         if let Some(what) = non_data_block(rest).filter(|_| detect_version(rest).is_none()) {
@@ -531,7 +547,7 @@ pub fn read_mseed_bytes(path: &Path, buf: &[u8], keep_going: bool) -> anyhow::Re
             Ok(msr) => {
                 let at = offset;
                 offset += reclen;
-                match read_record(msr, &mut sensors) {
+                match read_record(msr, &mut sensors, want) {
                     Ok(Read::Data { samples, warning }) => {
                         for w in take_messages().into_iter().chain(warning) {
                             tracing::warn!(
@@ -546,6 +562,10 @@ pub fn read_mseed_bytes(path: &Path, buf: &[u8], keep_going: bool) -> anyhow::Re
                         take_messages();
                         *report.skipped.entry(why.to_string()).or_default() += 1;
                     }
+                    Ok(Read::Unwanted) => {
+                        take_messages();
+                        unwanted += 1;
+                    }
                     Err(reason) => fail(&mut bad, index, at, reason_with_messages(reason))?,
                 }
             }
@@ -553,7 +573,7 @@ pub fn read_mseed_bytes(path: &Path, buf: &[u8], keep_going: bool) -> anyhow::Re
         index += 1;
     }
     let text_only = report.skipped.keys().any(|k| k.starts_with("text"));
-    if report.records == 0 && !text_only && !buf.is_empty() && bad.is_empty() {
+    if report.records + unwanted == 0 && !text_only && !buf.is_empty() && bad.is_empty() {
         let what: Vec<String> = report
             .skipped
             .iter()
@@ -572,19 +592,29 @@ pub fn read_mseed_bytes(path: &Path, buf: &[u8], keep_going: bool) -> anyhow::Re
         )?;
     }
     report.bad = bad.len() as u64;
-    report.sensors = sensors.list.len() as u64;
+    let counts = sensors
+        .list
+        .iter()
+        .filter(|a| a.declared > 0)
+        .map(|a| (a.id.clone(), a.declared))
+        .collect();
+    // Sensors kept with at least one decoded record.
+    let kept: BTreeMap<String, SensorData> = sensors
+        .list
+        .into_iter()
+        .filter(|a| a.pieces.pieces() > 0)
+        .map(|a| {
+            let data = SensorData::Pieces {
+                rates: a.rates,
+                pieces: a.pieces,
+            };
+            (a.id, data)
+        })
+        .collect();
+    report.sensors = kept.len() as u64;
     Ok(RawFile {
-        sensors: sensors
-            .list
-            .into_iter()
-            .map(|a| {
-                let data = SensorData::Pieces {
-                    rates: a.rates,
-                    pieces: a.pieces,
-                };
-                (a.id, data)
-            })
-            .collect(),
+        sensors: kept,
+        counts,
         bad,
         report,
     })
