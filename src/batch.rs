@@ -365,31 +365,39 @@ fn distribute(dist: &Dist, loaded: Option<Result<Loaded>>) -> Result<Loaded> {
 /// only its own sensors. All ranks go on only if all read their share.
 fn read_share(cfg: &Config, a: &BatchArgs, paths: &[PathBuf], dist: &Dist) -> Result<Loaded> {
     let world = dist.world().expect("called under MPI");
+    // Each rank gets its own list of sensors, or the reason there is none.
+    type Part = std::result::Result<Vec<String>, String>;
     let plan = if dist.is_root() {
-        let plan = crate::source::files::scan_inputs(paths)
-            .map(|counts| {
-                lpt(
-                    counts.into_iter().collect(),
-                    |c: &(String, u64)| c.1,
-                    |c| &c.0,
-                    dist.size(),
-                )
-                .into_iter()
-                .map(|part| part.into_iter().map(|c| c.0).collect::<Vec<_>>())
-                .collect::<Vec<_>>()
-            })
-            .map_err(|e| format!("{e:#}"));
-        Some(vec![to_bytes(&plan)?; dist.size()])
+        let parts: Vec<Part> = match crate::source::files::scan_inputs(paths) {
+            Ok(counts) => lpt(
+                counts.into_iter().collect(),
+                |c: &(String, u64)| c.1,
+                |c| &c.0,
+                dist.size(),
+            )
+            .into_iter()
+            .map(|part| Ok(part.into_iter().map(|c| c.0).collect()))
+            .collect(),
+            Err(e) => vec![Err(format!("{e:#}")); dist.size()],
+        };
+        let mut bytes = parts.iter().map(to_bytes).collect::<Result<Vec<_>>>()?;
+        if !fits_one_message(bytes.iter().map(Vec::len).sum()) {
+            let too_many = Err::<Vec<String>, _>(format!(
+                "the list of sensors is too long for one MPI scatter ({} bytes)",
+                bytes.iter().map(Vec::len).sum::<usize>()
+            ));
+            bytes = vec![to_bytes(&too_many)?; dist.size()];
+        }
+        Some(bytes)
     } else {
         None
     };
     let buf = scatter_buffers(&world, plan.as_deref());
-    let parts = match from_bytes::<std::result::Result<Vec<Vec<String>>, String>>(&buf)? {
-        Ok(parts) => parts,
+    let mine: std::collections::BTreeSet<String> = match from_bytes::<Part>(&buf)? {
+        Ok(mine) => mine.into_iter().collect(),
         Err(e) if dist.is_root() => bail!("{e}"),
         Err(e) => bail!("rank 0 could not scan the inputs: {e}"),
     };
-    let mine: std::collections::BTreeSet<String> = parts[dist.rank()].iter().cloned().collect();
     let read = crate::source::files::read_inputs_of(
         paths,
         cfg.stream.max_gap_interp_samples,

@@ -31,7 +31,8 @@ use super::{BadRecord, FileReport, InputFormat, RawFile, SensorData, Want};
 use crate::assemble::{same_rate, PieceBuf};
 use crate::model::valid_sensor_id;
 
-/// libmseed's `swapflag` bit: the payload needed byte swapping.
+/// libmseed's `swapflag` bits: the header / the payload needed byte swapping.
+const MSSWAP_HEADER: u8 = 0x01;
 const MSSWAP_PAYLOAD: u8 = 0x02;
 
 /// Smallest record libmseed parses (`MINRECLEN`).
@@ -239,20 +240,46 @@ fn header(msr: &MSRecord) -> Result<RecordKind, String> {
 /// (`msr3_data_bounds`: trailing empty Steim frames excluded; the byte
 /// order of blockette 1000 or, for miniSEED 3 Steim, big-endian).
 fn payload_bounds(msr: MSRecord) -> (MSRecord, Result<(usize, usize, bool), String>) {
+    let record_len = msr.raw().map_or(0, <[u8]>::len);
     let ptr = msr.into_raw();
     // SAFETY: `ptr` is the live record `into_raw` just released; it is
-    // only read here and taken back by `from_raw` below.
+    // only read here and taken back by `from_raw` below. `record` points
+    // at `record_len` readable bytes; 48 are read only if there are 48.
     let bounds = unsafe {
+        let r = &*ptr;
         let (mut offset, mut size) = (0u32, 0u32);
-        if libmseed_sys::msr3_data_bounds(ptr, &mut offset, &mut size) != 0 {
-            Err("cannot locate the data payload".to_string())
-        } else {
-            let swapped = (*ptr).swapflag & MSSWAP_PAYLOAD != 0;
-            Ok((
-                offset as usize,
-                size as usize,
-                swapped != cfg!(target_endian = "big"),
-            ))
+        // miniSEED 2 takes the data offset from the header unchecked, and
+        // libmseed's bounds would then run past the record (a size that
+        // wraps below zero): check it first. (miniSEED 3 derives both from
+        // the header lengths that make up the record length.)
+        let v2_offset = (r.formatversion == 2 && record_len >= 48).then(|| {
+            let b = std::slice::from_raw_parts(r.record as *const u8, 48);
+            let v = [b[44], b[45]];
+            // Big-endian header: swapped on a little-endian host.
+            if (r.swapflag & MSSWAP_HEADER != 0) != cfg!(target_endian = "big") {
+                u16::from_be_bytes(v)
+            } else {
+                u16::from_le_bytes(v)
+            }
+        });
+        match v2_offset {
+            Some(o) if usize::from(o) < 48 || usize::from(o) >= record_len => Err(format!(
+                "data offset {o} is not within the record of {record_len} bytes"
+            )),
+            _ if r.formatversion == 2 && record_len < 48 => {
+                Err(format!("record of {record_len} bytes has no data"))
+            }
+            _ if libmseed_sys::msr3_data_bounds(ptr, &mut offset, &mut size) != 0 => {
+                Err("cannot locate the data payload".to_string())
+            }
+            _ => {
+                let swapped = r.swapflag & MSSWAP_PAYLOAD != 0;
+                Ok((
+                    offset as usize,
+                    size as usize,
+                    swapped != cfg!(target_endian = "big"),
+                ))
+            }
         }
     };
     // SAFETY: taking back the record released above, once.
@@ -348,8 +375,12 @@ fn read_record(msr: MSRecord, sensors: &mut Sensors, want: Want<'_>) -> Result<R
         RecordKind::Skip(why) => return Ok(Read::Skip(why)),
         RecordKind::Data(h) => h,
     };
+    // A damaged header may declare far more samples than the record can
+    // hold (Steim-2: 7 per 4 bytes); the count only weighs the sensor when
+    // sensors are split over ranks.
+    let most = 2 * msr.raw().map_or(0, <[u8]>::len) as u64;
     let acc = sensors.get(h.sid)?;
-    acc.declared += h.declared as u64;
+    acc.declared += (h.declared as u64).min(most);
     if !want.keeps(&acc.id) {
         return Ok(Read::Unwanted);
     }
@@ -727,6 +758,12 @@ mod tests {
                 }
             }
         }
+        // A data offset beyond the record: an error, not a read past it
+        // (libmseed's own bounds would wrap; it is not asked here).
+        let mut rec = packed(&samples, MSDataEncoding::Steim2, 2, 512).remove(0);
+        rec[44..46].copy_from_slice(&576u16.to_be_bytes());
+        let err = ours(&rec).unwrap_err();
+        assert!(err.contains("data offset 576"), "{err}");
         // Damaged payloads in both byte orders (miniSEED 2: no CRC to stop
         // them): errors, sample counts and values must match libmseed's.
         let mut outcomes = std::collections::BTreeMap::<&str, usize>::new();

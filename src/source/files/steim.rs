@@ -208,7 +208,9 @@ fn decode_frames<const BIG: bool>(
     // 8-lane store of the last word.
     let mut diff = [0i32; 15 * 7 + 8];
     for (fi, frame) in frames.iter().enumerate() {
-        if done >= count {
+        // Frame 0 is always decoded (and checked), as libmseed does, even
+        // when X0 is the only sample.
+        if fi > 0 && done >= count {
             break;
         }
         let nibbles = word::<BIG>(frame, 0);
