@@ -171,6 +171,8 @@ pub fn run_series(chain: &CompiledChain, series: &Series, out: &mut Results) {
     let rate = series.sample_rate_hz;
     let interval_ns = if rate > 0.0 {
         Some((1e9 / rate).round() as i64)
+    } else if let Some(s) = chain.cfg.nominal_interval_s {
+        Some((s * 1e9).round() as i64)
     } else {
         let times: Vec<i64> = series
             .segments

@@ -43,6 +43,14 @@ fn unknown_key_is_rejected() {
 }
 
 #[test]
+fn nominal_interval_must_be_positive() {
+    let body = format!(
+        "[source]\nkind = \"kafka\"\n{CHAIN}nominal_interval_s = -600.0\nsteps = [{{ op = \"gross_range\", fail_span = [0.0, 14.0] }}]\n"
+    );
+    check(&body, "chains[0].nominal_interval_s", "must be");
+}
+
+#[test]
 fn unknown_operator_is_rejected() {
     let body = format!("[source]\nkind = \"kafka\"\n{CHAIN}steps = [{{ op = \"bandpas\", freqmin = 1.0, freqmax = 5.0 }}]\n");
     check(&body, "chains[0].steps[0].op", "unknown variant `bandpas`");

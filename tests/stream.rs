@@ -36,6 +36,15 @@ steps = [
   { op = "flat_line", suspect_threshold_s = 7200, fail_threshold_s = 21600, tolerance = 0.005 },
   { op = "stats", window = 86400.0 },
 ]
+[[chains]]
+name = "level-qc"
+select = ["EMB.*"]
+nominal_interval_s = 900.0
+steps = [
+  { op = "gross_range", fail_span = [0.0, 50.0] },
+  { op = "flat_line", suspect_threshold_s = 7200, fail_threshold_s = 14400, tolerance = 0.001 },
+  { op = "stats", window = 86400.0 },
+]
 "#;
 
 struct Job {
@@ -528,6 +537,59 @@ async fn large_gaps_are_recorded_alike_in_stream_and_batch() {
     let series = fakopp::source::files::read_inputs(&[csv], 15, false)
         .unwrap()
         .series;
+    let prod = producer();
+    for p in fakopp::produce::packets_from_series(&series, 10) {
+        send(
+            &prod,
+            &job.topic,
+            &p.sensor_id,
+            &fakopp::codec::encode(PacketFormat::Avro, &p),
+        )
+        .await;
+    }
+    run_stream(&job, 1);
+    assert_eq!(stream_lines(&job), expected);
+}
+
+/// Irregular readings (a logger whose clock jitters: rate 0) through a
+/// chain with `flat_line`, which counts its window in readings: with the
+/// chain's `nominal_interval_s` the stream gives what batch gives (batch
+/// alone could fall back to the series' median interval).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn irregular_readings_with_a_nominal_interval_equal_batch() {
+    let job = job("fakopp_test_irregular");
+    let csv = job.dir.path().join("level.csv");
+    let mut text = String::from("time,EMB.W1..LVL\n");
+    for k in 0..300i64 {
+        // 15 min apart with up to ±4 min of jitter; a flat stretch.
+        let t = 1_714_521_600 + k * 900 + ((k * 7919) % 481) - 240;
+        let v = if (100..130).contains(&k) {
+            3.25
+        } else {
+            3.0 + 0.013 * (k % 11) as f64
+        };
+        text.push_str(&format!(
+            "{},{v}\n",
+            fakopp::model::format_time_us(t * 1_000_000_000)
+        ));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let inputs = vec![csv.display().to_string()];
+    let series = fakopp::source::files::read_inputs(std::slice::from_ref(&csv), 15, false)
+        .unwrap()
+        .series;
+    assert_eq!(series[0].sample_rate_hz, 0.0, "the readings are irregular");
+    let expected = batch_lines(&job, &inputs);
+    let flat_fails = expected
+        .iter()
+        .filter(|l| l.contains("\"chain\":\"level-qc\"") && l.contains("\"flat_line\":4"))
+        .count();
+    assert!(flat_fails > 0, "the flat stretch fails flat_line");
+    assert!(!expected
+        .iter()
+        .any(|l| l.contains("needs a sampling interval")));
+
+    create_topic(&job);
     let prod = producer();
     for p in fakopp::produce::packets_from_series(&series, 10) {
         send(

@@ -27,7 +27,8 @@ impl QcTest {
         let need_interval = || {
             interval_ns.ok_or_else(|| {
                 anyhow::anyhow!(
-                    "{} needs a sampling interval and the series has none",
+                    "{} needs a sampling interval and the series has none \
+                     (irregular readings: set nominal_interval_s on the chain)",
                     step.op()
                 )
             })

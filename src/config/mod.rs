@@ -259,6 +259,14 @@ pub struct ChainConfig {
     /// Keep the processed trace (HDF5 sink).
     #[serde(default)]
     pub traces: bool,
+    /// For irregular series (no sample rate, e.g. loggers with jittered
+    /// timestamps): the nominal time between readings, in seconds, that
+    /// windows in readings (`flat_line`, `attenuated_signal`, `stats` gaps)
+    /// are reckoned with. Without it batch takes the series' median
+    /// interval, which a stream cannot know in advance, so stream chains
+    /// with those steps need it. Regular series use their rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nominal_interval_s: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

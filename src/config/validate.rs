@@ -151,6 +151,9 @@ pub(super) fn validate(cfg: &Config, mode: Mode) -> Check {
                 "must name at least one glob over sensor ids",
             )?;
         }
+        if let Some(v) = ch.nominal_interval_s {
+            positive(format!("{at}.nominal_interval_s"), v)?;
+        }
         for (j, g) in ch.select.iter().enumerate() {
             if let Err(e) = globset::Glob::new(g) {
                 fail(

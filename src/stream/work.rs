@@ -84,9 +84,16 @@ impl Worker {
     }
 
     fn new_state(&self, sensor: &str, rate: f64, out: &mut Results) -> SensorState {
-        let interval_ns = (rate > 0.0).then(|| (1e9 / rate).round() as i64);
         let mut chains = Vec::new();
         for c in self.chains.iter().filter(|c| c.matches(sensor)) {
+            // As in batch: the rate, else the chain's nominal interval
+            // (batch's fallback, the series' median interval, needs the
+            // whole series).
+            let interval_ns = if rate > 0.0 {
+                Some((1e9 / rate).round() as i64)
+            } else {
+                c.cfg.nominal_interval_s.map(|s| (s * 1e9).round() as i64)
+            };
             match ChainState::new(c, sensor, rate, interval_ns) {
                 Ok(s) => chains.push((c.name().to_string(), s)),
                 Err(e) => out.problems.push(Problem {
