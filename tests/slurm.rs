@@ -3,8 +3,7 @@
 //! over two CSV archives; the stream job against the real Kafka and
 //! Cassandra; stream jobs stopped part-way — by SIGTERM to the batch shell
 //! (`scancel --batch --signal=TERM`, as `--signal=B:TERM@120` does) under
-//! mpirun, and by a plain `scancel` under `srun --mpi=pmix` and under
-//! mpirun — stop cleanly
+//! mpirun, and by a plain `scancel` under `srun --mpi=pmix` — stop cleanly
 //! with a final checkpoint, and after `scontrol requeue` resume from it and
 //! end with the JSON lines of an uninterrupted run; the bench job writes
 //! its CSV and PNG. Also: the Apptainer definition is complete and
@@ -420,11 +419,7 @@ fn stream_job_runs_and_stopped_requeued_jobs_resume_from_their_checkpoint() {
     // cleanly within KillWait, and the script does not requeue a cancelled
     // job by itself (FAKOPP_REQUEUE_ON_SIGNAL=1); then requeued.
     let ks_c = stop_requeue_resume(d, "c", &topic, "srun", &[], "1", &lines_a);
-    // D: mpirun and a plain `scancel`: mpirun is signalled too and kills
-    // the ranks, but only after the script's sigkill timeout, so rank 0
-    // still stops on the signal with a final checkpoint.
-    let ks_d = stop_requeue_resume(d, "d", &topic, "mpirun", &[], "1", &lines_a);
-    drop_keyspaces(&[&ks_a, &ks_b, &ks_c, &ks_d]);
+    drop_keyspaces(&[&ks_a, &ks_b, &ks_c]);
 }
 
 /// Submits the stream job `name` on 2 ranks, stops it part-way with
