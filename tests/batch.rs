@@ -26,6 +26,16 @@ fn batch_jsonl(cfg: &Path, inputs: &[String]) -> Vec<Value> {
     json_lines(&out.stdout)
 }
 
+/// `fakopp` without MPI (n = 0) or under `mpirun -n n`.
+fn on_ranks(n: usize) -> std::process::Command {
+    if n == 0 {
+        return fakopp();
+    }
+    let mut c = mpirun(n);
+    c.arg(env!("CARGO_BIN_EXE_fakopp"));
+    c
+}
+
 fn strings(v: &Value) -> Vec<String> {
     v.as_array()
         .unwrap()
@@ -220,11 +230,7 @@ fn output_is_identical_without_mpi_and_on_one_to_four_ranks() {
         let jsonl = dir.path().join(format!("r{n}.jsonl"));
         let h5 = dir.path().join(format!("r{n}.h5"));
         for (out, fmt) in [(&jsonl, "jsonl"), (&h5, "hdf5")] {
-            let mut c = if n == 0 { fakopp() } else { mpirun(n) };
-            if n > 0 {
-                c.arg(env!("CARGO_BIN_EXE_fakopp"));
-            }
-            let o = c
+            let o = on_ranks(n)
                 .args(["batch", "--config"])
                 .arg(&cfg)
                 .arg("--output")
@@ -310,10 +316,7 @@ fn input_files_read_by_every_rank_give_one_output_on_one_to_three_ranks() {
     );
     let run = |n: usize, keep_going: bool| {
         let out = dir.path().join(format!("r{n}-{keep_going}.jsonl"));
-        let mut c = if n == 0 { fakopp() } else { mpirun(n) };
-        if n > 0 {
-            c.arg(env!("CARGO_BIN_EXE_fakopp"));
-        }
+        let mut c = on_ranks(n);
         c.arg("batch");
         if keep_going {
             c.arg("--keep-going");

@@ -214,6 +214,24 @@ fn stream_lines(job: &Job) -> Vec<String> {
     lines
 }
 
+/// The series sent in packets of 10 samples to a fresh topic, through the
+/// stream job on one rank: its JSON lines, sorted.
+async fn stream_of(job: &Job, series: &[fakopp::model::Series]) -> Vec<String> {
+    create_topic(job);
+    let prod = producer();
+    for p in fakopp::produce::packets_from_series(series, 10) {
+        send(
+            &prod,
+            &job.topic,
+            &p.sensor_id,
+            &fakopp::codec::encode(PacketFormat::Avro, &p),
+        )
+        .await;
+    }
+    run_stream(job, 1);
+    stream_lines(job)
+}
+
 fn create_topic(job: &Job) {
     let out = fakopp()
         .args(["run", "--exit-when-idle", "0.5", "--config"])
@@ -533,22 +551,10 @@ async fn large_gaps_are_recorded_alike_in_stream_and_batch() {
         gaps[0]
     );
 
-    create_topic(&job);
     let series = fakopp::source::files::read_inputs(&[csv], 15, false)
         .unwrap()
         .series;
-    let prod = producer();
-    for p in fakopp::produce::packets_from_series(&series, 10) {
-        send(
-            &prod,
-            &job.topic,
-            &p.sensor_id,
-            &fakopp::codec::encode(PacketFormat::Avro, &p),
-        )
-        .await;
-    }
-    run_stream(&job, 1);
-    assert_eq!(stream_lines(&job), expected);
+    assert_eq!(stream_of(&job, &series).await, expected);
 }
 
 /// Irregular readings (a logger whose clock jitters: rate 0) through a
@@ -589,17 +595,5 @@ async fn irregular_readings_with_a_nominal_interval_equal_batch() {
         .iter()
         .any(|l| l.contains("needs a sampling interval")));
 
-    create_topic(&job);
-    let prod = producer();
-    for p in fakopp::produce::packets_from_series(&series, 10) {
-        send(
-            &prod,
-            &job.topic,
-            &p.sensor_id,
-            &fakopp::codec::encode(PacketFormat::Avro, &p),
-        )
-        .await;
-    }
-    run_stream(&job, 1);
-    assert_eq!(stream_lines(&job), expected);
+    assert_eq!(stream_of(&job, &series).await, expected);
 }
