@@ -26,6 +26,17 @@ fn batch_jsonl(cfg: &Path, inputs: &[String]) -> Vec<Value> {
     json_lines(&out.stdout)
 }
 
+/// The seismic oracle's BW.UH1–4 MiniSEED files, written to `dir`, the
+/// first one cut in the middle of its third record.
+fn bw_uh_with_a_truncated_record(dir: &Path) -> Vec<String> {
+    run_oracle("batch_oracle.py", &["seismic".as_ref(), dir.as_os_str()]);
+    let inputs = strings(&expected(dir)["inputs"]);
+    let bytes = std::fs::read(&inputs[0]).unwrap();
+    assert!(bytes.len() > 3 * 4096);
+    std::fs::write(&inputs[0], &bytes[..2 * 4096 + 1000]).unwrap();
+    inputs
+}
+
 /// `fakopp` without MPI (n = 0) or under `mpirun -n n`.
 fn on_ranks(n: usize) -> std::process::Command {
     if n == 0 {
@@ -283,13 +294,7 @@ fn input_files_read_by_every_rank_give_one_output_on_one_to_three_ranks() {
     // only its own sensors' records; the output must not depend on it, and
     // each bad record is reported once however many ranks met it.
     let dir = tempfile::tempdir().unwrap();
-    run_oracle(
-        "batch_oracle.py",
-        &["seismic".as_ref(), dir.path().as_os_str()],
-    );
-    let mut inputs = strings(&expected(dir.path())["inputs"]);
-    let bytes = std::fs::read(&inputs[0]).unwrap();
-    std::fs::write(&inputs[0], &bytes[..2 * 4096 + 1000]).unwrap();
+    let mut inputs = bw_uh_with_a_truncated_record(dir.path());
     let csv = dir.path().join("ph.csv");
     let mut text = String::from("time,EMB.X1..PH,EMB.X2..PH\n");
     for i in 0..96 {
@@ -452,16 +457,7 @@ fn malformed_csv_row_is_named_and_skipped_with_keep_going() {
 #[test]
 fn truncated_miniseed_names_the_record_and_keep_going_reads_the_rest() {
     let dir = tempfile::tempdir().unwrap();
-    run_oracle(
-        "batch_oracle.py",
-        &["seismic".as_ref(), dir.path().as_os_str()],
-    );
-    let exp = expected(dir.path());
-    let inputs = strings(&exp["inputs"]);
-    // Cut the first file in the middle of its third record.
-    let bytes = std::fs::read(&inputs[0]).unwrap();
-    assert!(bytes.len() > 3 * 4096);
-    std::fs::write(&inputs[0], &bytes[..2 * 4096 + 1000]).unwrap();
+    let inputs = bw_uh_with_a_truncated_record(dir.path());
     let cfg = write_config(dir.path(), "bw.toml", BW_CONFIG);
     let o = fakopp()
         .args(["batch", "--format", "jsonl", "--config"])
