@@ -37,6 +37,29 @@ fn bw_uh_with_a_truncated_record(dir: &Path) -> Vec<String> {
     inputs
 }
 
+/// A wide CSV of pH readings every 15 minutes from 2024-05-01 for
+/// `sensors`, `rows` good rows, and before good row `bad_at` a malformed
+/// one (`seven` is no number), so at line `bad_at + 2`.
+fn ph_csv_with_a_bad_row(path: &Path, sensors: &[&str], rows: usize, bad_at: usize) {
+    let mut text = format!("time,{}\n", sensors.join(","));
+    for i in 0..rows {
+        if i == bad_at {
+            text.push_str("2024-05-01T05:07:00Z");
+            text.push_str(&",seven".repeat(sensors.len()));
+            text.push('\n');
+        }
+        text.push_str(&format!("2024-05-01T{:02}:{:02}:00Z", i / 4, (i % 4) * 15));
+        for k in 0..sensors.len() {
+            text.push_str(&format!(
+                ",{}",
+                7.5 - 0.3 * k as f64 + 0.01 * ((i + k) % 3) as f64
+            ));
+        }
+        text.push('\n');
+    }
+    std::fs::write(path, text).unwrap();
+}
+
 /// `fakopp` without MPI (n = 0) or under `mpirun -n n`.
 fn on_ranks(n: usize) -> std::process::Command {
     if n == 0 {
@@ -296,20 +319,7 @@ fn input_files_read_by_every_rank_give_one_output_on_one_to_three_ranks() {
     let dir = tempfile::tempdir().unwrap();
     let mut inputs = bw_uh_with_a_truncated_record(dir.path());
     let csv = dir.path().join("ph.csv");
-    let mut text = String::from("time,EMB.X1..PH,EMB.X2..PH\n");
-    for i in 0..96 {
-        if i == 30 {
-            text.push_str("2009-08-24T00:20:00Z,seven,7.1\n");
-        }
-        text.push_str(&format!(
-            "2009-08-24T00:{:02}:{:02}Z,{},{}\n",
-            i / 6,
-            (i % 6) * 10,
-            7.5 + 0.01 * (i % 3) as f64,
-            7.0 + 0.02 * (i % 5) as f64
-        ));
-    }
-    std::fs::write(&csv, text).unwrap();
+    ph_csv_with_a_bad_row(&csv, &["EMB.X1..PH", "EMB.X2..PH"], 96, 30);
     inputs.push(csv.display().to_string());
     let cfg = write_config(
         dir.path(),
@@ -397,19 +407,7 @@ fn missing_input_file_fails_with_its_name_and_writes_nothing() {
 fn malformed_csv_row_is_named_and_skipped_with_keep_going() {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("ph.csv");
-    let mut text = String::from("time,EMB.X1..PH\n");
-    for i in 0..48 {
-        if i == 20 {
-            text.push_str("2024-05-01T05:07:00Z,seven\n");
-        }
-        text.push_str(&format!(
-            "2024-05-01T{:02}:{:02}:00Z,{}\n",
-            i / 4,
-            (i % 4) * 15,
-            7.5 + 0.01 * (i % 3) as f64
-        ));
-    }
-    std::fs::write(&csv, text).unwrap();
+    ph_csv_with_a_bad_row(&csv, &["EMB.X1..PH"], 48, 20);
     let cfg = write_config(
         dir.path(),
         "ph.toml",
