@@ -20,6 +20,7 @@ use crate::dist::{
 use crate::model::{format_time_us, Series};
 use crate::output::{EventRec, Problem, Results};
 use crate::progress::Progress;
+use crate::source::files::{read_inputs_of, Want};
 use crate::source::synthetic::{self, TrueEvent};
 use anyhow::{bail, Context, Result};
 use fakopp_kernels::detect::{coincidence_trigger, CoincidenceParams, Sensor, StationTrigger};
@@ -91,15 +92,24 @@ fn input_files(cfg: &Config, a: &BatchArgs) -> Result<Option<Vec<PathBuf>>> {
     Ok(Some(paths))
 }
 
-/// Bad input records as problems of the run (no chain; the file as sensor).
-fn input_problems(bad: &[crate::source::files::BadRecord]) -> Vec<Problem> {
-    bad.iter()
+/// Reads the input files, keeping the sensors `want` names; bad records
+/// become problems of the run (no chain; the file as sensor).
+fn read_files(cfg: &Config, a: &BatchArgs, paths: &[PathBuf], want: Want<'_>) -> Result<Loaded> {
+    let input = read_inputs_of(paths, cfg.stream.max_gap_interp_samples, a.keep_going, want)?;
+    let problems = input
+        .bad
+        .iter()
         .map(|b| Problem {
             chain: String::new(),
             sensor: b.file.display().to_string(),
             reason: b.to_string(),
         })
-        .collect()
+        .collect();
+    Ok(Loaded {
+        series: input.series,
+        truth: Vec::new(),
+        problems,
+    })
 }
 
 /// What rank 0 read, for the summary.
@@ -113,16 +123,7 @@ struct Loaded {
 /// Everything on rank 0: the input files, or the synthetic network.
 fn load(cfg: &Config, a: &BatchArgs) -> Result<Loaded> {
     if let Some(paths) = input_files(cfg, a)? {
-        let input = crate::source::files::read_inputs(
-            &paths,
-            cfg.stream.max_gap_interp_samples,
-            a.keep_going,
-        )?;
-        return Ok(Loaded {
-            problems: input_problems(&input.bad),
-            series: input.series,
-            truth: Vec::new(),
-        });
+        return read_files(cfg, a, &paths, Want::All);
     }
     match cfg.source.kind {
         SourceKind::Synthetic => {
@@ -400,22 +401,13 @@ fn read_share(cfg: &Config, a: &BatchArgs, paths: &[PathBuf], dist: &Dist) -> Re
         Err(e) if dist.is_root() => bail!("{e}"),
         Err(e) => bail!("rank 0 could not scan the inputs: {e}"),
     };
-    let read = crate::source::files::read_inputs_of(
-        paths,
-        cfg.stream.max_gap_interp_samples,
-        a.keep_going,
-        crate::source::files::Want::Only(&mine),
-    );
+    let read = read_files(cfg, a, paths, Want::Only(&mine));
     let all_read = dist.all_ok(read.is_ok());
-    let input = read?;
+    let loaded = read?;
     if !all_read {
         bail!("another rank could not read its share of the inputs (see its message)");
     }
-    Ok(Loaded {
-        problems: input_problems(&input.bad),
-        series: input.series,
-        truth: Vec::new(),
-    })
+    Ok(loaded)
 }
 
 /// Brings every rank's share to rank 0 (`None` on the other ranks).
