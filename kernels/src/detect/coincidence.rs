@@ -79,8 +79,30 @@ pub fn trigger_to_absolute(
     })
 }
 
-fn ts(ns: i64) -> f64 {
+/// ObsPy's float timestamp (seconds) of `ns`; all comparisons use it.
+pub(super) fn ts(ns: i64) -> f64 {
     ns as f64 / 1e9
+}
+
+pub(super) fn check_params(p: &CoincidenceParams) -> Result<()> {
+    if p.threshold_sum.is_nan() {
+        return Err(invalid("threshold_sum", "is NaN"));
+    }
+    if !p.trigger_off_extension_s.is_finite() {
+        return Err(invalid("trigger_off_extension", "must be finite"));
+    }
+    Ok(())
+}
+
+/// Checks a sensor's weight and returns its station code (second field of
+/// `NET.STA.LOC.CHA`).
+pub(super) fn check_sensor(id: &str, weight: f64) -> Result<&str> {
+    if !weight.is_finite() {
+        return Err(invalid("weight", format!("weight of {id} must be finite")));
+    }
+    id.split('.')
+        .nth(1)
+        .ok_or_else(|| invalid("id", format!("`{id}` is not NET.STA.LOC.CHA")))
 }
 
 /// ObsPy 1.5 `coincidence_trigger(None, thr_on, thr_off, stream,
@@ -95,30 +117,18 @@ fn ts(ns: i64) -> f64 {
 /// `>= threshold_sum` and its off time is later than the last kept event's
 /// (ObsPy starts that at timestamp 0.0). Time comparisons use float
 /// timestamps (seconds) exactly as ObsPy; times are returned in ns.
+///
+/// For a stream, [`CoincidenceStream`](super::CoincidenceStream) gives the
+/// same events incrementally with bounded state.
 pub fn coincidence_trigger(
     sensors: &[Sensor],
     triggers: &[StationTrigger],
     p: &CoincidenceParams,
 ) -> Result<Vec<CoincidenceEvent>> {
-    if p.threshold_sum.is_nan() {
-        return Err(invalid("threshold_sum", "is NaN"));
-    }
-    if !p.trigger_off_extension_s.is_finite() {
-        return Err(invalid("trigger_off_extension", "must be finite"));
-    }
+    check_params(p)?;
     let mut stations = Vec::with_capacity(sensors.len());
     for s in sensors {
-        if !s.weight.is_finite() {
-            return Err(invalid(
-                "weight",
-                format!("weight of {} must be finite", s.id),
-            ));
-        }
-        let st =
-            s.id.split('.')
-                .nth(1)
-                .ok_or_else(|| invalid("id", format!("`{}` is not NET.STA.LOC.CHA", s.id)))?;
-        stations.push(st.to_string());
+        stations.push(check_sensor(&s.id, s.weight)?.to_string());
     }
     for t in triggers {
         if t.sensor >= sensors.len() {

@@ -1,7 +1,8 @@
 //! Seismic event detection following ObsPy 1.5 `obspy.signal.trigger`:
 //! characteristic functions (STA/LTA family, carlSTAtrig, Z-detector,
 //! SeisComP's |x| STA/LTA), trigger on/off, network coincidence and AIC
-//! picking.
+//! picking. Network coincidence also runs incrementally on a trigger stream
+//! ([`CoincidenceStream`]) with state bounded by the network, not the run.
 //!
 //! Window lengths given in seconds become samples as ObsPy's `Trace.trigger`
 //! does, `int(seconds * sampling_rate)` ([`StaLtaWindows::from_seconds`]).
@@ -27,6 +28,7 @@ mod baer;
 mod carl;
 mod classic;
 mod coincidence;
+mod coincidence_stream;
 mod delayed;
 mod onset;
 mod recursive;
@@ -43,6 +45,7 @@ pub use coincidence::{
     coincidence_trigger, sample_time_ns, trigger_to_absolute, CoincidenceEvent, CoincidenceParams,
     Sensor, StationTrigger,
 };
+pub use coincidence_stream::{CoincidenceStream, StreamEvent};
 pub use delayed::{delayed_sta_lta, delayed_sta_lta_causal, DelayedStaLta};
 pub use onset::{trigger_onset, trigger_onset_with_peaks, Trigger, TriggerParams, TriggerState};
 pub use recursive::{recursive_sta_lta, RecursiveStaLta};
