@@ -192,6 +192,19 @@ impl SegmentCursor {
         }
     }
 
+    /// Keeps the last `tail_cap` samples from now on (at least one);
+    /// a smaller cap drops the oldest ones at once.
+    pub fn set_tail_cap(&mut self, tail_cap: usize) {
+        self.tail_cap = tail_cap.max(1);
+        let excess = self.tail.len().saturating_sub(self.tail_cap);
+        self.tail.drain(..excess);
+    }
+
+    /// Samples the tail holds now (for state-size checks).
+    pub fn tail_len(&self) -> usize {
+        self.tail.len()
+    }
+
     /// Time just after the last placed sample (the next slot).
     pub fn next_ns(&self) -> Option<i64> {
         (self.held > 0)

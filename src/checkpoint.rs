@@ -18,7 +18,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-pub const FORMAT_VERSION: i64 = 1;
+/// 2: bounded stream state (incremental coincidence, sized reorder tails,
+/// retired sensors); version 1 checkpoints are refused with that message.
+pub const FORMAT_VERSION: i64 = 2;
 
 /// The resumable state of a stream job.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -38,6 +40,8 @@ pub struct Checkpoint {
     pub jsonl_len: Option<u64>,
     pub micro_batches: u64,
     pub created_ns: i64,
+    /// How long writing the previous checkpoint took (ms), for operators.
+    pub write_ms: f64,
 }
 
 #[derive(H5Type, Clone, Copy)]
@@ -60,15 +64,10 @@ fn older(path: &Path, k: usize) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// Test hook for crash tests: `FAKOPP_FAULT=checkpoint_write:N` kills the
-/// process (SIGKILL) in the middle of writing its N-th checkpoint.
-fn fault_in_write(n: u64) -> bool {
-    std::env::var("FAKOPP_FAULT").is_ok_and(|f| f == format!("checkpoint_write:{n}"))
-}
-
 impl Checkpoint {
-    /// Writes the checkpoint (atomically), keeping `keep` older ones.
-    pub fn write(&self, path: &Path, keep: usize, nth: u64) -> Result<()> {
+    /// Writes the checkpoint (atomically), keeping `keep` older ones;
+    /// returns the file's size in bytes.
+    pub fn write(&self, path: &Path, keep: usize, nth: u64) -> Result<u64> {
         let blob = postcard::to_stdvec(self).context("serialising the checkpoint")?;
         let checksum = fnv1a64(&blob);
         crate::fsutil::ensure_parent(path)?;
@@ -94,6 +93,12 @@ impl Checkpoint {
             f.new_attr::<u64>()
                 .create("checksum")?
                 .write_scalar(&checksum)?;
+            f.new_attr::<u64>()
+                .create("state_bytes")?
+                .write_scalar(&(blob.len() as u64))?;
+            f.new_attr::<f64>()
+                .create("previous_write_ms")?
+                .write_scalar(&self.write_ms)?;
             set_str_attr(&f, "creator", concat!("fakopp ", env!("CARGO_PKG_VERSION")))?;
             set_str_attr(&f, "topic", &self.topic)?;
             let rows: Vec<OffsetRow> = self
@@ -112,7 +117,7 @@ impl Checkpoint {
             f.new_dataset_builder()
                 .with_data(&names)
                 .create("sensors")?;
-            if fault_in_write(nth) {
+            if crate::fault::hit("checkpoint_write", nth) {
                 f.flush()?;
                 // SAFETY: raising a signal on ourselves has no memory effects.
                 unsafe { libc::raise(libc::SIGKILL) };
@@ -136,7 +141,11 @@ impl Checkpoint {
         if keep > 0 && path.exists() {
             std::fs::rename(path, older(path, 1))?;
         }
-        crate::fsutil::commit(&tmp, path)
+        let bytes = std::fs::metadata(&tmp)
+            .with_context(|| format!("cannot stat {}", tmp.display()))?
+            .len();
+        crate::fsutil::commit(&tmp, path)?;
+        Ok(bytes)
     }
 
     /// Reads one checkpoint file, verifying its checksum.

@@ -20,6 +20,52 @@ pub struct Metrics {
     /// Recent micro-batch latencies in ms (ring).
     latencies_ms: Mutex<Vec<f64>>,
     pub sink_write_ms: Mutex<f64>,
+    /// Size of the last checkpoint file and how long writing it took.
+    pub checkpoint_bytes: AtomicU64,
+    pub checkpoint_write_ms: Mutex<f64>,
+    pub commit_failures: AtomicU64,
+    pub retired_sensors: AtomicU64,
+    state: Mutex<State>,
+}
+
+/// What the job holds, as of the last status line: the figures that must
+/// not grow with the job's age.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct State {
+    pub sensors: u64,
+    /// Samples in reorder buffers (overlap tails and waiting packets).
+    pub reorder_samples: u64,
+    /// Triggers kept for network coincidence.
+    pub triggers_held: u64,
+    pub rss_bytes: u64,
+    /// Newest data time read (ns since the epoch).
+    pub data_time_ns: i64,
+}
+
+/// Resident memory of this process (0 if unknown).
+pub fn rss_bytes() -> u64 {
+    let pages = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    pages * u64::try_from(page).unwrap_or(4096)
+}
+
+/// CPU time (user + system) this process has used, in seconds: a figure of
+/// work done that another process's load on the machine does not inflate.
+pub fn process_cpu_s() -> f64 {
+    // SAFETY: rusage is plain old data, for which all-zero bytes are a
+    // valid value.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes only into the struct we pass, which lives
+    // for the call.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
+        return 0.0;
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    tv(u.ru_utime) + tv(u.ru_stime)
 }
 
 const KEEP: usize = 1024;
@@ -27,6 +73,14 @@ const KEEP: usize = 1024;
 impl Metrics {
     pub fn new() -> Arc<Metrics> {
         Arc::new(Metrics::default())
+    }
+
+    pub fn set_state(&self, st: State) {
+        *self.state.lock().expect("metrics lock") = st;
+    }
+
+    pub fn state(&self) -> State {
+        *self.state.lock().expect("metrics lock")
     }
 
     pub fn record_batch_latency(&self, ms: f64) {
@@ -50,6 +104,7 @@ impl Metrics {
 
     pub fn prometheus(&self) -> String {
         let (p50, p99) = self.latency_quantiles();
+        let st = self.state();
         let c = |n: &AtomicU64| n.load(Ordering::Relaxed);
         format!(
             "# TYPE fakopp_packets_total counter\nfakopp_packets_total {}\n\
@@ -63,7 +118,15 @@ impl Metrics {
              # TYPE fakopp_batches_total counter\nfakopp_batches_total {}\n\
              # TYPE fakopp_consumer_lag gauge\nfakopp_consumer_lag {}\n\
              # TYPE fakopp_batch_latency_ms summary\nfakopp_batch_latency_ms{{quantile=\"0.5\"}} {p50}\nfakopp_batch_latency_ms{{quantile=\"0.99\"}} {p99}\n\
-             # TYPE fakopp_sink_write_ms gauge\nfakopp_sink_write_ms {}\n",
+             # TYPE fakopp_sink_write_ms gauge\nfakopp_sink_write_ms {}\n\
+             # TYPE fakopp_checkpoint_bytes gauge\nfakopp_checkpoint_bytes {}\n\
+             # TYPE fakopp_checkpoint_write_ms gauge\nfakopp_checkpoint_write_ms {}\n\
+             # TYPE fakopp_commit_failures_total counter\nfakopp_commit_failures_total {}\n\
+             # TYPE fakopp_retired_sensors_total counter\nfakopp_retired_sensors_total {}\n\
+             # TYPE fakopp_sensors gauge\nfakopp_sensors {}\n\
+             # TYPE fakopp_reorder_samples gauge\nfakopp_reorder_samples {}\n\
+             # TYPE fakopp_triggers_held gauge\nfakopp_triggers_held {}\n\
+             # TYPE fakopp_resident_memory_bytes gauge\nfakopp_resident_memory_bytes {}\n",
             c(&self.packets),
             c(&self.samples),
             c(&self.dead_letters),
@@ -75,6 +138,14 @@ impl Metrics {
             c(&self.batches),
             self.consumer_lag.load(Ordering::Relaxed),
             *self.sink_write_ms.lock().expect("metrics lock"),
+            c(&self.checkpoint_bytes),
+            *self.checkpoint_write_ms.lock().expect("metrics lock"),
+            c(&self.commit_failures),
+            c(&self.retired_sensors),
+            st.sensors,
+            st.reorder_samples,
+            st.triggers_held,
+            st.rss_bytes,
         )
     }
 }

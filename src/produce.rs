@@ -291,7 +291,11 @@ pub fn run(cfg: &Config, args: ProduceArgs) -> anyhow::Result<ProduceReport> {
     let producer: ThreadedProducer<Ctx> =
         crate::source::kafka::create(&cc, ctx, &cfg.kafka, "Kafka producer")?;
     // A new deployment has no topic yet: create it as the stream job does.
-    crate::source::kafka::ensure_topics(&cfg.kafka, &[topic.as_str()])?;
+    crate::source::kafka::ensure_topics(
+        &cfg.kafka,
+        &[topic.as_str()],
+        crate::startup::Deadline::after_s(cfg.stream.startup_timeout_s),
+    )?;
     check_topic(&producer, &topic, &cfg.kafka.brokers)?;
 
     let window = args.max_in_flight.max(1) as u64;

@@ -202,6 +202,17 @@ pub struct StreamConfig {
     /// Most packets taken into one micro-batch (bounds its memory and
     /// latency when a backlog is consumed).
     pub max_packets_per_batch: usize,
+    /// A sensor whose data lag its partition's data time by more than this
+    /// (seconds of data time) is retired: its reorder buffer, kernel state
+    /// and coincidence progress are dropped, so it no longer holds back
+    /// network events; if it returns it starts afresh with its warm-up
+    /// (docs/architecture.md, "Bounded state").
+    pub retire_after_s: f64,
+    /// How long start-up keeps retrying to reach Kafka and Cassandra
+    /// before it gives up (exit 1, naming the endpoint).
+    pub startup_timeout_s: f64,
+    /// Seconds between status lines (log and Prometheus gauges).
+    pub status_interval_s: f64,
 }
 
 impl Default for StreamConfig {
@@ -212,6 +223,9 @@ impl Default for StreamConfig {
             max_gap_interp_samples: 15,
             max_samples_per_packet: 100_000,
             max_packets_per_batch: 20_000,
+            retire_after_s: 3600.0,
+            startup_timeout_s: 300.0,
+            status_interval_s: 5.0,
         }
     }
 }

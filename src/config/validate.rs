@@ -112,6 +112,25 @@ pub(super) fn validate(cfg: &Config, mode: Mode) -> Check {
     if cfg.stream.max_samples_per_packet == 0 {
         fail("stream.max_samples_per_packet", "must be >= 1")?;
     }
+    positive(
+        "stream.startup_timeout_s".into(),
+        cfg.stream.startup_timeout_s,
+    )?;
+    positive(
+        "stream.status_interval_s".into(),
+        cfg.stream.status_interval_s,
+    )?;
+    positive("stream.retire_after_s".into(), cfg.stream.retire_after_s)?;
+    if cfg.stream.retire_after_s <= cfg.stream.reorder_window_s {
+        fail(
+            "stream.retire_after_s",
+            format!(
+                "must exceed stream.reorder_window_s ({} s): a sensor is only silent once its \
+                 data are behind the reorder window",
+                cfg.stream.reorder_window_s
+            ),
+        )?;
+    }
     let s = &cfg.synthetic;
     positive("synthetic.sample_rate_hz".into(), s.sample_rate_hz)?;
     positive("synthetic.duration_s".into(), s.duration_s)?;
@@ -131,6 +150,15 @@ pub(super) fn validate(cfg: &Config, mode: Mode) -> Check {
     }
     if cfg.sinks.kinds.is_empty() && mode != Mode::Tooling {
         fail("sinks.kinds", "needs at least one sink")?;
+    }
+    if mode == Mode::Stream && cfg.sinks.kinds.contains(&super::SinkKind::Hdf5) {
+        // An HDF5 results file is written whole; a stream that runs for
+        // months would have to hold every result until the end.
+        fail(
+            "sinks.kinds",
+            "\"hdf5\" is a batch sink; a stream writes its results to cassandra, jsonl or kafka \
+             (`fakopp batch` writes HDF5 results files)",
+        )?;
     }
 
     let mut names = std::collections::BTreeSet::new();

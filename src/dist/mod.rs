@@ -53,6 +53,21 @@ pub fn launched_by_mpirun() -> bool {
     .any(|v| std::env::var_os(v).is_some())
 }
 
+/// A rank whose main thread panics ends the whole world: unwinding would
+/// finalise MPI on this rank while the others wait for it in a collective
+/// for ever. The panic is logged first, naming the rank.
+fn abort_on_panic(rank: usize) {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default(info);
+        if std::thread::current().name() == Some("main") {
+            tracing::error!(rank, "rank {rank} panicked: {info}; aborting the MPI job");
+            // Only the main thread calls MPI (funneled).
+            mpi::topology::SimpleCommunicator::world().abort(101);
+        }
+    }));
+}
+
 impl Dist {
     /// Initialises MPI when launched by mpirun, else a world of one.
     pub fn init() -> Result<Dist> {
@@ -71,6 +86,9 @@ impl Dist {
         }
         let world = universe.world();
         let (rank, size) = (world.rank() as usize, world.size() as usize);
+        if size > 1 {
+            abort_on_panic(rank);
+        }
         Ok(Dist {
             universe: Some(universe),
             rank,

@@ -2,6 +2,7 @@
 //! and the dead-letter producer. Only rank 0 talks to Kafka.
 
 use crate::config::KafkaConfig;
+use crate::startup::{self, Attempt, Deadline};
 use anyhow::{Context, Result};
 use rdkafka::config::{ClientConfig, FromClientConfigAndContext};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, DefaultConsumerContext};
@@ -64,13 +65,84 @@ pub fn create<C: FromClientConfigAndContext<X>, X: ClientContext>(
     })
 }
 
+/// Broker answers no retry can change: authorisation and authentication
+/// refused, a request the cluster's settings reject. Everything else a
+/// broker says at start-up (not reachable, `NotCoordinator`,
+/// `CoordinatorLoadInProgress`, `LeaderNotAvailable`, an unknown topic or
+/// partition just after creation, timeouts) may pass and is retried.
+fn permanent(e: &KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode::*;
+    matches!(
+        e,
+        KafkaError::ClientConfig(..) | KafkaError::ClientCreation(_)
+    ) || e.rdkafka_error_code().is_some_and(|c| {
+        matches!(
+            c,
+            TopicAuthorizationFailed
+                | GroupAuthorizationFailed
+                | ClusterAuthorizationFailed
+                | SaslAuthenticationFailed
+                | Authentication
+                | InvalidPartitions
+                | InvalidReplicationFactor
+                | InvalidConfig
+                | InvalidRequest
+                | PolicyViolation
+        )
+    })
+}
+
+fn attempt<T>(r: Result<T, KafkaError>, what: impl FnOnce() -> String) -> Attempt<T> {
+    match r {
+        Ok(v) => Attempt::Done(v),
+        Err(e) if permanent(&e) => Attempt::Fail(anyhow::Error::new(e).context(what())),
+        Err(e) => Attempt::Retry(anyhow::Error::new(e).context(what())),
+    }
+}
+
+/// The partitions of `topic` once the brokers' metadata lists them all
+/// with a leader (just after creation it may not yet).
+fn partitions(
+    client: &rdkafka::client::Client<impl ClientContext>,
+    topic: &str,
+) -> Attempt<Vec<i32>> {
+    let md = match attempt(
+        client.fetch_metadata(Some(topic), Duration::from_secs(10)),
+        || "fetching metadata".into(),
+    ) {
+        Attempt::Done(md) => md,
+        Attempt::Retry(e) => return Attempt::Retry(e),
+        Attempt::Fail(e) => return Attempt::Fail(e),
+    };
+    let Some(t) = md.topics().iter().find(|t| t.name() == topic) else {
+        return Attempt::Retry(anyhow::anyhow!("topic {topic} not in the metadata yet"));
+    };
+    if let Some(e) = t.error() {
+        return Attempt::Retry(anyhow::anyhow!(
+            "topic {topic}: {:?}",
+            rdkafka::types::RDKafkaRespErr::from(e)
+        ));
+    }
+    if t.partitions().is_empty() || t.partitions().iter().any(|p| p.leader() < 0) {
+        return Attempt::Retry(anyhow::anyhow!(
+            "topic {topic} has no partitions with a leader yet"
+        ));
+    }
+    Attempt::Done(t.partitions().iter().map(|p| p.id()).collect())
+}
+
 /// The consumer of the packets topic. Rank 0 is the job's only consumer,
 /// so it takes every partition itself (no group rebalancing) and starts
 /// each at the offset the checkpoint gives — the checkpoint, not the
 /// group's committed offset, is the source of truth — else at the group's
 /// committed offset, else at the beginning. Offsets are committed to the
-/// group too, for monitoring tools.
-pub fn consumer(cfg: &KafkaConfig, resume: &BTreeMap<i32, i64>) -> Result<BaseConsumer> {
+/// group too, for monitoring tools. Brokers not reachable or not ready
+/// are retried until `deadline`.
+pub fn consumer(
+    cfg: &KafkaConfig,
+    resume: &BTreeMap<i32, i64>,
+    deadline: Deadline,
+) -> Result<BaseConsumer> {
     let c = client_config(
         cfg,
         &[
@@ -82,28 +154,27 @@ pub fn consumer(cfg: &KafkaConfig, resume: &BTreeMap<i32, i64>) -> Result<BaseCo
         ],
     )?;
     let consumer: BaseConsumer = create(&c, DefaultConsumerContext, cfg, "Kafka consumer")?;
-    let md = consumer
-        .fetch_metadata(Some(&cfg.topic), Duration::from_secs(30))
-        .with_context(|| format!("cannot reach the Kafka brokers {}", cfg.brokers))?;
-    let partitions: Vec<i32> = md
-        .topics()
-        .iter()
-        .filter(|t| t.name() == cfg.topic)
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
-    if partitions.is_empty() {
-        anyhow::bail!(
-            "Kafka topic {} has no partitions (does it exist?)",
-            cfg.topic
-        );
-    }
+    let what = format!("Kafka brokers {} (topic {})", cfg.brokers, cfg.topic);
+    let partitions = startup::retry(&what, deadline, || {
+        partitions(consumer.client(), &cfg.topic)
+    })?;
     let mut wanted = TopicPartitionList::new();
     for &p in &partitions {
         wanted.add_partition(&cfg.topic, p);
     }
-    let committed = consumer
-        .committed_offsets(wanted, Duration::from_secs(30))
-        .context("reading the group's committed offsets")?;
+    let committed = startup::retry(
+        &format!(
+            "Kafka group coordinator for {} at {}",
+            cfg.group, cfg.brokers
+        ),
+        deadline,
+        || {
+            attempt(
+                consumer.committed_offsets(wanted.clone(), Duration::from_secs(10)),
+                || "reading the group's committed offsets".into(),
+            )
+        },
+    )?;
     let mut tpl = TopicPartitionList::new();
     for &p in &partitions {
         let offset = match resume.get(&p) {
@@ -197,11 +268,29 @@ pub fn dead_letter(
     }
 }
 
-/// Waits until every message produced so far is acknowledged.
-pub fn flush(producer: &ThreadedProducer<DefaultProducerContext>) -> Result<()> {
-    producer
-        .flush(Duration::from_secs(60))
-        .context("flushing the Kafka producer (dead letters, detections)")
+/// Waits until every message produced so far is acknowledged (before a
+/// commit: dead letters and detections are at least once). A broker that
+/// is slow or failing over is waited for, a warning every attempt; once
+/// the job is told to stop, a failed attempt gives up (and so no commit).
+pub fn flush(
+    producer: &ThreadedProducer<DefaultProducerContext>,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Result<()> {
+    for attempt in 1u32.. {
+        match producer.flush(Duration::from_secs(10)) {
+            Ok(()) => return Ok(()),
+            Err(e) if stop.load(std::sync::atomic::Ordering::Relaxed) => {
+                return Err(e)
+                    .context("flushing the Kafka producer (dead letters, detections) at shutdown")
+            }
+            Err(e) => tracing::warn!(
+                attempt,
+                in_flight = producer.in_flight_count(),
+                "Kafka producer not acknowledged yet ({e}); waiting"
+            ),
+        }
+    }
+    unreachable!("the loop returns")
 }
 
 /// Total lag of the group on `topic`: high watermark − position, summed
@@ -224,9 +313,11 @@ pub fn lag(consumer: &BaseConsumer, topic: &str) -> Option<i64> {
 }
 
 /// Creates the topics that do not exist yet (broker-default partitions and
-/// replication), so a new deployment runs without a manual step. Existing
-/// topics are left as they are.
-pub fn ensure_topics(cfg: &KafkaConfig, topics: &[&str]) -> Result<()> {
+/// replication), so a new deployment runs without a manual step, and waits
+/// until the brokers' metadata lists every topic's partitions with a
+/// leader. Existing topics are left as they are. Brokers not reachable or
+/// not ready are retried until `deadline`.
+pub fn ensure_topics(cfg: &KafkaConfig, topics: &[&str], deadline: Deadline) -> Result<()> {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     use rdkafka::client::DefaultClientContext;
     let admin: AdminClient<DefaultClientContext> = create(
@@ -235,25 +326,61 @@ pub fn ensure_topics(cfg: &KafkaConfig, topics: &[&str]) -> Result<()> {
         cfg,
         "Kafka admin client",
     )?;
-    let new: Vec<NewTopic<'_>> = topics
-        .iter()
-        .map(|t| NewTopic::new(t, -1, TopicReplication::Fixed(-1)))
-        .collect();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let results = rt
-        .block_on(admin.create_topics(
+    let what = format!("Kafka brokers {}", cfg.brokers);
+    let mut missing: Vec<&str> = topics.to_vec();
+    startup::retry(&format!("{what}: creating topics"), deadline, || {
+        let new: Vec<NewTopic<'_>> = missing
+            .iter()
+            .map(|t| NewTopic::new(t, -1, TopicReplication::Fixed(-1)))
+            .collect();
+        let results = match rt.block_on(admin.create_topics(
             &new,
-            &AdminOptions::new().request_timeout(Some(Duration::from_secs(30))),
-        ))
-        .with_context(|| format!("cannot reach the Kafka brokers {}", cfg.brokers))?;
-    for r in results {
-        match r {
-            Ok(t) => tracing::info!(topic = %t, "created Kafka topic"),
-            Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((t, e)) => anyhow::bail!("creating Kafka topic {t}: {e}"),
+            &AdminOptions::new().request_timeout(Some(Duration::from_secs(10))),
+        )) {
+            Ok(r) => r,
+            Err(e) if permanent(&e) => return Attempt::Fail(e.into()),
+            Err(e) => return Attempt::Retry(e.into()),
+        };
+        let mut again = Vec::new();
+        let mut last = None;
+        for r in results {
+            use rdkafka::types::RDKafkaErrorCode as C;
+            match r {
+                Ok(t) => tracing::info!(topic = %t, "created Kafka topic"),
+                Err((_, C::TopicAlreadyExists)) => {}
+                Err((t, e))
+                    if matches!(
+                        e,
+                        C::TopicAuthorizationFailed
+                            | C::ClusterAuthorizationFailed
+                            | C::InvalidPartitions
+                            | C::InvalidReplicationFactor
+                            | C::InvalidConfig
+                            | C::InvalidTopic
+                            | C::PolicyViolation
+                    ) =>
+                {
+                    return Attempt::Fail(anyhow::anyhow!("creating Kafka topic {t}: {e}"));
+                }
+                Err((t, e)) => {
+                    last = Some(anyhow::anyhow!("creating Kafka topic {t}: {e}"));
+                    again.push(t);
+                }
+            }
         }
+        missing.retain(|m| again.iter().any(|t| t == m));
+        match last {
+            None => Attempt::Done(()),
+            Some(e) => Attempt::Retry(e),
+        }
+    })?;
+    for t in topics {
+        startup::retry(&format!("{what}: topic {t}"), deadline, || {
+            partitions(admin.inner(), t)
+        })?;
     }
     Ok(())
 }

@@ -65,7 +65,10 @@ fn worker_loop(dist: &Dist, mut worker: Worker) -> Result<()> {
         if matches!(cmd, Command::Work(_)) {
             batches += 1;
             if dist.rank() == 1 {
-                fault("worker", batches);
+                crate::fault::kill_at("worker", batches);
+                if crate::fault::hit("worker_error", batches) {
+                    anyhow::bail!("injected failure (FAKOPP_FAULT=worker_error:{batches})");
+                }
             }
         }
         let reply = worker.handle(cmd);
@@ -107,6 +110,22 @@ impl Owners {
         r
     }
 
+    /// Forgets a retired sensor (its rank's load drops with it).
+    pub fn forget(&mut self, sensor: &str) {
+        if let Some(r) = self.of.remove(sensor) {
+            self.counts[r] -= 1;
+        }
+    }
+
+    /// Sensors assigned.
+    pub fn len(&self) -> usize {
+        self.of.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.of.is_empty()
+    }
+
     pub fn split(&mut self, work: Vec<SensorWork>) -> Vec<Vec<SensorWork>> {
         let mut per: Vec<Vec<SensorWork>> = (0..self.ranks).map(|_| Vec::new()).collect();
         for w in work {
@@ -129,7 +148,14 @@ pub fn run(cfg: &Config, args: RunArgs) -> Result<()> {
             signal_hook::flag::register(sig, Arc::clone(&ignored))
                 .context("installing signal handlers")?;
         }
-        return worker_loop(&dist, worker);
+        let result = worker_loop(&dist, worker);
+        if let Err(e) = &result {
+            // Rank 0 waits for this rank in a collective: only an abort
+            // ends the job instead of hanging it.
+            tracing::error!(rank = dist.rank(), "rank {} failed: {e:#}", dist.rank());
+            dist.abort(1);
+        }
+        return result;
     }
     let result = coordinate(cfg, &args, &dist, worker, &chains);
     if let Err(e) = &result {
@@ -156,16 +182,6 @@ fn now_ns() -> i64 {
         .unwrap_or_default()
 }
 
-/// Crash points for the restart tests: `FAKOPP_FAULT=<point>:<N>` kills
-/// the process with SIGKILL at `point` of micro-batch N.
-fn fault(point: &str, n: u64) {
-    if std::env::var("FAKOPP_FAULT").is_ok_and(|f| f == format!("{point}:{n}")) {
-        tracing::warn!("FAKOPP_FAULT: killing the job at {point} of micro-batch {n}");
-        // SAFETY: raising a signal on ourselves has no memory effects.
-        unsafe { libc::raise(libc::SIGKILL) };
-    }
-}
-
 /// What a resumed job starts from.
 struct Resumed {
     offsets: BTreeMap<i32, i64>,
@@ -174,6 +190,7 @@ struct Resumed {
     owners: Owners,
     jsonl_len: Option<u64>,
     micro_batches: u64,
+    checkpoint_ms: f64,
 }
 
 /// Loads the newest good checkpoint and hands its sensor states to the
@@ -220,7 +237,7 @@ fn resume(
     let (sensors, events) = if same_chains {
         (c.sensors, c.events)
     } else {
-        (Vec::new(), StreamEvents::default())
+        (Vec::new(), StreamEvents::new(cfg)?)
     };
     for (sensor, st) in sensors {
         let r = owners.owner(&sensor);
@@ -245,6 +262,7 @@ fn resume(
         owners,
         jsonl_len: c.jsonl_len,
         micro_batches: c.micro_batches,
+        checkpoint_ms: c.write_ms,
     }))
 }
 
@@ -268,7 +286,8 @@ fn coordinate(
     if cfg.sinks.kinds.contains(&crate::config::SinkKind::Kafka) {
         topics.push(&cfg.kafka.detections_topic);
     }
-    kafka::ensure_topics(&cfg.kafka, &topics)?;
+    let deadline = crate::startup::Deadline::after_s(cfg.stream.startup_timeout_s);
+    kafka::ensure_topics(&cfg.kafka, &topics, deadline)?;
 
     // Resume from the newest good checkpoint, if any.
     let ck = &cfg.checkpoint;
@@ -277,27 +296,37 @@ fn coordinate(
         .as_ref()
         .map(|r| r.offsets.clone())
         .unwrap_or_default();
-    let consumer = kafka::consumer(&cfg.kafka, &positions)?;
+    let consumer = kafka::consumer(&cfg.kafka, &positions, deadline)?;
     let producer = kafka::producer(&cfg.kafka)?;
     let mut sinks = sinks::StreamSinks::open(
         cfg,
         Arc::clone(&stop),
         resumed.as_ref().and_then(|r| r.jsonl_len),
+        deadline,
     )?;
     let limits = crate::codec::Limits::from_config(&cfg.stream);
-    let (mut reorder, mut events, mut owners, mut micro_batches) = match resumed {
-        Some(r) => (r.reorder, r.events, r.owners, r.micro_batches),
+    let (mut reorder, mut events, mut owners, mut micro_batches, mut checkpoint_ms) = match resumed
+    {
+        Some(r) => (
+            r.reorder,
+            r.events,
+            r.owners,
+            r.micro_batches,
+            r.checkpoint_ms,
+        ),
         None => (
             Reorder::new(
                 cfg.stream.reorder_window_s,
                 cfg.stream.max_gap_interp_samples,
                 cfg.stream.max_samples_per_packet,
             ),
-            StreamEvents::default(),
+            StreamEvents::new(cfg)?,
             Owners::new(dist.size()),
             0,
+            0.0,
         ),
     };
+    let retire_after_ns = (cfg.stream.retire_after_s * 1e9) as i64;
     let mut checkpoints = 0u64;
     // Latest packet time read per partition (bounds event finalisation).
     let mut partition_time: BTreeMap<i32, i64> = BTreeMap::new();
@@ -305,9 +334,12 @@ fn coordinate(
     let checkpoint_every = Duration::from_secs_f64(ck.interval_s);
     let interval = Duration::from_millis(cfg.stream.batch_interval_ms);
     let idle_limit = args.exit_when_idle.map(Duration::from_secs_f64);
-    let mut last_packet = Instant::now();
+    let status_every = Duration::from_secs_f64(cfg.stream.status_interval_s);
+    // Time spent waiting for packets that did not come, since the last
+    // one: a slow micro-batch is not idleness.
+    let mut idle_for = Duration::ZERO;
     let mut last_status = Instant::now();
-    let mut status_base = (0u64, 0u64, Instant::now());
+    let mut status_base = (0u64, 0u64, Instant::now(), crate::metrics::process_cpu_s());
     tracing::info!(ranks = dist.size(), topic = %cfg.kafka.topic, group = %cfg.kafka.group, "stream job started");
 
     loop {
@@ -318,11 +350,13 @@ fn coordinate(
             && !stop.load(Ordering::Relaxed)
             && (intake.packets as usize) < cfg.stream.max_packets_per_batch
         {
+            let polled = Instant::now();
             let Some(msg) = consumer.poll(
                 interval
                     .saturating_sub(batch_start.elapsed())
                     .max(Duration::from_millis(1)),
             ) else {
+                idle_for += polled.elapsed();
                 continue;
             };
             let m = match msg {
@@ -332,7 +366,7 @@ fn coordinate(
                     continue;
                 }
             };
-            last_packet = Instant::now();
+            idle_for = Duration::ZERO;
             intake.packets += 1;
             positions.insert(m.partition(), m.offset() + 1);
             let partition = m.partition();
@@ -359,7 +393,7 @@ fn coordinate(
                     metrics
                         .samples
                         .fetch_add(p.samples.len() as u64, Ordering::Relaxed);
-                    match reorder.offer(&p) {
+                    match reorder.offer(&p, partition) {
                         Offer::Accepted => intake.raw.push((p, false)),
                         Offer::Late => {
                             metrics.late_packets.fetch_add(1, Ordering::Relaxed);
@@ -375,36 +409,54 @@ fn coordinate(
         }
         // End of input (idle): flush everything. A signal (Slurm preemption)
         // only stops: the state is checkpointed as it is, to resume later.
-        let finishing = idle_limit.is_some_and(|l| last_packet.elapsed() >= l);
+        // Idle means nothing came for the idle limit *and* nothing is left
+        // to read (one broker round trip, only once the limit is reached).
+        let finishing = idle_limit.is_some_and(|l| idle_for >= l)
+            && kafka::lag(&consumer, &cfg.kafka.topic) == Some(0);
         let stopping = finishing || stop.load(Ordering::Relaxed);
         micro_batches += 1;
 
         // 2. Process: each sensor's released samples on its rank.
         let span = tracing::info_span!("micro_batch", packets = intake.packets);
         let _enter = span.enter();
-        let work = reorder.release(finishing);
+        let lagging = kafka::lagging_partitions(&consumer, &cfg.kafka.topic, &positions);
+        // A sensor is silent by its partition's clock while that partition
+        // is still being read (a backlog), else by the newest data seen.
+        let newest = partition_time.values().copied().max();
+        let clock = |p: i32| {
+            if lagging.contains(&p) {
+                partition_time.get(&p).copied()
+            } else {
+                newest
+            }
+        };
+        let work = reorder.release(finishing, retire_after_ns, clock);
         let per_rank = owners.split(work);
         let mut results = Results::default();
-        for r in exchange(
+        let mut replies = exchange(
             dist,
             &mut worker,
             per_rank.into_iter().map(Command::Work).collect(),
-        )? {
-            events.observe(cfg, &r.results, &r.progress);
-            results.extend(r.results);
-        }
+        )?;
         if finishing {
-            for r in exchange(
+            replies.extend(exchange(
                 dist,
                 &mut worker,
                 (0..dist.size()).map(|_| Command::Finish).collect(),
-            )? {
-                events.observe(cfg, &r.results, &r.progress);
-                results.extend(r.results);
+            )?);
+        }
+        for r in replies {
+            events.observe(cfg, &r.results, &r.progress)?;
+            for s in &r.retired {
+                owners.forget(s);
+                events.forget(s);
+                metrics.retired_sensors.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(sensor = %s, after_s = cfg.stream.retire_after_s, "sensor silent: retired (starts afresh if it returns)");
             }
+            results.extend(r.results);
         }
         let window_ns = (cfg.stream.reorder_window_s * 1e9) as i64;
-        let bound = kafka::lagging_partitions(&consumer, &cfg.kafka.topic, &positions)
+        let bound = lagging
             .iter()
             .map(|p| {
                 partition_time
@@ -413,7 +465,7 @@ fn coordinate(
             })
             .min()
             .unwrap_or(i64::MAX);
-        results.events = events.ready(cfg, chains, finishing, bound)?;
+        results.events = events.ready(chains, finishing, bound)?;
         results.qc_tests.extend(CompiledChain::qc_labels(chains));
         results.sort();
         for p in &results.problems {
@@ -424,21 +476,22 @@ fn coordinate(
         //    commit what was consumed.
         //    Cassandra rows are written in the background while the next
         //    micro-batch is consumed; a checkpoint first waits for them.
-        fault("before_sinks", micro_batches);
+        crate::fault::kill_at("before_sinks", micro_batches);
         let counts = (
             results.triggers.len() as u64,
             results.events.len() as u64,
             results.qc.len() as u64,
         );
         sinks.write(intake.raw, results, &producer, cfg)?;
-        kafka::flush(&producer)?;
         if let Some(ms) = sinks.last_write_ms() {
             *metrics.sink_write_ms.lock().expect("metrics lock") = ms;
         }
-        fault("after_sinks", micro_batches);
+        crate::fault::kill_at("after_sinks", micro_batches);
         if stopping || last_checkpoint.elapsed() >= checkpoint_every {
             sinks.settle()?;
+            kafka::flush(&producer, &stop)?;
             checkpoints += 1;
+            let started = Instant::now();
             let replies = exchange(
                 dist,
                 &mut worker,
@@ -455,13 +508,23 @@ fn coordinate(
                 jsonl_len: sinks.jsonl_len()?,
                 micro_batches,
                 created_ns: now_ns(),
+                write_ms: checkpoint_ms,
             };
-            snapshot
+            let bytes = snapshot
                 .write(&ck.path, ck.keep, checkpoints)
                 .context("writing the checkpoint")?;
-            kafka::commit(&consumer, &cfg.kafka.topic, &positions)?;
+            checkpoint_ms = started.elapsed().as_secs_f64() * 1e3;
+            metrics.checkpoint_bytes.store(bytes, Ordering::Relaxed);
+            *metrics.checkpoint_write_ms.lock().expect("metrics lock") = checkpoint_ms;
+            // The checkpoint is the source of truth for offsets; the
+            // group's committed offsets are for monitoring tools, so a
+            // failed commit is retried with the next checkpoint.
+            if let Err(e) = kafka::commit(&consumer, &cfg.kafka.topic, &positions) {
+                metrics.commit_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!("{e:#}; retried at the next checkpoint");
+            }
             last_checkpoint = Instant::now();
-            tracing::debug!(path = %ck.path.display(), "checkpoint written");
+            tracing::debug!(path = %ck.path.display(), bytes, write_ms = checkpoint_ms, "checkpoint written");
         }
 
         metrics.triggers.fetch_add(counts.0, Ordering::Relaxed);
@@ -473,22 +536,37 @@ fn coordinate(
         );
         drop(_enter);
 
-        if last_status.elapsed() >= Duration::from_secs(5) || stopping {
+        if last_status.elapsed() >= status_every || stopping {
             if let Some(lag) = kafka::lag(&consumer, &cfg.kafka.topic) {
                 metrics.consumer_lag.store(lag, Ordering::Relaxed);
             }
+            metrics.set_state(crate::metrics::State {
+                sensors: owners.len() as u64,
+                reorder_samples: reorder.samples_held() as u64,
+                triggers_held: events.pending() as u64,
+                rss_bytes: crate::metrics::rss_bytes(),
+                data_time_ns: partition_time.values().copied().max().unwrap_or(0),
+            });
             let (p50, p99) = metrics.latency_quantiles();
             let (pk, sm) = (
                 metrics.packets.load(Ordering::Relaxed),
                 metrics.samples.load(Ordering::Relaxed),
             );
             let secs = status_base.2.elapsed().as_secs_f64().max(1e-9);
+            let cpu = crate::metrics::process_cpu_s();
+            let cpu_ns_per_sample = if sm > status_base.1 {
+                (cpu - status_base.3) * 1e9 / (sm - status_base.1) as f64
+            } else {
+                0.0
+            };
+            let st = metrics.state();
             tracing::info!(
                 packets_per_s = format!("{:.0}", (pk - status_base.0) as f64 / secs),
                 samples_per_s = format!("{:.0}", (sm - status_base.1) as f64 / secs),
                 lag = metrics.consumer_lag.load(Ordering::Relaxed),
                 batch_p50_ms = format!("{p50:.1}"),
                 batch_p99_ms = format!("{p99:.1}"),
+                cpu_ns_per_sample = format!("{cpu_ns_per_sample:.1}"),
                 dlq = metrics.dead_letters.load(Ordering::Relaxed),
                 late = metrics.late_packets.load(Ordering::Relaxed),
                 sink_ms = format!(
@@ -496,13 +574,20 @@ fn coordinate(
                     *metrics.sink_write_ms.lock().expect("metrics lock")
                 ),
                 pending = reorder.pending(),
+                sensors = st.sensors,
+                triggers_held = st.triggers_held,
+                reorder_samples = st.reorder_samples,
+                rss_bytes = st.rss_bytes,
+                checkpoint_bytes = metrics.checkpoint_bytes.load(Ordering::Relaxed),
+                checkpoint_ms = format!("{checkpoint_ms:.1}"),
+                data_time = %crate::model::format_time_us(st.data_time_ns),
                 "status"
             );
-            status_base = (pk, sm, Instant::now());
+            status_base = (pk, sm, Instant::now(), cpu);
             last_status = Instant::now();
         }
         if stopping {
-            sinks.close(cfg)?;
+            sinks.close()?;
             exchange(
                 dist,
                 &mut worker,

@@ -8,6 +8,13 @@
 //! A packet that arrives after data later than it has been released is
 //! *late*: it is stored raw (flagged) but not processed; an exact re-send
 //! of released data is a duplicate and dropped.
+//!
+//! State is bounded by the sensors and the window, never by the job's age
+//! (docs/architecture.md, "Bounded state"): the samples kept to compare
+//! overlaps are the sensor's largest packet or `reorder_window_s` of data,
+//! whichever is more — what an overlap or re-send inside the window can
+//! reach; a sensor whose data fall `retire_after_s` behind its partition's
+//! data time is released in full and forgotten.
 
 use super::work::{Chunk, SensorWork};
 use crate::assemble::{AssembleReport, Piece, Placement, SegmentCursor};
@@ -28,6 +35,11 @@ pub enum Offer {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct SensorBuf {
+    /// Kafka partition its packets last came on (the clock it is judged
+    /// silent by).
+    partition: i32,
+    /// Most samples in one packet of this sensor so far.
+    largest: usize,
     rate: f64,
     cursor: Option<SegmentCursor>,
     /// Irregular series: time of the last released reading.
@@ -82,12 +94,31 @@ impl Reorder {
         self.sensors.values().map(|s| s.pending.len()).sum()
     }
 
-    /// Takes a validated packet.
-    pub fn offer(&mut self, p: &SensorPacket) -> Offer {
+    /// Sensors with state here.
+    pub fn sensors(&self) -> usize {
+        self.sensors.len()
+    }
+
+    /// Samples held over all sensors: overlap tails and waiting packets
+    /// (for state-size checks).
+    pub fn samples_held(&self) -> usize {
+        self.sensors
+            .values()
+            .map(|b| {
+                b.cursor.as_ref().map_or(0, |c| c.tail_len())
+                    + b.pending.values().map(|p| p.samples.len()).sum::<usize>()
+            })
+            .sum()
+    }
+
+    /// Takes a validated packet read from Kafka partition `partition`.
+    pub fn offer(&mut self, p: &SensorPacket, partition: i32) -> Offer {
         let buf = self
             .sensors
             .entry(p.sensor_id.clone())
             .or_insert_with(|| SensorBuf {
+                partition,
+                largest: 0,
                 rate: p.sample_rate_hz,
                 cursor: None,
                 last_time_ns: None,
@@ -111,6 +142,8 @@ impl Reorder {
                 return Offer::Late;
             }
         }
+        buf.partition = partition;
+        buf.largest = buf.largest.max(p.samples.len());
         buf.max_end_ns = buf.max_end_ns.max(end_ns(p));
         self.arrivals += 1;
         buf.pending
@@ -120,10 +153,21 @@ impl Reorder {
 
     /// Releases every packet that is `reorder_window_s` behind its sensor's
     /// watermark (all of them when `flush`), as chunks in time order.
-    pub fn release(&mut self, flush: bool) -> Vec<SensorWork> {
+    /// A sensor whose watermark lies `retire_after_ns` or more behind
+    /// `clock(partition)` (its partition's data time) has all its packets
+    /// released, is marked [`SensorWork::last`] and forgotten here.
+    pub fn release(
+        &mut self,
+        flush: bool,
+        retire_after_ns: i64,
+        clock: impl Fn(i32) -> Option<i64>,
+    ) -> Vec<SensorWork> {
         let mut out = Vec::new();
+        let mut retired = Vec::new();
         for (sensor, buf) in self.sensors.iter_mut() {
-            let horizon = if flush {
+            let silent = clock(buf.partition)
+                .is_some_and(|now| buf.max_end_ns < now.saturating_sub(retire_after_ns));
+            let horizon = if flush || silent {
                 i64::MAX
             } else {
                 buf.max_end_ns.saturating_sub(self.window_ns)
@@ -139,16 +183,24 @@ impl Reorder {
                     p,
                     self.max_gap,
                     self.tail_cap,
+                    self.window_ns,
                     &mut self.report,
                     &mut chunks,
                 );
             }
-            if !chunks.is_empty() {
+            if silent {
+                retired.push(sensor.clone());
+            }
+            if !chunks.is_empty() || silent {
                 out.push(SensorWork {
                     sensor: sensor.clone(),
                     chunks,
+                    last: silent,
                 });
             }
+        }
+        for s in retired {
+            self.sensors.remove(&s);
         }
         out
     }
@@ -159,6 +211,7 @@ fn place(
     p: SensorPacket,
     max_gap: u64,
     tail_cap: usize,
+    window_ns: i64,
     report: &mut AssembleReport,
     chunks: &mut Vec<Chunk>,
 ) {
@@ -186,9 +239,15 @@ fn place(
         push_samples(chunks, p.samples, times);
         return;
     }
+    // Packets are released in start order and each was accepted only if
+    // it starts at or after the cursor, so an overlap reaches back at most
+    // one earlier packet; a re-send inside the window at most the window.
+    let window_samples = (window_ns as f64 * rate / 1e9).ceil() as usize;
+    let keep = buf.largest.max(window_samples).min(tail_cap);
     let cursor = buf
         .cursor
-        .get_or_insert_with(|| SegmentCursor::new(rate, max_gap, tail_cap));
+        .get_or_insert_with(|| SegmentCursor::new(rate, max_gap, keep));
+    cursor.set_tail_cap(keep);
     match cursor.place(Piece::new(p.start_time_ns, p.samples), report) {
         Placement::NewSegment { start_ns, samples } => {
             chunks.push(Chunk::Segment {
@@ -216,5 +275,123 @@ fn push_samples(chunks: &mut Vec<Chunk>, samples: Vec<f64>, times: Vec<i64>) {
             samples,
             times_ns: times,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::SensorKind;
+
+    fn packet(sensor: &str, start_ns: i64, n: usize, rate: f64) -> SensorPacket {
+        SensorPacket {
+            sensor_id: sensor.into(),
+            kind: SensorKind::Seismic,
+            start_time_ns: start_ns,
+            sample_rate_hz: rate,
+            samples: (0..n)
+                .map(|i| ((start_ns / 1_000_000) as f64 + i as f64).sin())
+                .collect(),
+            unit: "counts".into(),
+            seq: None,
+        }
+    }
+
+    /// `hours` of 100 Hz data from `sensors` sensors in 100-sample packets,
+    /// each window of 8 packets shuffled: the most samples held at once.
+    fn peak_held(hours: u64, sensors: usize) -> (usize, usize) {
+        let mut r = Reorder::new(5.0, 15, 100_000);
+        let mut peak = (0, 0);
+        let packets = hours * 3600;
+        for k in (0..packets).step_by(8) {
+            for j in [3u64, 0, 7, 1, 6, 2, 5, 4] {
+                let t = ((k + j) * 1_000_000_000) as i64;
+                for s in 0..sensors {
+                    let p = packet(&format!("XX.S{s}..HHZ"), t, 100, 100.0);
+                    assert_eq!(r.offer(&p, 0), Offer::Accepted);
+                }
+            }
+            let now = ((k + 8) * 1_000_000_000) as i64;
+            r.release(false, 3_600_000_000_000, |_| Some(now));
+            peak = peak.max((r.samples_held(), r.sensors()));
+        }
+        peak
+    }
+
+    #[test]
+    fn held_samples_do_not_grow_with_the_hours_streamed() {
+        let (one, sensors) = peak_held(1, 3);
+        let (ten, _) = peak_held(10, 3);
+        assert_eq!(sensors, 3);
+        assert_eq!(one, ten, "state after 10 h equals state after 1 h");
+        // Per sensor: the 5 s window (500 samples) as overlap tail plus
+        // the packets waiting in the window and one micro-batch's worth.
+        assert!(one <= 3 * (500 + 1400), "held {one}");
+    }
+
+    #[test]
+    fn a_silent_sensor_is_released_in_full_and_forgotten() {
+        let mut r = Reorder::new(5.0, 15, 100_000);
+        let s = 1_000_000_000i64;
+        for k in 0..20 {
+            r.offer(&packet("XX.A..HHZ", k * s, 100, 100.0), 0);
+            r.offer(&packet("XX.B..HHZ", k * s, 100, 100.0), 0);
+        }
+        let samples_of = |w: &SensorWork| {
+            w.chunks
+                .iter()
+                .map(|c| match c {
+                    Chunk::Samples { samples, .. } => samples.len(),
+                    Chunk::Segment { .. } => 0,
+                })
+                .sum::<usize>()
+        };
+        let work = r.release(false, 3600 * s, |_| Some(20 * s));
+        assert!(work.iter().all(|w| !w.last));
+        let mut a_samples: usize = work
+            .iter()
+            .filter(|w| w.sensor == "XX.A..HHZ")
+            .map(samples_of)
+            .sum();
+        assert!(a_samples < 2000, "the window's packets wait");
+        // B goes on for an hour and a minute; A is silent.
+        let mut retired = Vec::new();
+        for k in 20..3680 {
+            r.offer(&packet("XX.B..HHZ", k * s, 100, 100.0), 0);
+            for w in r.release(false, 3600 * s, |_| Some((k + 1) * s)) {
+                if w.sensor == "XX.A..HHZ" {
+                    a_samples += samples_of(&w);
+                }
+                if w.last {
+                    retired.push((k, w.sensor));
+                }
+            }
+        }
+        assert_eq!(retired.len(), 1, "{retired:?}");
+        assert_eq!(retired[0].1, "XX.A..HHZ");
+        // Retired once its newest data (end 20 s) are an hour behind.
+        assert_eq!(retired[0].0, 3620);
+        assert_eq!(a_samples, 2000, "every sample of A was processed");
+        assert_eq!(r.sensors(), 1);
+        // Back again: a new series (a new segment, fresh chains).
+        assert_eq!(
+            r.offer(&packet("XX.A..HHZ", 3700 * s, 100, 100.0), 0),
+            Offer::Accepted
+        );
+        let w = r.release(true, 3600 * s, |_| Some(3701 * s));
+        let a = w.iter().find(|w| w.sensor == "XX.A..HHZ").unwrap();
+        assert!(matches!(a.chunks[0], Chunk::Segment { .. }));
+    }
+
+    #[test]
+    fn a_sensor_on_a_partition_read_behind_is_not_retired() {
+        let mut r = Reorder::new(5.0, 15, 100_000);
+        let s = 1_000_000_000i64;
+        r.offer(&packet("XX.A..HHZ", 0, 100, 100.0), 1);
+        // Partition 0 is two hours ahead, partition 1 (A's) is still being
+        // read at A's time: A is not silent.
+        let work = r.release(false, 3600 * s, |p| Some(if p == 1 { s } else { 7200 * s }));
+        assert!(work.iter().all(|w| !w.last));
+        assert_eq!(r.sensors(), 1);
     }
 }

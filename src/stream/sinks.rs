@@ -1,12 +1,13 @@
 //! The stream job's sinks (`[sinks] kinds`): Cassandra (raw packets and
 //! results), JSON lines (appended and fsynced every micro-batch), HDF5
-//! (the whole run's results, written at the end: replays and tests), and
-//! Kafka (network events on the detections topic).
+//! Kafka (network events on the detections topic). No sink holds the
+//! run's results: HDF5, a file written whole, is refused in stream configs.
 
 use crate::config::{Config, SinkKind};
 use crate::model::SensorPacket;
 use crate::output::Results;
 use crate::sink::cassandra::{CassandraSink, RawRow};
+use crate::startup::Attempt;
 use anyhow::{Context, Result};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, ThreadedProducer};
 use std::io::Write;
@@ -16,6 +17,25 @@ use std::time::{Duration, Instant};
 
 /// How long a write may still retry after SIGTERM/SIGINT.
 const SHUTDOWN_WRITE_GRACE: Duration = Duration::from_secs(20);
+
+/// Whether connecting (session, schema, statements) may pass later: the
+/// cluster was not reachable or not ready; refusals (a bad keyspace
+/// definition, authentication, TLS verification, settings) are final.
+fn connect_retryable(e: &anyhow::Error) -> bool {
+    use scylla::errors::{ExecutionError, NewSessionError};
+    for cause in e.chain() {
+        if let Some(n) = cause.downcast_ref::<NewSessionError>() {
+            return matches!(
+                n,
+                NewSessionError::MetadataError(_) | NewSessionError::FailedToResolveAnyHostname(_)
+            ) && !format!("{n}").contains("certificate");
+        }
+        if let Some(x) = cause.downcast_ref::<ExecutionError>() {
+            return crate::sink::cassandra::permanent(x).is_none();
+        }
+    }
+    false
+}
 
 pub struct StreamSinks {
     rt: Option<tokio::runtime::Runtime>,
@@ -29,7 +49,6 @@ pub struct StreamSinks {
     _cancel: Option<tokio::sync::watch::Sender<bool>>,
     jsonl: Option<Box<dyn Write>>,
     jsonl_file: Option<std::fs::File>,
-    hdf5: Option<Results>,
     kafka: bool,
 }
 
@@ -41,6 +60,7 @@ impl StreamSinks {
         cfg: &Config,
         stop: Arc<AtomicBool>,
         jsonl_len: Option<u64>,
+        deadline: crate::startup::Deadline,
     ) -> Result<StreamSinks> {
         let kinds = &cfg.sinks.kinds;
         let (mut rt, mut cassandra, mut cancel) = (None, None, None);
@@ -50,7 +70,14 @@ impl StreamSinks {
                 .enable_all()
                 .build()
                 .context("starting the tokio runtime for Cassandra")?;
-            let sink = runtime.block_on(CassandraSink::connect(&cfg.cassandra))?;
+            let what = format!("Cassandra at {}", cfg.cassandra.nodes.join(", "));
+            let sink = crate::startup::retry(&what, deadline, || {
+                match runtime.block_on(CassandraSink::connect(&cfg.cassandra)) {
+                    Ok(s) => Attempt::Done(s),
+                    Err(e) if connect_retryable(&e) => Attempt::Retry(e),
+                    Err(e) => Attempt::Fail(e),
+                }
+            })?;
             let (tx, rx) = tokio::sync::watch::channel(false);
             // SIGTERM during an endless retry (Cassandra down): after a
             // grace period that lets a healthy final write finish, give up
@@ -98,7 +125,6 @@ impl StreamSinks {
             _cancel: cancel,
             jsonl,
             jsonl_file,
-            hdf5: kinds.contains(&SinkKind::Hdf5).then(Results::default),
             kafka: kinds.contains(&SinkKind::Kafka),
         })
     }
@@ -122,7 +148,7 @@ impl StreamSinks {
         self.last_write.map(|d| d.as_secs_f64() * 1e3)
     }
 
-    /// Writes one micro-batch: JSON lines, HDF5 and detections at once;
+    /// Writes one micro-batch: JSON lines and detections at once;
     /// the Cassandra rows in the background, after the previous batch's
     /// (see [`StreamSinks::settle`], which checkpoints call first). While
     /// Cassandra is down the job consumes at most one more micro-batch,
@@ -147,8 +173,8 @@ impl StreamSinks {
                         late: *late,
                     })
                     .collect();
-                let (a, b) = tokio::join!(sink.write_raw(&rows), sink.write_results(&results));
-                a.and(b)?;
+                // The first failure ends the write (the other half is dropped).
+                tokio::try_join!(sink.write_raw(&rows), sink.write_results(&results))?;
                 Ok(t.elapsed())
             }));
         }
@@ -167,16 +193,6 @@ impl StreamSinks {
             w.flush()?;
             if let Some(f) = &self.jsonl_file {
                 f.sync_data().context("fsync of the JSON-lines output")?;
-            }
-        }
-        if let Some(all) = self.hdf5.as_mut() {
-            let mut r = results.clone();
-            r.qc_tests.clear();
-            all.extend(r);
-            for t in &results.qc_tests {
-                if !all.qc_tests.contains(t) {
-                    all.qc_tests.push(t.clone());
-                }
             }
         }
         if self.kafka {
@@ -212,14 +228,8 @@ impl StreamSinks {
         })
     }
 
-    /// End of the run: the last Cassandra write settled, the HDF5 results
-    /// file written, if configured.
-    pub fn close(&mut self, cfg: &Config) -> Result<()> {
-        self.settle()?;
-        if let Some(mut all) = self.hdf5.take() {
-            all.sort();
-            crate::sink::hdf5::write_file(&all, &cfg.sinks.hdf5_path, cfg.chains_hash())?;
-        }
-        Ok(())
+    /// End of the run: the last Cassandra write settled.
+    pub fn close(&mut self) -> Result<()> {
+        self.settle()
     }
 }

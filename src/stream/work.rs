@@ -25,6 +25,10 @@ pub enum Chunk {
 pub struct SensorWork {
     pub sensor: String,
     pub chunks: Vec<Chunk>,
+    /// The sensor is retired after these chunks (silent for longer than
+    /// `retire_after_s`): its chains finish as at the end of a stream and
+    /// its state is dropped.
+    pub last: bool,
 }
 
 /// What rank 0 tells every rank each micro-batch.
@@ -52,6 +56,8 @@ pub struct Reply {
     pub progress: Vec<(String, i64, Option<i64>)>,
     /// Sensor states, for `Snapshot`.
     pub states: Vec<(String, SensorState)>,
+    /// Sensors retired in this step (their state is gone).
+    pub retired: Vec<String>,
 }
 
 /// Everything one rank keeps about one sensor.
@@ -125,20 +131,32 @@ impl Worker {
                         (w, s)
                     })
                     .collect();
-                let outs: Vec<(String, SensorState, Results)> = {
+                let outs: Vec<(String, Option<SensorState>, Results)> = {
                     use rayon::prelude::*;
                     owned
                         .par_iter_mut()
                         .map(|(w, st)| {
                             let mut out = Results::default();
-                            let st = self.run_sensor(w, st.take(), &mut out);
-                            (w.sensor.clone(), st, out)
+                            let mut st = self.run_sensor(w, st.take(), &mut out);
+                            if w.last {
+                                // Retired: what a stream's end would flush.
+                                for (_, c) in st.chains.iter_mut() {
+                                    c.finish(&mut out);
+                                }
+                                return (w.sensor.clone(), None, out);
+                            }
+                            (w.sensor.clone(), Some(st), out)
                         })
                         .collect()
                 };
                 for (sensor, st, out) in outs {
                     reply.results.extend(out);
-                    self.sensors.insert(sensor, st);
+                    match st {
+                        Some(st) => {
+                            self.sensors.insert(sensor, st);
+                        }
+                        None => reply.retired.push(sensor),
+                    }
                 }
                 reply.progress = self.progress();
             }

@@ -2,13 +2,15 @@
 //! schema, and the [`CassandraSink`] writer. Data is written with prepared
 //! statements only.
 
+mod retry;
 mod schema;
 mod writer;
 
+pub use retry::permanent;
 pub use schema::{apply_schema, schema_statements};
 pub use writer::{
-    qc_flag_keys, CassandraSink, QcRow, RawRow, SinkStats, Table, WriteCancelled, BACKOFF_CAP,
-    BACKOFF_START,
+    qc_flag_keys, CassandraSink, PermanentWriteError, QcRow, RawRow, SinkStats, Table,
+    WriteCancelled, BACKOFF_CAP, BACKOFF_START,
 };
 
 use crate::config::{CassandraConfig, CassandraTls};

@@ -17,8 +17,9 @@
 //! * A failed request is retried with exponential backoff (100 ms doubling
 //!   to 5 s, equal jitter) for ever, each retry logged as a warning, until
 //!   it succeeds or the sink's cancellation signal fires (see
-//!   [`CassandraSink::with_cancel`]). Only client-side errors (a value that
-//!   cannot be serialized for its column: a bug, never an outage) fail at once.
+//!   [`CassandraSink::with_cancel`]). Permanent refusals (`retry.rs`: an
+//!   unknown table, a changed schema, a refused value, authorisation) fail
+//!   at once with the server's message.
 
 use super::{apply_schema, connect};
 use crate::config::CassandraConfig;
@@ -27,7 +28,6 @@ use crate::output::{EventRec, QcRec, Results, StatsRec, TriggerRec};
 use anyhow::{anyhow, bail, Context, Result};
 use scylla::client::session::Session;
 use scylla::deserialize::row::DeserializeRow;
-use scylla::errors::ExecutionError;
 use scylla::response::{PagingState, PagingStateResponse};
 use scylla::serialize::row::{RowSerializationContext, SerializeRow};
 use scylla::serialize::writers::RowWriter;
@@ -1021,8 +1021,17 @@ impl CassandraSink {
     }
 }
 
-/// Sends one request until it is acknowledged. Only client-side errors
-/// (values that do not serialize: a bug) end it with an error.
+/// A write the cluster refused for good (see `retry.rs`): the job stops.
+#[derive(Debug, thiserror::Error)]
+#[error("Cassandra refused a write to {table} (not retryable): {why}")]
+pub struct PermanentWriteError {
+    pub table: &'static str,
+    pub why: String,
+}
+
+/// Sends one request until it is acknowledged, retrying what may pass
+/// (outages, timeouts); a permanent refusal ends it with
+/// [`PermanentWriteError`].
 async fn write_with_retry(inner: &Inner, job: Job) -> Result<()> {
     let c = &inner.counters;
     let now = c.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
@@ -1068,11 +1077,11 @@ async fn write_with_retry(inner: &Inner, job: Job) -> Result<()> {
                 if let Ok(mut last) = c.last_error.lock() {
                     *last = Some(msg.clone());
                 }
-                if let ExecutionError::BadQuery(_) = e {
-                    return Err(anyhow::Error::new(e).context(format!(
-                        "Cassandra write to {} failed (not retryable)",
-                        job.table.name()
-                    )));
+                if let Some(why) = super::retry::permanent(&e) {
+                    return Err(anyhow::Error::new(PermanentWriteError {
+                        table: job.table.name(),
+                        why,
+                    }));
                 }
                 attempt += 1;
                 let wait = jittered(backoff(attempt));
