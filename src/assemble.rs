@@ -258,6 +258,13 @@ impl SegmentCursor {
         if slot >= self.held as i64 {
             return false;
         }
+        let back = (self.held as i64 - slot) as usize;
+        // Only a piece the tail can compare in full is a duplicate; one
+        // reaching further back is late (stored, flagged), never dropped
+        // unseen.
+        if back > self.tail.len() {
+            return false;
+        }
         let (overlap, conflicts) = self.overlap_conflicts(slot, samples, |k| self.tail_sample(k));
         overlap == samples.len() && conflicts == 0
     }

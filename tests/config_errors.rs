@@ -159,3 +159,22 @@ fn shipped_example_configs_are_valid() {
         fakopp::config::Config::load(&path, mode).unwrap_or_else(|e| panic!("{name}: {e}"));
     }
 }
+
+#[test]
+fn a_stream_refuses_the_hdf5_sink_and_a_retirement_inside_the_window() {
+    check(
+        "[source]\nkind = \"kafka\"\n[sinks]\nkinds = [\"jsonl\", \"hdf5\"]\n",
+        "sinks.kinds",
+        "is a batch sink",
+    );
+    check(
+        "[source]\nkind = \"kafka\"\n[sinks]\nkinds = [\"jsonl\"]\n[stream]\nreorder_window_s = 10.0\nretire_after_s = 5.0\n",
+        "stream.retire_after_s",
+        "must exceed stream.reorder_window_s",
+    );
+    check(
+        "[source]\nkind = \"kafka\"\n[sinks]\nkinds = [\"jsonl\"]\n[stream]\nstartup_timeout_s = 0\n",
+        "stream.startup_timeout_s",
+        "must be a finite number > 0",
+    );
+}

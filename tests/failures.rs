@@ -238,7 +238,7 @@ fn start_up_gives_up_on_an_unreachable_service_naming_it() {
         "k",
         &topic,
         &ks,
-        &sections("startup_timeout_s = 6.0", START),
+        &sections("startup_timeout_s = 8.0", START),
     );
     let text = std::fs::read_to_string(&cfg)
         .unwrap()

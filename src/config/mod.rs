@@ -213,6 +213,11 @@ pub struct StreamConfig {
     pub startup_timeout_s: f64,
     /// Seconds between status lines (log and Prometheus gauges).
     pub status_interval_s: f64,
+    /// A partition whose data time runs this far (seconds) ahead of the
+    /// slowest partition still being read is paused until the others
+    /// catch up, so draining a backlog keeps what waits for network
+    /// coincidence bounded (watermark alignment).
+    pub max_partition_skew_s: f64,
 }
 
 impl Default for StreamConfig {
@@ -226,6 +231,7 @@ impl Default for StreamConfig {
             retire_after_s: 3600.0,
             startup_timeout_s: 300.0,
             status_interval_s: 5.0,
+            max_partition_skew_s: 60.0,
         }
     }
 }

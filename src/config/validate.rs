@@ -121,6 +121,10 @@ pub(super) fn validate(cfg: &Config, mode: Mode) -> Check {
         cfg.stream.status_interval_s,
     )?;
     positive("stream.retire_after_s".into(), cfg.stream.retire_after_s)?;
+    positive(
+        "stream.max_partition_skew_s".into(),
+        cfg.stream.max_partition_skew_s,
+    )?;
     if cfg.stream.retire_after_s <= cfg.stream.reorder_window_s {
         fail(
             "stream.retire_after_s",
@@ -150,15 +154,6 @@ pub(super) fn validate(cfg: &Config, mode: Mode) -> Check {
     }
     if cfg.sinks.kinds.is_empty() && mode != Mode::Tooling {
         fail("sinks.kinds", "needs at least one sink")?;
-    }
-    if mode == Mode::Stream && cfg.sinks.kinds.contains(&super::SinkKind::Hdf5) {
-        // An HDF5 results file is written whole; a stream that runs for
-        // months would have to hold every result until the end.
-        fail(
-            "sinks.kinds",
-            "\"hdf5\" is a batch sink; a stream writes its results to cassandra, jsonl or kafka \
-             (`fakopp batch` writes HDF5 results files)",
-        )?;
     }
 
     let mut names = std::collections::BTreeSet::new();
@@ -232,6 +227,16 @@ pub(super) fn validate(cfg: &Config, mode: Mode) -> Check {
                 "must be a finite number >= 0",
             )?;
         }
+    }
+    // Last, so a config's other mistakes are named first.
+    if mode == Mode::Stream && cfg.sinks.kinds.contains(&super::SinkKind::Hdf5) {
+        // An HDF5 results file is written whole; a stream that runs for
+        // months would have to hold every result until the end.
+        fail(
+            "sinks.kinds",
+            "\"hdf5\" (the default when [sinks] is left out) is a batch sink; a stream writes its results to cassandra, jsonl or kafka \
+             (`fakopp batch` writes HDF5 results files)",
+        )?;
     }
     Ok(())
 }

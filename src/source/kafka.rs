@@ -65,6 +65,9 @@ pub fn create<C: FromClientConfigAndContext<X>, X: ClientContext>(
     })
 }
 
+/// How long one start-up request may take before it is tried again.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Broker answers no retry can change: authorisation and authentication
 /// refused, a request the cluster's settings reject. Everything else a
 /// broker says at start-up (not reachable, `NotCoordinator`,
@@ -106,10 +109,9 @@ fn partitions(
     client: &rdkafka::client::Client<impl ClientContext>,
     topic: &str,
 ) -> Attempt<Vec<i32>> {
-    let md = match attempt(
-        client.fetch_metadata(Some(topic), Duration::from_secs(10)),
-        || "fetching metadata".into(),
-    ) {
+    let md = match attempt(client.fetch_metadata(Some(topic), ATTEMPT_TIMEOUT), || {
+        "fetching metadata".into()
+    }) {
         Attempt::Done(md) => md,
         Attempt::Retry(e) => return Attempt::Retry(e),
         Attempt::Fail(e) => return Attempt::Fail(e),
@@ -137,12 +139,14 @@ fn partitions(
 /// group's committed offset, is the source of truth — else at the group's
 /// committed offset, else at the beginning. Offsets are committed to the
 /// group too, for monitoring tools. Brokers not reachable or not ready
-/// are retried until `deadline`.
+/// are retried until `deadline`. Returns the consumer and the offset each
+/// partition starts at (librdkafka knows no position for a partition
+/// until a message of it was read).
 pub fn consumer(
     cfg: &KafkaConfig,
     resume: &BTreeMap<i32, i64>,
     deadline: Deadline,
-) -> Result<BaseConsumer> {
+) -> Result<(BaseConsumer, BTreeMap<i32, i64>)> {
     let c = client_config(
         cfg,
         &[
@@ -170,27 +174,44 @@ pub fn consumer(
         deadline,
         || {
             attempt(
-                consumer.committed_offsets(wanted.clone(), Duration::from_secs(10)),
+                consumer.committed_offsets(wanted.clone(), ATTEMPT_TIMEOUT),
                 || "reading the group's committed offsets".into(),
             )
         },
     )?;
     let mut tpl = TopicPartitionList::new();
+    let mut start = BTreeMap::new();
     for &p in &partitions {
         let offset = match resume.get(&p) {
-            Some(&o) => Offset::Offset(o),
+            Some(&o) => o,
             None => match committed.find_partition(&cfg.topic, p).map(|e| e.offset()) {
-                Some(Offset::Offset(o)) => Offset::Offset(o),
-                _ => Offset::Beginning,
+                Some(Offset::Offset(o)) => o,
+                _ => {
+                    startup::retry(
+                        &format!(
+                            "Kafka brokers {} (partition {p} of {})",
+                            cfg.brokers, cfg.topic
+                        ),
+                        deadline,
+                        || {
+                            attempt(
+                                consumer.fetch_watermarks(&cfg.topic, p, ATTEMPT_TIMEOUT),
+                                || "reading the partition's first offset".into(),
+                            )
+                        },
+                    )?
+                    .0
+                }
             },
         };
-        tpl.add_partition_offset(&cfg.topic, p, offset)?;
+        start.insert(p, offset);
+        tpl.add_partition_offset(&cfg.topic, p, Offset::Offset(offset))?;
     }
     consumer
         .assign(&tpl)
         .with_context(|| format!("assigning the partitions of {}", cfg.topic))?;
     tracing::info!(topic = %cfg.topic, partitions = partitions.len(), from_checkpoint = !resume.is_empty(), "consuming");
-    Ok(consumer)
+    Ok((consumer, start))
 }
 
 pub fn producer(cfg: &KafkaConfig) -> Result<ThreadedProducer<DefaultProducerContext>> {
@@ -277,7 +298,7 @@ pub fn flush(
     stop: &std::sync::atomic::AtomicBool,
 ) -> Result<()> {
     for attempt in 1u32.. {
-        match producer.flush(Duration::from_secs(10)) {
+        match producer.flush(ATTEMPT_TIMEOUT) {
             Ok(()) => return Ok(()),
             Err(e) if stop.load(std::sync::atomic::Ordering::Relaxed) => {
                 return Err(e)
@@ -293,20 +314,17 @@ pub fn flush(
     unreachable!("the loop returns")
 }
 
-/// Total lag of the group on `topic`: high watermark − position, summed
-/// over the assigned partitions.
-pub fn lag(consumer: &BaseConsumer, topic: &str) -> Option<i64> {
+/// Messages left to read on `topic`: high watermark − our next offset
+/// (`positions`), summed over the assigned partitions; `None` when a
+/// broker cannot say.
+pub fn lag(consumer: &BaseConsumer, topic: &str, positions: &BTreeMap<i32, i64>) -> Option<i64> {
     let assignment = consumer.assignment().ok()?;
-    let position = consumer.position().ok()?;
     let mut total = 0;
     for e in assignment.elements_for_topic(topic) {
         let (_, high) = consumer
             .fetch_watermarks(topic, e.partition(), Duration::from_secs(5))
             .ok()?;
-        let pos = position
-            .find_partition(topic, e.partition())
-            .and_then(|p| p.offset().to_raw())
-            .unwrap_or(0);
+        let pos = positions.get(&e.partition()).copied().unwrap_or(0);
         total += (high - pos.max(0)).max(0);
     }
     Some(total)
@@ -338,7 +356,7 @@ pub fn ensure_topics(cfg: &KafkaConfig, topics: &[&str], deadline: Deadline) -> 
             .collect();
         let results = match rt.block_on(admin.create_topics(
             &new,
-            &AdminOptions::new().request_timeout(Some(Duration::from_secs(10))),
+            &AdminOptions::new().request_timeout(Some(ATTEMPT_TIMEOUT)),
         )) {
             Ok(r) => r,
             Err(e) if permanent(&e) => return Attempt::Fail(e.into()),
@@ -381,6 +399,52 @@ pub fn ensure_topics(cfg: &KafkaConfig, topics: &[&str], deadline: Deadline) -> 
         startup::retry(&format!("{what}: topic {t}"), deadline, || {
             partitions(admin.inner(), t)
         })?;
+    }
+    Ok(())
+}
+
+/// Watermark alignment: pauses the partitions whose data time (`times`)
+/// runs more than `skew_ns` ahead of the slowest partition still being
+/// read (`lagging`), and resumes them once it is within; a lagging
+/// partition that delivered nothing yet holds every other back. Without
+/// it a drained backlog's partitions drift apart in data time, and
+/// everything that waits for the slowest (network coincidence, retirement
+/// clocks) grows with the drift. `paused` is kept between calls.
+pub fn align(
+    consumer: &BaseConsumer,
+    topic: &str,
+    times: &BTreeMap<i32, i64>,
+    lagging: &[i32],
+    skew_ns: i64,
+    paused: &mut std::collections::BTreeSet<i32>,
+) -> Result<()> {
+    let slowest = lagging
+        .iter()
+        .filter(|p| !paused.contains(p))
+        .map(|p| times.get(p).copied().unwrap_or(i64::MIN))
+        .min();
+    let Ok(assignment) = consumer.assignment() else {
+        return Ok(());
+    };
+    let (mut pause, mut resume) = (TopicPartitionList::new(), TopicPartitionList::new());
+    for e in assignment.elements_for_topic(topic) {
+        let p = e.partition();
+        let ahead = match (slowest, times.get(&p)) {
+            (Some(s), Some(&t)) => t > s.saturating_add(skew_ns),
+            _ => false,
+        };
+        if ahead && paused.insert(p) {
+            pause.add_partition(topic, p);
+        } else if !ahead && paused.remove(&p) {
+            resume.add_partition(topic, p);
+        }
+    }
+    if pause.count() > 0 {
+        consumer.pause(&pause).context("pausing partitions ahead")?;
+        tracing::debug!(partitions = ?pause.elements().iter().map(|e| e.partition()).collect::<Vec<_>>(), "paused: ahead of the slowest partition");
+    }
+    if resume.count() > 0 {
+        consumer.resume(&resume).context("resuming partitions")?;
     }
     Ok(())
 }

@@ -151,17 +151,38 @@ impl Reorder {
         Offer::Accepted
     }
 
+    /// The data time a sensor's silence is judged by: the (upper) median
+    /// watermark of the sensors on its partition — robust to one packet
+    /// with a wild timestamp, and moving with the partition while a
+    /// backlog of it is read — or of all sensors when its partition has
+    /// fewer than three.
+    fn clocks(&self) -> (BTreeMap<i32, i64>, Option<i64>) {
+        let mut by: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+        for b in self.sensors.values() {
+            by.entry(b.partition).or_default().push(b.max_end_ns);
+        }
+        let median = |v: &mut Vec<i64>| {
+            v.sort_unstable();
+            v[v.len() / 2]
+        };
+        let mut all: Vec<i64> = self.sensors.values().map(|b| b.max_end_ns).collect();
+        let global = (!all.is_empty()).then(|| median(&mut all));
+        let per = by
+            .into_iter()
+            .filter(|(_, v)| v.len() >= 3)
+            .map(|(p, mut v)| (p, median(&mut v)))
+            .collect();
+        (per, global)
+    }
+
     /// Releases every packet that is `reorder_window_s` behind its sensor's
     /// watermark (all of them when `flush`), as chunks in time order.
-    /// A sensor whose watermark lies `retire_after_ns` or more behind
-    /// `clock(partition)` (its partition's data time) has all its packets
-    /// released, is marked [`SensorWork::last`] and forgotten here.
-    pub fn release(
-        &mut self,
-        flush: bool,
-        retire_after_ns: i64,
-        clock: impl Fn(i32) -> Option<i64>,
-    ) -> Vec<SensorWork> {
+    /// A sensor whose watermark lies `retire_after_ns` or more behind its
+    /// clock (see [`Reorder::clocks`]) has all its packets released, is
+    /// marked [`SensorWork::last`] and forgotten here.
+    pub fn release(&mut self, flush: bool, retire_after_ns: i64) -> Vec<SensorWork> {
+        let (per, global) = self.clocks();
+        let clock = |p: i32| per.get(&p).copied().or(global);
         let mut out = Vec::new();
         let mut retired = Vec::new();
         for (sensor, buf) in self.sensors.iter_mut() {
@@ -311,8 +332,7 @@ mod tests {
                     assert_eq!(r.offer(&p, 0), Offer::Accepted);
                 }
             }
-            let now = ((k + 8) * 1_000_000_000) as i64;
-            r.release(false, 3_600_000_000_000, |_| Some(now));
+            r.release(false, 3_600_000_000_000);
             peak = peak.max((r.samples_held(), r.sensors()));
         }
         peak
@@ -336,6 +356,7 @@ mod tests {
         for k in 0..20 {
             r.offer(&packet("XX.A..HHZ", k * s, 100, 100.0), 0);
             r.offer(&packet("XX.B..HHZ", k * s, 100, 100.0), 0);
+            r.offer(&packet("XX.C..HHZ", k * s, 100, 100.0), 0);
         }
         let samples_of = |w: &SensorWork| {
             w.chunks
@@ -346,7 +367,7 @@ mod tests {
                 })
                 .sum::<usize>()
         };
-        let work = r.release(false, 3600 * s, |_| Some(20 * s));
+        let work = r.release(false, 3600 * s);
         assert!(work.iter().all(|w| !w.last));
         let mut a_samples: usize = work
             .iter()
@@ -358,7 +379,8 @@ mod tests {
         let mut retired = Vec::new();
         for k in 20..3680 {
             r.offer(&packet("XX.B..HHZ", k * s, 100, 100.0), 0);
-            for w in r.release(false, 3600 * s, |_| Some((k + 1) * s)) {
+            r.offer(&packet("XX.C..HHZ", k * s, 100, 100.0), 0);
+            for w in r.release(false, 3600 * s) {
                 if w.sensor == "XX.A..HHZ" {
                     a_samples += samples_of(&w);
                 }
@@ -372,26 +394,44 @@ mod tests {
         // Retired once its newest data (end 20 s) are an hour behind.
         assert_eq!(retired[0].0, 3620);
         assert_eq!(a_samples, 2000, "every sample of A was processed");
-        assert_eq!(r.sensors(), 1);
+        assert_eq!(r.sensors(), 2);
         // Back again: a new series (a new segment, fresh chains).
         assert_eq!(
             r.offer(&packet("XX.A..HHZ", 3700 * s, 100, 100.0), 0),
             Offer::Accepted
         );
-        let w = r.release(true, 3600 * s, |_| Some(3701 * s));
+        let w = r.release(true, 3600 * s);
         let a = w.iter().find(|w| w.sensor == "XX.A..HHZ").unwrap();
         assert!(matches!(a.chunks[0], Chunk::Segment { .. }));
     }
 
     #[test]
-    fn a_sensor_on_a_partition_read_behind_is_not_retired() {
+    fn one_wild_timestamp_retires_nobody() {
         let mut r = Reorder::new(5.0, 15, 100_000);
         let s = 1_000_000_000i64;
-        r.offer(&packet("XX.A..HHZ", 0, 100, 100.0), 1);
-        // Partition 0 is two hours ahead, partition 1 (A's) is still being
-        // read at A's time: A is not silent.
-        let work = r.release(false, 3600 * s, |p| Some(if p == 1 { s } else { 7200 * s }));
+        for k in 0..10 {
+            for n in 0..4 {
+                r.offer(&packet(&format!("XX.S{n}..HHZ"), k * s, 100, 100.0), 0);
+            }
+        }
+        // A day ahead: that sensor's own watermark, nobody else's clock.
+        r.offer(&packet("XX.S0..HHZ", 86_400 * s, 100, 100.0), 0);
+        let work = r.release(false, 3600 * s);
+        assert!(work.iter().all(|w| !w.last), "nobody retired");
+        assert_eq!(r.sensors(), 4);
+    }
+
+    #[test]
+    fn sensors_are_judged_by_their_own_partition() {
+        let mut r = Reorder::new(5.0, 15, 100_000);
+        let s = 1_000_000_000i64;
+        // Partition 1 is read two hours behind partition 0 (a backlog).
+        for n in 0..3 {
+            r.offer(&packet(&format!("XX.A{n}..HHZ"), 0, 100, 100.0), 1);
+            r.offer(&packet(&format!("XX.B{n}..HHZ"), 7200 * s, 100, 100.0), 0);
+        }
+        let work = r.release(false, 3600 * s);
         assert!(work.iter().all(|w| !w.last));
-        assert_eq!(r.sensors(), 1);
+        assert_eq!(r.sensors(), 6);
     }
 }
