@@ -1,7 +1,8 @@
 //! Real Cassandra: `CassandraSink` writes raw packets and every result kind
 //! with prepared statements, reads them back exactly, rewrites without
-//! duplicating, keeps its in-flight limit, reports unreachable nodes, and
-//! retries failed writes until they succeed or it is cancelled.
+//! duplicating, keeps its in-flight limit, reports unreachable nodes,
+//! retries transient failures until they succeed or it is cancelled, and
+//! fails at once on permanent refusals.
 //! Each test uses its own keyspace and drops it at the end.
 
 mod common;
@@ -10,7 +11,7 @@ use fakopp::config::CassandraConfig;
 use fakopp::model::{day_of, SensorKind, SensorPacket};
 use fakopp::output::{EventRec, QcRec, Results, StatsRec, TriggerRec};
 use fakopp::sink::cassandra::{
-    apply_schema, connect, CassandraSink, QcRow, RawRow, Table, WriteCancelled,
+    CassandraSink, PermanentWriteError, QcRow, RawRow, Table, WriteCancelled,
 };
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -366,15 +367,39 @@ async fn connect_to_a_refusing_node_names_the_nodes() {
     );
 }
 
-/// A write into a dropped keyspace fails and is retried; once the test has
-/// seen a retry it re-creates the schema, and the same call then succeeds.
+/// A write into a dropped keyspace is refused for good: it fails at once
+/// with the server's message, nothing retried (a job would hang for ever).
 #[tokio::test]
-async fn a_failing_write_is_retried_until_it_succeeds() {
+async fn a_write_into_a_dropped_keyspace_fails_at_once() {
     let ks = unique("fakopp_sink");
-    let cfg = config(&ks, 4);
     let s = sink(&ks, 4).await;
     drop_keyspace(&s).await;
+    let p = packet("XX.STA1..HHZ", T0, 100, Some(1));
+    let e = s
+        .write_raw(&[RawRow {
+            packet: &p,
+            late: false,
+        }])
+        .await
+        .expect_err("refused");
+    let p = e
+        .downcast_ref::<PermanentWriteError>()
+        .unwrap_or_else(|| panic!("not permanent: {e:#}"));
+    assert_eq!(p.table, "raw_packets");
+    assert!(p.why.to_lowercase().contains(&ks), "{p}");
+    let st = s.stats();
+    assert_eq!((st.retries, st.rows_written), (0, 0), "{st:?}");
+}
 
+/// A keyspace whose replicas are not all there (replication 3 on one
+/// node): writes are unavailable, a transient state, and retried; once
+/// the replication is lowered the same call succeeds.
+#[tokio::test]
+async fn an_unavailable_write_is_retried_until_it_succeeds() {
+    let ks = unique("fakopp_sink");
+    let mut cfg = config(&ks, 4);
+    cfg.replication = "{'class': 'SimpleStrategy', 'replication_factor': 3}".into();
+    let s = CassandraSink::connect(&cfg).await.unwrap();
     let mut retries = s.retry_watch();
     let writer = s.clone();
     let task = tokio::spawn(async move {
@@ -389,32 +414,37 @@ async fn a_failing_write_is_retried_until_it_succeeds() {
     retries.wait_for(|n| *n >= 2).await.unwrap();
     assert_eq!(s.stats().rows_written, 0);
     assert!(s.stats().last_error.is_some());
-
-    let admin = connect(&cfg).await.unwrap();
-    apply_schema(&admin, &cfg).await.unwrap();
+    s.session()
+        .query_unpaged(
+            format!(
+                "ALTER KEYSPACE {ks} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}"
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
     task.await
         .unwrap()
-        .expect("the write succeeds after the schema is back");
-
+        .expect("the write succeeds once enough replicas are asked for");
     let st = s.stats();
     assert!(st.retries >= 2, "{st:?}");
     assert_eq!(st.rows_written, 1);
-    let got = s.read_raw("XX.STA1..HHZ", day_of(T0)).await.unwrap();
-    assert_eq!(
-        got,
-        vec![(T0, packet("XX.STA1..HHZ", T0, 100, None).samples)]
-    );
     drop_keyspace(&s).await;
 }
 
-/// A write that can never succeed retries until the cancellation signal
-/// fires, then returns `WriteCancelled` with the retries and last error.
+/// A write that can never succeed (unavailable replicas) retries until
+/// the cancellation signal fires, then returns `WriteCancelled` with the
+/// retries and last error.
 #[tokio::test]
 async fn an_endless_retry_stops_at_cancellation() {
     let ks = unique("fakopp_sink");
     let (cancel_tx, cancel_rx) = watch::channel(false);
-    let s = sink(&ks, 4).await.with_cancel(cancel_rx);
-    drop_keyspace(&s).await;
+    let mut cfg = config(&ks, 4);
+    cfg.replication = "{'class': 'SimpleStrategy', 'replication_factor': 3}".into();
+    let s = CassandraSink::connect(&cfg)
+        .await
+        .unwrap()
+        .with_cancel(cancel_rx);
 
     let mut retries = s.retry_watch();
     let writer = s.clone();
@@ -426,7 +456,10 @@ async fn an_endless_retry_stops_at_cancellation() {
         .downcast_ref::<WriteCancelled>()
         .unwrap_or_else(|| panic!("not WriteCancelled: {e:#}"));
     assert!(c.retries >= 3, "{c:?}");
-    assert!(c.last_error.contains(&ks), "{c:?}");
+    assert!(
+        c.last_error.contains("alive"),
+        "unavailable replicas: {c:?}"
+    );
     let st = s.stats();
     assert!(st.retries >= 3);
     assert_eq!(st.rows_written, 0);
@@ -436,8 +469,13 @@ async fn an_endless_retry_stops_at_cancellation() {
     let e = s.write_results(&results()).await.unwrap_err();
     assert!(e.downcast_ref::<WriteCancelled>().is_some(), "{e:#}");
     cancel_tx.send(false).unwrap();
-    let cfg = config(&ks, 4);
-    apply_schema(&connect(&cfg).await.unwrap(), &cfg)
+    s.session()
+        .query_unpaged(
+            format!(
+                "ALTER KEYSPACE {ks} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}"
+            ),
+            &[],
+        )
         .await
         .unwrap();
     s.write_results(&results()).await.unwrap();

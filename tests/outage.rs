@@ -9,20 +9,8 @@ mod common;
 use common::*;
 use scylla::client::session_builder::SessionBuilder;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
-
-fn services(action: &str, which: &str) {
-    let out = Command::new(repo().join("scripts/services"))
-        .args([action, which])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "services {action} {which}: {}",
-        stderr(&out)
-    );
-}
 
 /// The last lines of a log file.
 fn log_tail(log: &Path) -> String {
@@ -37,18 +25,6 @@ fn log_file(dir: &Path, name: &str) -> (std::path::PathBuf, Stdio) {
     let p = dir.join(name);
     let f = std::fs::File::create(&p).unwrap();
     (p, Stdio::from(f))
-}
-
-/// Brings the services back however the test ends, so later tests (and
-/// runs) find them up.
-struct Restore;
-
-impl Drop for Restore {
-    fn drop(&mut self) {
-        let _ = Command::new(repo().join("scripts/services"))
-            .args(["start", "all"])
-            .output();
-    }
 }
 
 /// Waits until the checkpoint file is newer than `since` (the job made

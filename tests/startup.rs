@@ -8,31 +8,7 @@ mod common;
 use common::*;
 use scylla::client::session_builder::SessionBuilder;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn services(action: &str, which: &str) {
-    let out = Command::new(repo().join("scripts/services"))
-        .args([action, which])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "services {action} {which}: {}",
-        stderr(&out)
-    );
-}
-
-/// Brings the services back however the test ends.
-struct Restore;
-
-impl Drop for Restore {
-    fn drop(&mut self) {
-        let _ = Command::new(repo().join("scripts/services"))
-            .args(["start", "all"])
-            .output();
-    }
-}
 
 const SECTIONS: &str = r#"interval_s = 1.0
 [sinks]

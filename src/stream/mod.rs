@@ -49,9 +49,32 @@ fn exchange(dist: &Dist, worker: &mut Worker, cmds: Vec<Command>) -> Result<Vec<
     };
     let bytes = cmds.iter().map(to_bytes).collect::<Result<Vec<_>>>()?;
     let mine = scatter_buffers(&world, Some(&bytes));
-    let reply = worker.handle(from_bytes(&mine)?);
+    let reply = handle_or_abort(dist, worker, from_bytes(&mine)?);
     let all = gather_buffers(&world, &to_bytes(&reply)?).expect("rank 0 gathers");
     all.iter().map(|b| from_bytes(b)).collect()
+}
+
+/// Handles a command on a rank of an MPI world. A panic in the chains
+/// (rayon re-raises it here, past the panic hook) would unwind this rank
+/// out of the collectives while the others wait for it: it aborts the
+/// world instead, naming the rank.
+fn handle_or_abort(dist: &Dist, worker: &mut Worker, cmd: Command) -> Reply {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker.handle(cmd))) {
+        Ok(reply) => reply,
+        Err(p) => {
+            let what = p
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| p.downcast_ref::<&str>().copied())
+                .unwrap_or("a panic");
+            tracing::error!(
+                rank = dist.rank(),
+                "rank {} failed: {what}; aborting the MPI job",
+                dist.rank()
+            );
+            dist.abort(101);
+        }
+    }
 }
 
 /// Ranks ≥ 1: receive a command, handle it, reply; until `Stop`.
@@ -71,7 +94,7 @@ fn worker_loop(dist: &Dist, mut worker: Worker) -> Result<()> {
                 }
             }
         }
-        let reply = worker.handle(cmd);
+        let reply = handle_or_abort(dist, &mut worker, cmd);
         gather_buffers(&world, &to_bytes(&reply)?);
         if stop {
             return Ok(());

@@ -151,3 +151,29 @@ pub async fn table_rows(
     rows.sort();
     rows
 }
+
+/// `scripts/services ACTION WHICH` (start/stop kafka|cassandra|all);
+/// fails the test if it fails.
+pub fn services(action: &str, which: &str) {
+    let out = Command::new(repo().join("scripts/services"))
+        .args([action, which])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "services {action} {which}: {}",
+        stderr(&out)
+    );
+}
+
+/// Brings the shared services back however a test that stops them ends,
+/// so later tests (and runs) find them up.
+pub struct Restore;
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        let _ = Command::new(repo().join("scripts/services"))
+            .args(["start", "all"])
+            .output();
+    }
+}
