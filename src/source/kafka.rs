@@ -8,7 +8,7 @@ use rdkafka::config::{ClientConfig, FromClientConfigAndContext};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, DefaultConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, Producer as _, ThreadedProducer};
 use rdkafka::types::RDKafkaConfRes;
 use rdkafka::ClientContext;
 use rdkafka::{Offset, TopicPartitionList};
@@ -120,10 +120,13 @@ fn partitions(
         return Attempt::Retry(anyhow::anyhow!("topic {topic} not in the metadata yet"));
     };
     if let Some(e) = t.error() {
-        return Attempt::Retry(anyhow::anyhow!(
-            "topic {topic}: {:?}",
-            rdkafka::types::RDKafkaRespErr::from(e)
-        ));
+        let code = rdkafka::types::RDKafkaErrorCode::from(e);
+        let why = anyhow::anyhow!("topic {topic}: {code}");
+        return if permanent(&KafkaError::MetadataFetch(code)) {
+            Attempt::Fail(why)
+        } else {
+            Attempt::Retry(why)
+        };
     }
     if t.partitions().is_empty() || t.partitions().iter().any(|p| p.leader() < 0) {
         return Attempt::Retry(anyhow::anyhow!(
@@ -214,9 +217,62 @@ pub fn consumer(
     Ok((consumer, start))
 }
 
-pub fn producer(cfg: &KafkaConfig) -> Result<ThreadedProducer<DefaultProducerContext>> {
+/// Counts the messages the brokers never took (expired after
+/// `message.timeout.ms`, refused): librdkafka reports them only to the
+/// delivery callback, and a flush that returns after them is no proof that
+/// dead letters and detections arrived. [`flush`] checks it before a commit.
+#[derive(Default)]
+pub struct Delivery {
+    failed: std::sync::atomic::AtomicU64,
+    last: std::sync::Mutex<Option<String>>,
+}
+
+impl ClientContext for Delivery {}
+
+impl rdkafka::producer::ProducerContext for Delivery {
+    type DeliveryOpaque = ();
+    fn delivery(&self, r: &rdkafka::message::DeliveryResult<'_>, _: ()) {
+        if let Err((e, m)) = r {
+            self.failed
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if let Ok(mut last) = self.last.lock() {
+                *last = Some(format!("{e} (topic {})", rdkafka::Message::topic(m)));
+            }
+        }
+    }
+}
+
+/// The stream job's producer (dead letters, detections).
+pub type Producer = ThreadedProducer<Delivery>;
+
+pub fn producer(cfg: &KafkaConfig) -> Result<Producer> {
     let c = client_config(cfg, &[("enable.idempotence", "true"), ("linger.ms", "5")])?;
-    create(&c, DefaultProducerContext, cfg, "Kafka producer")
+    create(&c, Delivery::default(), cfg, "Kafka producer")
+}
+
+/// Sends a record, waiting for room while librdkafka's local queue is full
+/// (the brokers are slow; at least once, never dropped).
+pub fn send_waiting<K, P>(producer: &Producer, rec: BaseRecord<'_, K, P>, what: &str) -> Result<()>
+where
+    K: rdkafka::message::ToBytes + ?Sized,
+    P: rdkafka::message::ToBytes + ?Sized,
+{
+    let mut rec = rec;
+    loop {
+        match producer.send(rec) {
+            Ok(()) => return Ok(()),
+            Err((
+                rdkafka::error::KafkaError::MessageProduction(
+                    rdkafka::types::RDKafkaErrorCode::QueueFull,
+                ),
+                r,
+            )) => {
+                producer.poll(Duration::from_millis(50));
+                rec = r;
+            }
+            Err((e, _)) => return Err(e).with_context(|| what.to_string()),
+        }
+    }
 }
 
 /// Commits `positions` (next offset to read, per partition), synchronously.
@@ -236,7 +292,7 @@ pub fn commit(consumer: &BaseConsumer, topic: &str, positions: &BTreeMap<i32, i6
 /// Sends a rejected message to the dead-letter topic with its original key
 /// and bytes, and headers saying why and where it came from.
 pub fn dead_letter(
-    producer: &ThreadedProducer<DefaultProducerContext>,
+    producer: &Producer,
     dlq_topic: &str,
     key: Option<&[u8]>,
     payload: &[u8],
@@ -270,36 +326,29 @@ pub fn dead_letter(
     if let Some(k) = key {
         rec = rec.key(k);
     }
-    // A full local queue means the broker is slow: wait for room.
-    let mut rec = rec;
-    loop {
-        match producer.send(rec) {
-            Ok(()) => return Ok(()),
-            Err((
-                rdkafka::error::KafkaError::MessageProduction(
-                    rdkafka::types::RDKafkaErrorCode::QueueFull,
-                ),
-                r,
-            )) => {
-                producer.poll(Duration::from_millis(50));
-                rec = r;
-            }
-            Err((e, _)) => return Err(e).context("sending to the dead-letter topic"),
-        }
-    }
+    send_waiting(producer, rec, "sending to the dead-letter topic")
 }
 
 /// Waits until every message produced so far is acknowledged (before a
 /// commit: dead letters and detections are at least once). A broker that
 /// is slow or failing over is waited for, a warning every attempt; once
 /// the job is told to stop, a failed attempt gives up (and so no commit).
-pub fn flush(
-    producer: &ThreadedProducer<DefaultProducerContext>,
-    stop: &std::sync::atomic::AtomicBool,
-) -> Result<()> {
+pub fn flush(producer: &Producer, stop: &std::sync::atomic::AtomicBool) -> Result<()> {
     for attempt in 1u32.. {
         match producer.flush(ATTEMPT_TIMEOUT) {
-            Ok(()) => return Ok(()),
+            Ok(()) => {
+                let ctx = producer.context();
+                let failed = ctx.failed.swap(0, std::sync::atomic::Ordering::Relaxed);
+                if failed > 0 {
+                    let last = ctx.last.lock().ok().and_then(|l| l.clone());
+                    anyhow::bail!(
+                        "{failed} dead letter(s) or detection(s) were not delivered (last: {}); \
+                         not committing: a restart sends them again",
+                        last.unwrap_or_default()
+                    );
+                }
+                return Ok(());
+            }
             Err(e) if stop.load(std::sync::atomic::Ordering::Relaxed) => {
                 return Err(e)
                     .context("flushing the Kafka producer (dead letters, detections) at shutdown")

@@ -90,11 +90,14 @@ impl StreamEvents {
     /// reported once. `bound` caps the safe time for data not yet seen at
     /// all: sensors that have not appeared yet, on partitions consumed
     /// behind the others.
+    /// `waiting(chain)` is the earliest data of the chain's sensors still
+    /// in the reorder buffers (a sensor that has no progress yet).
     pub fn ready(
         &mut self,
         chains: &[CompiledChain],
         flush: bool,
         bound: i64,
+        waiting: impl Fn(&CompiledChain) -> Option<i64>,
     ) -> Result<Vec<EventRec>> {
         let mut out = Vec::new();
         for (name, net) in self.nets.iter_mut() {
@@ -114,6 +117,7 @@ impl StreamEvents {
                     .map(|(_, (until, open))| open.map_or(*until, |o| o.min(*until)))
                     .min()
                     .map_or(bound, |s| s.min(bound));
+                let safe = waiting(chain).map_or(safe, |w| w.min(safe));
                 net.advance(safe)
             };
             out.extend(events.into_iter().map(|e| EventRec {

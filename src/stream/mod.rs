@@ -328,7 +328,8 @@ fn coordinate(
         cfg,
         Arc::clone(&stop),
         resumed.as_ref().and_then(|r| r.jsonl_len),
-        deadline,
+        // Cassandra's own time: a slow Kafka start does not use it up.
+        crate::startup::Deadline::after_s(cfg.stream.startup_timeout_s),
     )?;
     let limits = crate::codec::Limits::from_config(&cfg.stream);
     let (mut reorder, mut events, mut owners, mut micro_batches, mut checkpoint_ms) = match resumed
@@ -490,7 +491,9 @@ fn coordinate(
             })
             .min()
             .unwrap_or(i64::MAX);
-        results.events = events.ready(chains, finishing, bound)?;
+        results.events = events.ready(chains, finishing, bound, |c| {
+            reorder.earliest_pending(|s| c.matches(s))
+        })?;
         results.qc_tests.extend(CompiledChain::qc_labels(chains));
         results.sort();
         for p in &results.problems {
@@ -703,7 +706,7 @@ trigger_off_extension_s = 0.5
                 .observe(&cfg, &reply.results, &reply.progress)
                 .unwrap();
             triggers += reply.results.triggers.len();
-            events.ready(&chains, false, i64::MAX).unwrap();
+            events.ready(&chains, false, i64::MAX, |_| None).unwrap();
             if sec % 600 == 599 {
                 let states = worker.handle(Command::Snapshot).states;
                 let size = postcard::to_stdvec(&(&states, &reorder, &events, &owners))

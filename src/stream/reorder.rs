@@ -48,6 +48,10 @@ struct SensorBuf {
     pending: BTreeMap<(i64, u64), SensorPacket>,
     /// Latest packet end time seen: the sensor's watermark.
     max_end_ns: i64,
+    /// The data time of its partition's clock when its last packet came
+    /// (or its own data time, if later): silence is measured from here, so
+    /// a sensor whose backlog is read behind its peers is not silent.
+    seen_at_ns: i64,
 }
 
 /// Reorder buffers and assembly state of every sensor (checkpointed).
@@ -58,6 +62,8 @@ pub struct Reorder {
     tail_cap: usize,
     arrivals: u64,
     sensors: BTreeMap<String, SensorBuf>,
+    /// The clocks of the last release, per partition and over all sensors.
+    clocks: (BTreeMap<i32, i64>, Option<i64>),
     #[serde(skip)]
     pub report: AssembleReport,
     #[serde(skip)]
@@ -84,6 +90,7 @@ impl Reorder {
             tail_cap: max_samples_per_packet,
             arrivals: 0,
             sensors: BTreeMap::new(),
+            clocks: (BTreeMap::new(), None),
             report: AssembleReport::default(),
             late: 0,
         }
@@ -111,8 +118,21 @@ impl Reorder {
             .sum()
     }
 
+    /// Start of the earliest packet still waiting among the sensors that
+    /// `select` picks: a sensor seen only here so far (new, or back after
+    /// retirement) may still trigger from there on.
+    pub fn earliest_pending(&self, select: impl Fn(&str) -> bool) -> Option<i64> {
+        self.sensors
+            .iter()
+            .filter(|(s, _)| select(s))
+            .filter_map(|(_, b)| b.pending.first_key_value().map(|(k, _)| k.0))
+            .min()
+    }
+
     /// Takes a validated packet read from Kafka partition `partition`.
     pub fn offer(&mut self, p: &SensorPacket, partition: i32) -> Offer {
+        let clock = self.clocks.0.get(&partition).copied().or(self.clocks.1);
+        let seen_at = clock.unwrap_or(i64::MIN).max(end_ns(p));
         let buf = self
             .sensors
             .entry(p.sensor_id.clone())
@@ -124,7 +144,10 @@ impl Reorder {
                 last_time_ns: None,
                 pending: BTreeMap::new(),
                 max_end_ns: i64::MIN,
+                seen_at_ns: i64::MIN,
             });
+        // Any packet, late or repeated too, shows the sensor is alive.
+        buf.seen_at_ns = buf.seen_at_ns.max(seen_at);
         // Behind what was released already?
         if buf.rate == p.sample_rate_hz {
             if let Some(c) = &buf.cursor {
@@ -177,17 +200,18 @@ impl Reorder {
 
     /// Releases every packet that is `reorder_window_s` behind its sensor's
     /// watermark (all of them when `flush`), as chunks in time order.
-    /// A sensor whose watermark lies `retire_after_ns` or more behind its
-    /// clock (see [`Reorder::clocks`]) has all its packets released, is
-    /// marked [`SensorWork::last`] and forgotten here.
+    /// A sensor from which nothing came while its clock (see
+    /// [`Reorder::clocks`]) moved on by `retire_after_ns` has all its
+    /// packets released, is marked [`SensorWork::last`] and forgotten here.
     pub fn release(&mut self, flush: bool, retire_after_ns: i64) -> Vec<SensorWork> {
-        let (per, global) = self.clocks();
-        let clock = |p: i32| per.get(&p).copied().or(global);
+        self.clocks = self.clocks();
+        let (per, global) = &self.clocks;
+        let clock = |p: i32| per.get(&p).copied().or(*global);
         let mut out = Vec::new();
         let mut retired = Vec::new();
         for (sensor, buf) in self.sensors.iter_mut() {
             let silent = clock(buf.partition)
-                .is_some_and(|now| buf.max_end_ns < now.saturating_sub(retire_after_ns));
+                .is_some_and(|now| buf.seen_at_ns < now.saturating_sub(retire_after_ns));
             let horizon = if flush || silent {
                 i64::MAX
             } else {
@@ -433,5 +457,38 @@ mod tests {
         let work = r.release(false, 3600 * s);
         assert!(work.iter().all(|w| !w.last));
         assert_eq!(r.sensors(), 6);
+    }
+
+    #[test]
+    fn a_backlog_read_behind_its_peers_is_not_silent() {
+        let mut r = Reorder::new(5.0, 15, 100_000);
+        let s = 1_000_000_000i64;
+        // Three live sensors a day ahead; a logger's 20 h of readings
+        // arriving now, one by one, far behind them in data time.
+        for n in 0..3 {
+            r.offer(&packet(&format!("XX.S{n}..HHZ"), 86_400 * s, 100, 100.0), 0);
+        }
+        r.release(false, 3600 * s);
+        for k in 0..80 {
+            let mut p = packet("EMB.PH01..PH", k * 900 * s, 1, 0.0);
+            p.kind = SensorKind::Ph;
+            r.offer(&p, 0);
+            let work = r.release(false, 3600 * s);
+            assert!(work.iter().all(|w| !w.last), "retired at reading {k}");
+        }
+        // Then it stops: an hour of its peers' data later it is retired.
+        for k in 0..3700 {
+            for n in 0..3 {
+                r.offer(
+                    &packet(&format!("XX.S{n}..HHZ"), (86_401 + k) * s, 100, 100.0),
+                    0,
+                );
+            }
+            if r.release(false, 3600 * s).iter().any(|w| w.last) {
+                assert!(k >= 3599, "retired after {k} s");
+                return;
+            }
+        }
+        panic!("never retired");
     }
 }

@@ -7,9 +7,10 @@ use crate::config::{Config, SinkKind};
 use crate::model::SensorPacket;
 use crate::output::Results;
 use crate::sink::cassandra::{CassandraSink, RawRow};
+use crate::source::kafka::Producer;
 use crate::startup::Attempt;
 use anyhow::{Context, Result};
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, ThreadedProducer};
+use rdkafka::producer::BaseRecord;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -157,7 +158,7 @@ impl StreamSinks {
         &mut self,
         raw: Vec<(SensorPacket, bool)>,
         results: Results,
-        producer: &ThreadedProducer<DefaultProducerContext>,
+        producer: &Producer,
         cfg: &Config,
     ) -> Result<()> {
         self.settle()?;
@@ -182,12 +183,7 @@ impl StreamSinks {
     }
 
     /// The sinks other than Cassandra.
-    fn write_now(
-        &mut self,
-        results: &Results,
-        producer: &ThreadedProducer<DefaultProducerContext>,
-        cfg: &Config,
-    ) -> Result<()> {
+    fn write_now(&mut self, results: &Results, producer: &Producer, cfg: &Config) -> Result<()> {
         if let Some(w) = self.jsonl.as_mut() {
             crate::sink::jsonl::write(results, w)?;
             w.flush()?;
@@ -208,10 +204,7 @@ impl StreamSinks {
                 let rec = BaseRecord::<str, [u8]>::to(&cfg.kafka.detections_topic)
                     .key(&e.chain)
                     .payload(line.trim_ascii_end());
-                producer
-                    .send(rec)
-                    .map_err(|(e, _)| e)
-                    .context("publishing a detection")?;
+                crate::source::kafka::send_waiting(producer, rec, "publishing a detection")?;
             }
         }
         Ok(())
