@@ -21,8 +21,7 @@ run: build
 	$(FAKOPP) batch --config configs/local.toml
 
 # The services are stopped again whether the tests pass or fail.
-test: bootstrap pyenv
-	$(CARGO) fmt --all -- --check
+test: bootstrap pyenv lint
 	$(CARGO) build --tests --workspace
 	scripts/services start all && $(CARGO) test --workspace --no-fail-fast; \
 	  rc=$$?; scripts/slurm stop; scripts/services stop all; exit $$rc

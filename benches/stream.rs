@@ -313,8 +313,12 @@ fn main() {
     let (drain_cfg_path, drain_cfg) =
         write_config(&work, &format!("{run}-drain"), &brokers, &cassandra);
     let topic = drain_cfg.kafka.topic.clone();
-    fakopp::source::kafka::ensure_topics(&drain_cfg.kafka, &[&topic, &drain_cfg.kafka.dlq_topic])
-        .unwrap();
+    fakopp::source::kafka::ensure_topics(
+        &drain_cfg.kafka,
+        &[&topic, &drain_cfg.kafka.dlq_topic],
+        fakopp::startup::Deadline::after_s(60.0),
+    )
+    .unwrap();
     let prod = producer(&brokers);
     let t = Instant::now();
     for i in 0..backlog {
@@ -440,7 +444,12 @@ fn main() {
     for attempt in 0..4 {
         let name = format!("{run}-sus{attempt}");
         let (cfgp, cfg) = write_config(&work, &name, &brokers, &cassandra);
-        fakopp::source::kafka::ensure_topics(&cfg.kafka, &[&cfg.kafka.topic]).unwrap();
+        fakopp::source::kafka::ensure_topics(
+            &cfg.kafka,
+            &[&cfg.kafka.topic],
+            fakopp::startup::Deadline::after_s(60.0),
+        )
+        .unwrap();
         let job = Job::start(&work, &name, &cfgp, port0 + 1 + attempt, 3.0);
         let chans = channels.max((rate / RATE_HZ).round() as usize);
         let mut lags: Vec<(u64, i64)> = Vec::new();
@@ -490,7 +499,12 @@ fn main() {
         let name = format!("{run}-lat");
         let net = "LT";
         let (cfgp, cfg) = write_config(&work, &name, &brokers, &cassandra);
-        fakopp::source::kafka::ensure_topics(&cfg.kafka, &[&cfg.kafka.topic]).unwrap();
+        fakopp::source::kafka::ensure_topics(
+            &cfg.kafka,
+            &[&cfg.kafka.topic],
+            fakopp::startup::Deadline::after_s(60.0),
+        )
+        .unwrap();
         let job = Job::start(&work, &name, &cfgp, port0 + 10, 3.0);
         let chans = channels.max((half / RATE_HZ).round() as usize);
         // Enough data for warm-up plus a few bursts per channel.
