@@ -5,7 +5,11 @@
 # (JSON logs) summarised for the first and the last hour of data time:
 # throughput, micro-batch p99, rank-0 RSS, checkpoint size and write time.
 #
-#   CARGO_TARGET_DIR=/work/target-bench benches/soak/soak.sh [CHANNELS] [HOURS]
+#   CARGO_TARGET_DIR=/work/target-bench benches/soak/soak.sh [CHANNELS] [HOURS] [SINK]
+#
+# FAKOPP_SOAK_STATUS_S: seconds between status lines (2; less for fast drains).
+# SINK: cassandra (default: raw packets and results, the production case)
+# or jsonl (the job's own behaviour without the co-located database).
 #
 # Needs the services (scripts/services start) and a release build
 # (`cargo build --release --bin fakopp`, here with CARGO_TARGET_DIR). The
@@ -17,6 +21,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 channels=${1:-100}
 hours=${2:-24}
+sink=${3:-cassandra}
 target=${CARGO_TARGET_DIR:-$repo/target}
 bin=$target/release/fakopp
 [ -x "$bin" ] || { echo "soak: build first: cargo build --release --bin fakopp" >&2; exit 2; }
@@ -41,9 +46,10 @@ keyspace = "$ks"
 path = "$work/state/ckpt.h5"
 interval_s = 5.0
 [sinks]
-kinds = ["cassandra"]
+kinds = ["$sink"]
+jsonl_path = "$work/results.jsonl"
 [stream]
-status_interval_s = 5.0
+status_interval_s = ${FAKOPP_SOAK_STATUS_S:-2.0}
 [synthetic]
 seismic_stations = $channels
 duration_s = 7200.0
@@ -78,4 +84,5 @@ config "2024-05-01T00:00:00Z" >"$work/run.toml"
 echo "soak: draining (log: $work/run.log)" >&2
 /usr/bin/time -v "$bin" --log-format json run --exit-when-idle 20 --config "$work/run.toml" \
   2>"$work/run.log"
-"$py" "$here/summarise.py" "$work/run.log" "$t0" "$hours" "$channels"
+"$py" "$here/summarise.py" "$work/run.log" "$t0" "$hours" "$channels" "$sink"
+rm -rf "$work/state" "$work/results.jsonl"
