@@ -18,9 +18,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// 2: bounded stream state (incremental coincidence, sized reorder tails,
-/// retired sensors); version 1 checkpoints are refused with that message.
-pub const FORMAT_VERSION: i64 = 2;
+/// 3: bounded stream state (incremental coincidence, sized reorder tails,
+/// retired sensors, partition clocks); older checkpoints are refused with
+/// a message naming both versions.
+pub const FORMAT_VERSION: i64 = 3;
 
 /// The resumable state of a stream job.
 #[derive(Debug, Clone, Serialize, Deserialize)]

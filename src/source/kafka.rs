@@ -232,12 +232,29 @@ impl ClientContext for Delivery {}
 impl rdkafka::producer::ProducerContext for Delivery {
     type DeliveryOpaque = ();
     fn delivery(&self, r: &rdkafka::message::DeliveryResult<'_>, _: ()) {
-        if let Err((e, m)) = r {
-            self.failed
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            if let Ok(mut last) = self.last.lock() {
-                *last = Some(format!("{e} (topic {})", rdkafka::Message::topic(m)));
-            }
+        use rdkafka::types::RDKafkaErrorCode::*;
+        let Err((e, m)) = r else { return };
+        let what = format!("{e} (topic {})", rdkafka::Message::topic(m));
+        // Refused for good (too large, not authorised): failing the
+        // checkpoint would only fail again after every restart. The
+        // original stays in the source topic; the refusal is logged.
+        if e.rdkafka_error_code().is_some_and(|c| {
+            matches!(
+                c,
+                MessageSizeTooLarge
+                    | InvalidMessageSize
+                    | InvalidRecord
+                    | TopicAuthorizationFailed
+                    | ClusterAuthorizationFailed
+            )
+        }) {
+            tracing::error!("Kafka refused a message for good, not retried: {what}");
+            return;
+        }
+        self.failed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Ok(mut last) = self.last.lock() {
+            *last = Some(what);
         }
     }
 }
@@ -370,11 +387,12 @@ pub fn lag(consumer: &BaseConsumer, topic: &str, positions: &BTreeMap<i32, i64>)
     let assignment = consumer.assignment().ok()?;
     let mut total = 0;
     for e in assignment.elements_for_topic(topic) {
-        let (_, high) = consumer
+        let (low, high) = consumer
             .fetch_watermarks(topic, e.partition(), Duration::from_secs(5))
             .ok()?;
-        let pos = positions.get(&e.partition()).copied().unwrap_or(0);
-        total += (high - pos.max(0)).max(0);
+        // Below the log start (retention removed it) there is nothing left.
+        let pos = positions.get(&e.partition()).copied().unwrap_or(0).max(low);
+        total += (high - pos).max(0);
     }
     Some(total)
 }

@@ -451,12 +451,12 @@ fn coordinate(
         kafka::align(
             &consumer,
             &cfg.kafka.topic,
-            &partition_time,
+            reorder.partition_clocks(),
             &lagging,
             (cfg.stream.max_partition_skew_s * 1e9) as i64,
             &mut paused,
         )?;
-        let work = reorder.release(finishing, retire_after_ns);
+        let work = reorder.release(finishing, retire_after_ns, &lagging);
         let per_rank = owners.split(work);
         let mut results = Results::default();
         let mut replies = exchange(
@@ -699,7 +699,7 @@ trigger_off_extension_s = 0.5
                 };
                 reorder.offer(&p, 0);
             }
-            let work = reorder.release(false, 3_600_000_000_000);
+            let work = reorder.release(false, 3_600_000_000_000, &[]);
             let per = owners.split(work);
             let reply = worker.handle(Command::Work(per.into_iter().next().unwrap()));
             events

@@ -62,13 +62,21 @@ pub struct Reorder {
     tail_cap: usize,
     arrivals: u64,
     sensors: BTreeMap<String, SensorBuf>,
-    /// The clocks of the last release, per partition and over all sensors.
-    clocks: (BTreeMap<i32, i64>, Option<i64>),
+    /// Per partition: the end times of its last [`CLOCK_PACKETS`] accepted
+    /// packets, and their median as of the last release — the partition's
+    /// data-time clock (see [`Reorder::partition_clocks`]).
+    recent: BTreeMap<i32, std::collections::VecDeque<i64>>,
+    clocks: BTreeMap<i32, i64>,
+    /// The clocks sensors are judged by (see [`Reorder::release`]).
+    judged: BTreeMap<i32, i64>,
     #[serde(skip)]
     pub report: AssembleReport,
     #[serde(skip)]
     pub late: u64,
 }
+
+/// Packets whose end times make a partition's clock.
+const CLOCK_PACKETS: usize = 31;
 
 fn end_ns(p: &SensorPacket) -> i64 {
     if p.sample_rate_hz > 0.0 {
@@ -90,7 +98,9 @@ impl Reorder {
             tail_cap: max_samples_per_packet,
             arrivals: 0,
             sensors: BTreeMap::new(),
-            clocks: (BTreeMap::new(), None),
+            recent: BTreeMap::new(),
+            clocks: BTreeMap::new(),
+            judged: BTreeMap::new(),
             report: AssembleReport::default(),
             late: 0,
         }
@@ -131,7 +141,7 @@ impl Reorder {
 
     /// Takes a validated packet read from Kafka partition `partition`.
     pub fn offer(&mut self, p: &SensorPacket, partition: i32) -> Offer {
-        let clock = self.clocks.0.get(&partition).copied().or(self.clocks.1);
+        let clock = self.judged.get(&partition).copied();
         let seen_at = clock.unwrap_or(i64::MIN).max(end_ns(p));
         let buf = self
             .sensors
@@ -167,6 +177,11 @@ impl Reorder {
         }
         buf.partition = partition;
         buf.largest = buf.largest.max(p.samples.len());
+        let ends = self.recent.entry(partition).or_default();
+        if ends.len() == CLOCK_PACKETS {
+            ends.pop_front();
+        }
+        ends.push_back(end_ns(p));
         buf.max_end_ns = buf.max_end_ns.max(end_ns(p));
         self.arrivals += 1;
         buf.pending
@@ -174,39 +189,59 @@ impl Reorder {
         Offer::Accepted
     }
 
-    /// The data time a sensor's silence is judged by: the (upper) median
-    /// watermark of the sensors on its partition — robust to one packet
-    /// with a wild timestamp, and moving with the partition while a
-    /// backlog of it is read — or of all sensors when its partition has
-    /// fewer than three.
-    fn clocks(&self) -> (BTreeMap<i32, i64>, Option<i64>) {
-        let mut by: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
-        for b in self.sensors.values() {
-            by.entry(b.partition).or_default().push(b.max_end_ns);
-        }
-        let median = |v: &mut Vec<i64>| {
-            v.sort_unstable();
-            v[v.len() / 2]
-        };
-        let mut all: Vec<i64> = self.sensors.values().map(|b| b.max_end_ns).collect();
-        let global = (!all.is_empty()).then(|| median(&mut all));
-        let per = by
-            .into_iter()
-            .filter(|(_, v)| v.len() >= 3)
-            .map(|(p, mut v)| (p, median(&mut v)))
-            .collect();
-        (per, global)
+    /// The data time of each partition: the median end time of its last
+    /// [`CLOCK_PACKETS`] accepted packets, never going back — robust to a packet with a wild
+    /// timestamp, moving while any sensor of the partition sends (however
+    /// many are silent), and following a partition read behind the others
+    /// (a backlog). A sensor is silent when its partition's clock has moved
+    /// on by `retire_after_s` since its last packet came.
+    fn clocks_now(&self) -> BTreeMap<i32, i64> {
+        self.recent
+            .iter()
+            .map(|(&p, ends)| {
+                let mut v: Vec<i64> = ends.iter().copied().collect();
+                v.sort_unstable();
+                // Never back: a burst of old data (a logger's backlog)
+                // does not rewind the others' clock.
+                let before = self.clocks.get(&p).copied().unwrap_or(i64::MIN);
+                (p, v[v.len() / 2].max(before))
+            })
+            .collect()
+    }
+
+    /// The partitions' data-time clocks as of the last release.
+    pub fn partition_clocks(&self) -> &BTreeMap<i32, i64> {
+        &self.clocks
     }
 
     /// Releases every packet that is `reorder_window_s` behind its sensor's
     /// watermark (all of them when `flush`), as chunks in time order.
-    /// A sensor from which nothing came while its clock (see
-    /// [`Reorder::clocks`]) moved on by `retire_after_ns` has all its
+    /// A sensor from which nothing came while its partition's clock (see
+    /// [`Reorder::clocks_now`]) moved on by `retire_after_ns` has all its
     /// packets released, is marked [`SensorWork::last`] and forgotten here.
-    pub fn release(&mut self, flush: bool, retire_after_ns: i64) -> Vec<SensorWork> {
-        self.clocks = self.clocks();
-        let (per, global) = &self.clocks;
-        let clock = |p: i32| per.get(&p).copied().or(*global);
+    /// A partition that is not `lagging` (read to its end) is judged by
+    /// the median of all partitions' clocks when that is later than its own:
+    /// if nothing came on it for so long, its sensors are silent too.
+    pub fn release(
+        &mut self,
+        flush: bool,
+        retire_after_ns: i64,
+        lagging: &[i32],
+    ) -> Vec<SensorWork> {
+        self.clocks = self.clocks_now();
+        let mut all: Vec<i64> = self.clocks.values().copied().collect();
+        all.sort_unstable();
+        let network = all.get(all.len() / 2).copied();
+        self.judged = self
+            .clocks
+            .iter()
+            .map(|(&p, &c)| match network {
+                Some(n) if !lagging.contains(&p) => (p, c.max(n)),
+                _ => (p, c),
+            })
+            .collect();
+        let judged = &self.judged;
+        let clock = |p: i32| judged.get(&p).copied();
         let mut out = Vec::new();
         let mut retired = Vec::new();
         for (sensor, buf) in self.sensors.iter_mut() {
@@ -356,7 +391,7 @@ mod tests {
                     assert_eq!(r.offer(&p, 0), Offer::Accepted);
                 }
             }
-            r.release(false, 3_600_000_000_000);
+            r.release(false, 3_600_000_000_000, &[]);
             peak = peak.max((r.samples_held(), r.sensors()));
         }
         peak
@@ -391,7 +426,7 @@ mod tests {
                 })
                 .sum::<usize>()
         };
-        let work = r.release(false, 3600 * s);
+        let work = r.release(false, 3600 * s, &[]);
         assert!(work.iter().all(|w| !w.last));
         let mut a_samples: usize = work
             .iter()
@@ -404,7 +439,7 @@ mod tests {
         for k in 20..3680 {
             r.offer(&packet("XX.B..HHZ", k * s, 100, 100.0), 0);
             r.offer(&packet("XX.C..HHZ", k * s, 100, 100.0), 0);
-            for w in r.release(false, 3600 * s) {
+            for w in r.release(false, 3600 * s, &[]) {
                 if w.sensor == "XX.A..HHZ" {
                     a_samples += samples_of(&w);
                 }
@@ -415,8 +450,10 @@ mod tests {
         }
         assert_eq!(retired.len(), 1, "{retired:?}");
         assert_eq!(retired[0].1, "XX.A..HHZ");
-        // Retired once its newest data (end 20 s) are an hour behind.
-        assert_eq!(retired[0].0, 3620);
+        // Retired once the partition's clock (the median of its last
+        // packets, a few seconds behind the newest) is an hour past A's
+        // last packet (end 20 s).
+        assert!((3620..3640).contains(&retired[0].0), "{retired:?}");
         assert_eq!(a_samples, 2000, "every sample of A was processed");
         assert_eq!(r.sensors(), 2);
         // Back again: a new series (a new segment, fresh chains).
@@ -424,7 +461,7 @@ mod tests {
             r.offer(&packet("XX.A..HHZ", 3700 * s, 100, 100.0), 0),
             Offer::Accepted
         );
-        let w = r.release(true, 3600 * s);
+        let w = r.release(true, 3600 * s, &[]);
         let a = w.iter().find(|w| w.sensor == "XX.A..HHZ").unwrap();
         assert!(matches!(a.chunks[0], Chunk::Segment { .. }));
     }
@@ -440,7 +477,7 @@ mod tests {
         }
         // A day ahead: that sensor's own watermark, nobody else's clock.
         r.offer(&packet("XX.S0..HHZ", 86_400 * s, 100, 100.0), 0);
-        let work = r.release(false, 3600 * s);
+        let work = r.release(false, 3600 * s, &[]);
         assert!(work.iter().all(|w| !w.last), "nobody retired");
         assert_eq!(r.sensors(), 4);
     }
@@ -454,9 +491,18 @@ mod tests {
             r.offer(&packet(&format!("XX.A{n}..HHZ"), 0, 100, 100.0), 1);
             r.offer(&packet(&format!("XX.B{n}..HHZ"), 7200 * s, 100, 100.0), 0);
         }
-        let work = r.release(false, 3600 * s);
+        let work = r.release(false, 3600 * s, &[1]);
         assert!(work.iter().all(|w| !w.last));
         assert_eq!(r.sensors(), 6);
+        // Read to its end with nothing new for two hours of the others'
+        // data: its sensors are silent.
+        let work = r.release(false, 3600 * s, &[]);
+        let retired: Vec<&str> = work
+            .iter()
+            .filter(|w| w.last)
+            .map(|w| w.sensor.as_str())
+            .collect();
+        assert_eq!(retired, ["XX.A0..HHZ", "XX.A1..HHZ", "XX.A2..HHZ"]);
     }
 
     #[test]
@@ -468,12 +514,12 @@ mod tests {
         for n in 0..3 {
             r.offer(&packet(&format!("XX.S{n}..HHZ"), 86_400 * s, 100, 100.0), 0);
         }
-        r.release(false, 3600 * s);
+        r.release(false, 3600 * s, &[]);
         for k in 0..80 {
             let mut p = packet("EMB.PH01..PH", k * 900 * s, 1, 0.0);
             p.kind = SensorKind::Ph;
             r.offer(&p, 0);
-            let work = r.release(false, 3600 * s);
+            let work = r.release(false, 3600 * s, &[]);
             assert!(work.iter().all(|w| !w.last), "retired at reading {k}");
         }
         // Then it stops: an hour of its peers' data later it is retired.
@@ -484,7 +530,7 @@ mod tests {
                     0,
                 );
             }
-            if r.release(false, 3600 * s).iter().any(|w| w.last) {
+            if r.release(false, 3600 * s, &[]).iter().any(|w| w.last) {
                 assert!(k >= 3599, "retired after {k} s");
                 return;
             }
