@@ -42,21 +42,6 @@ steps = [
 
 const START: &str = "2024-05-01T12:00:00Z";
 
-fn produce(cfg: &Path) {
-    let out = fakopp()
-        .args([
-            "produce",
-            "--synthetic",
-            "--packet-samples",
-            "100",
-            "--config",
-        ])
-        .arg(cfg)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "produce: {}", stderr(&out));
-}
-
 fn spawn_logged(mut cmd: Command, log: &Path) -> Child {
     cmd.stderr(std::fs::File::create(log).unwrap())
         .spawn()
@@ -103,7 +88,7 @@ async fn a_table_dropped_under_the_job_stops_it_with_the_servers_message() {
     let topic = unique("fakopp_test_perm");
     let ks = unique("ks_perm");
     let cfg = stream_config(dir.path(), "a", &topic, &ks, &sections("", START));
-    produce(&cfg);
+    produce_synthetic(&cfg);
     let log = dir.path().join("job.log");
     let mut cmd = fakopp();
     cmd.args(["run", "--exit-when-idle", "60", "--config"])
@@ -127,7 +112,7 @@ async fn a_table_dropped_under_the_job_stops_it_with_the_servers_message() {
         &ks,
         &sections("", "2024-05-01T13:00:00Z"),
     );
-    produce(&later);
+    produce_synthetic(&later);
     let st = wait_bounded(&mut job, Duration::from_secs(120), &log);
     let err = std::fs::read_to_string(&log).unwrap();
     assert_eq!(st.code(), Some(1), "exit 1 on a permanent refusal:\n{err}");
@@ -147,7 +132,7 @@ fn failed_offset_commits_are_retried_not_fatal() {
     let topic = unique("fakopp_test_commit");
     let ks = unique("ks_commit");
     let cfg = stream_config(dir.path(), "a", &topic, &ks, &sections("", START));
-    produce(&cfg);
+    produce_synthetic(&cfg);
     // Another member holds the group: the broker refuses commits from a
     // client outside it (UNKNOWN_MEMBER_ID), as after a group takeover.
     let blocker_topic = unique("fakopp_test_commit_other");
@@ -210,7 +195,7 @@ fn a_failing_rank_aborts_the_whole_mpi_job() {
         &ks,
         &sections("max_packets_per_batch = 50", START),
     );
-    produce(&cfg);
+    produce_synthetic(&cfg);
     let log = dir.path().join("job.log");
     let mut cmd = mpirun(2);
     cmd.env("FAKOPP_FAULT", "worker_error:3")
@@ -301,7 +286,7 @@ fn idle_exit_waits_until_nothing_is_left_to_read() {
         .unwrap()
         .replace("kinds = [\"cassandra\", \"jsonl\"]", "kinds = [\"jsonl\"]");
     std::fs::write(&cfg, text).unwrap();
-    produce(&cfg);
+    produce_synthetic(&cfg);
     let out = fakopp()
         .args(["run", "--exit-when-idle", "0.001", "--config"])
         .arg(&cfg)

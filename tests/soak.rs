@@ -94,18 +94,7 @@ fn two_hours_of_fifty_stations_in_bounded_state() {
     let topic = unique("fakopp_test_soak");
     let ks = unique("ks_soak");
     let cfg = stream_config(dir.path(), "soak", &topic, &ks, &sections());
-    let out = fakopp()
-        .args([
-            "produce",
-            "--synthetic",
-            "--packet-samples",
-            "100",
-            "--config",
-        ])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "produce: {}", stderr(&out));
+    produce_synthetic(&cfg);
 
     let log = dir.path().join("run.log");
     let status = fakopp()

@@ -73,18 +73,7 @@ async fn a_job_started_before_its_services_waits_for_them() {
     // leaders and the group coordinator, then waits for Cassandra.
     services("start", "kafka");
     await_log(&log, "Cassandra at", 2, &mut job);
-    let out = fakopp()
-        .args([
-            "produce",
-            "--synthetic",
-            "--packet-samples",
-            "100",
-            "--config",
-        ])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "produce: {}", stderr(&out));
+    produce_synthetic(&cfg);
     services("start", "cassandra");
 
     let t0 = Instant::now();

@@ -177,3 +177,20 @@ impl Drop for Restore {
             .output();
     }
 }
+
+/// `fakopp produce --synthetic --packet-samples 100` with `cfg`; fails the
+/// test if it fails.
+pub fn produce_synthetic(cfg: &std::path::Path) {
+    let out = fakopp()
+        .args([
+            "produce",
+            "--synthetic",
+            "--packet-samples",
+            "100",
+            "--config",
+        ])
+        .arg(cfg)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "produce: {}", stderr(&out));
+}
