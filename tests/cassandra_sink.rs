@@ -38,6 +38,31 @@ async fn sink(keyspace: &str, max_in_flight: usize) -> CassandraSink {
         })
 }
 
+/// A keyspace asking for 3 replicas on this single node: its writes are
+/// unavailable (a transient refusal) until [`single_replica`].
+fn three_replicas(keyspace: &str) -> CassandraConfig {
+    CassandraConfig {
+        replication: "{'class': 'SimpleStrategy', 'replication_factor': 3}".into(),
+        ..config(keyspace, 4)
+    }
+}
+
+/// Replication 1 for the sink's keyspace, created with 3 on this single
+/// node (so that its writes were unavailable until now).
+async fn single_replica(s: &CassandraSink) {
+    // DDL has no values to bind; the name is a test-made identifier.
+    s.session()
+        .query_unpaged(
+            format!(
+                "ALTER KEYSPACE {} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}",
+                s.keyspace()
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+}
+
 async fn drop_keyspace(s: &CassandraSink) {
     // DDL has no values to bind; the name is a test-made identifier.
     s.session()
@@ -397,8 +422,7 @@ async fn a_write_into_a_dropped_keyspace_fails_at_once() {
 #[tokio::test]
 async fn an_unavailable_write_is_retried_until_it_succeeds() {
     let ks = unique("fakopp_sink");
-    let mut cfg = config(&ks, 4);
-    cfg.replication = "{'class': 'SimpleStrategy', 'replication_factor': 3}".into();
+    let cfg = three_replicas(&ks);
     let s = CassandraSink::connect(&cfg).await.unwrap();
     let mut retries = s.retry_watch();
     let writer = s.clone();
@@ -414,15 +438,7 @@ async fn an_unavailable_write_is_retried_until_it_succeeds() {
     retries.wait_for(|n| *n >= 2).await.unwrap();
     assert_eq!(s.stats().rows_written, 0);
     assert!(s.stats().last_error.is_some());
-    s.session()
-        .query_unpaged(
-            format!(
-                "ALTER KEYSPACE {ks} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}"
-            ),
-            &[],
-        )
-        .await
-        .unwrap();
+    single_replica(&s).await;
     task.await
         .unwrap()
         .expect("the write succeeds once enough replicas are asked for");
@@ -439,8 +455,7 @@ async fn an_unavailable_write_is_retried_until_it_succeeds() {
 async fn an_endless_retry_stops_at_cancellation() {
     let ks = unique("fakopp_sink");
     let (cancel_tx, cancel_rx) = watch::channel(false);
-    let mut cfg = config(&ks, 4);
-    cfg.replication = "{'class': 'SimpleStrategy', 'replication_factor': 3}".into();
+    let cfg = three_replicas(&ks);
     let s = CassandraSink::connect(&cfg)
         .await
         .unwrap()
@@ -469,15 +484,7 @@ async fn an_endless_retry_stops_at_cancellation() {
     let e = s.write_results(&results()).await.unwrap_err();
     assert!(e.downcast_ref::<WriteCancelled>().is_some(), "{e:#}");
     cancel_tx.send(false).unwrap();
-    s.session()
-        .query_unpaged(
-            format!(
-                "ALTER KEYSPACE {ks} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}"
-            ),
-            &[],
-        )
-        .await
-        .unwrap();
+    single_replica(&s).await;
     s.write_results(&results()).await.unwrap();
     assert_eq!(counts(&s).await, [0, 2, 1, 5, 2]);
     drop_keyspace(&s).await;

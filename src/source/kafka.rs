@@ -74,25 +74,29 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 /// `CoordinatorLoadInProgress`, `LeaderNotAvailable`, an unknown topic or
 /// partition just after creation, timeouts) may pass and is retried.
 fn permanent(e: &KafkaError) -> bool {
-    use rdkafka::types::RDKafkaErrorCode::*;
     matches!(
         e,
         KafkaError::ClientConfig(..) | KafkaError::ClientCreation(_)
-    ) || e.rdkafka_error_code().is_some_and(|c| {
-        matches!(
-            c,
-            TopicAuthorizationFailed
-                | GroupAuthorizationFailed
-                | ClusterAuthorizationFailed
-                | SaslAuthenticationFailed
-                | Authentication
-                | InvalidPartitions
-                | InvalidReplicationFactor
-                | InvalidConfig
-                | InvalidRequest
-                | PolicyViolation
-        )
-    })
+    ) || e.rdkafka_error_code().is_some_and(permanent_code)
+}
+
+/// The broker error codes of [`permanent`].
+fn permanent_code(c: rdkafka::types::RDKafkaErrorCode) -> bool {
+    use rdkafka::types::RDKafkaErrorCode::*;
+    matches!(
+        c,
+        TopicAuthorizationFailed
+            | GroupAuthorizationFailed
+            | ClusterAuthorizationFailed
+            | SaslAuthenticationFailed
+            | Authentication
+            | InvalidPartitions
+            | InvalidReplicationFactor
+            | InvalidConfig
+            | InvalidRequest
+            | InvalidTopic
+            | PolicyViolation
+    )
 }
 
 fn attempt<T>(r: Result<T, KafkaError>, what: impl FnOnce() -> String) -> Attempt<T> {
@@ -122,7 +126,7 @@ fn partitions(
     if let Some(e) = t.error() {
         let code = rdkafka::types::RDKafkaErrorCode::from(e);
         let why = anyhow::anyhow!("topic {topic}: {code}");
-        return if permanent(&KafkaError::MetadataFetch(code)) {
+        return if permanent_code(code) {
             Attempt::Fail(why)
         } else {
             Attempt::Retry(why)
@@ -436,18 +440,7 @@ pub fn ensure_topics(cfg: &KafkaConfig, topics: &[&str], deadline: Deadline) -> 
             match r {
                 Ok(t) => tracing::info!(topic = %t, "created Kafka topic"),
                 Err((_, C::TopicAlreadyExists)) => {}
-                Err((t, e))
-                    if matches!(
-                        e,
-                        C::TopicAuthorizationFailed
-                            | C::ClusterAuthorizationFailed
-                            | C::InvalidPartitions
-                            | C::InvalidReplicationFactor
-                            | C::InvalidConfig
-                            | C::InvalidTopic
-                            | C::PolicyViolation
-                    ) =>
-                {
+                Err((t, e)) if permanent_code(e) => {
                     return Attempt::Fail(anyhow::anyhow!("creating Kafka topic {t}: {e}"));
                 }
                 Err((t, e)) => {
