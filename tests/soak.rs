@@ -3,9 +3,12 @@
 //! coincidence over them, produced to real Kafka and drained by the stream
 //! job as fast as it goes. The job's state must not grow with its age:
 //! from its own status lines, checkpoint size, resident memory and CPU time
-//! per sample in the last quarter of the data stay within 20 % of the
+//! per sample in the last quarter of the data are at most 20 % above the
 //! second quarter (CPU time, not wall time: another process's load on the
-//! machine must not fail the test). Its events equal ObsPy's
+//! machine must not fail the test); the triggers it holds for the network
+//! coincidence are never more than those overlapping the span its events
+//! trail the data by, and that span does not grow. Its events equal
+//! ObsPy's
 //! `coincidence_trigger` over the same triggers, and the batch run's.
 
 mod common;
@@ -118,7 +121,8 @@ fn two_hours_of_fifty_stations_in_bounded_state() {
     let mut quarters: BTreeMap<i64, Vec<[f64; 4]>> = BTreeMap::new();
     // Per quarter: CPU seconds and samples up to its last status line.
     let mut upto: BTreeMap<i64, (f64, f64)> = BTreeMap::new();
-    let mut table = String::from("data time | checkpoint B | rss B | cpu ns/sample | triggers held | reorder samples | lag\n");
+    let mut held_at = Vec::new();
+    let mut table = String::from("data time | checkpoint B | rss B | cpu ns/sample | triggers held | events behind s | partition skew s | reorder samples | lag\n");
     for line in text.lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         let f = &v["fields"];
@@ -128,16 +132,23 @@ fn two_hours_of_fifty_stations_in_bounded_state() {
         let t = time_ns(f["data_time"].as_str().unwrap()) - START_NS;
         let q = (t * 4 / span).clamp(0, 3);
         table += &format!(
-            "{} | {} | {} | {} | {} | {} | {}\n",
+            "{} | {} | {} | {} | {} | {} | {} | {} | {}\n",
             f["data_time"],
             f["checkpoint_bytes"],
             f["rss_bytes"],
             f["cpu_ns_per_sample"],
             f["triggers_held"],
+            f["events_behind_s"],
+            f["partition_skew_s"],
             f["reorder_samples"],
             f["lag"]
         );
         upto.insert(q, (num(f, "cpu_s"), num(f, "samples_total")));
+        held_at.push((
+            time_ns(f["data_time"].as_str().unwrap()),
+            num(f, "events_behind_s"),
+            num(f, "triggers_held"),
+        ));
         quarters.entry(q).or_default().push([
             num(f, "checkpoint_bytes"),
             num(f, "rss_bytes"),
@@ -155,12 +166,16 @@ fn two_hours_of_fifty_stations_in_bounded_state() {
             .collect::<Vec<_>>()
     );
     let col = |q: &[[f64; 4]], i: usize| q.iter().map(|r| r[i]).collect::<Vec<_>>();
+    let max = |v: Vec<f64>| v.into_iter().fold(0.0, f64::max);
+    // Not growing: the last quarter at most 20 % above the second. Falling
+    // is fine (the held triggers, and the checkpoint with them, rise and
+    // fall with the synthetic events).
     for (i, what) in [(0, "checkpoint bytes"), (1, "resident memory")] {
         let (a, b) = (mean(&col(q2, i)), mean(&col(q4, i)));
         assert!(a > 0.0, "{what} reported");
         assert!(
-            (b - a).abs() <= 0.2 * a,
-            "{what}: second quarter {a:.0}, last quarter {b:.0}\n{table}"
+            b <= 1.2 * max(col(q2, i)),
+            "{what}: second quarter {a:.0} (mean), last quarter {b:.0}\n{table}"
         );
     }
     // CPU time per sample over each quarter as a whole (from the
@@ -174,15 +189,8 @@ fn two_hours_of_fifty_stations_in_bounded_state() {
     let (a, b) = (per_sample(1), per_sample(3));
     assert!(a > 0.0 && b > 0.0, "CPU time per sample reported");
     assert!(
-        (b - a).abs() <= 0.2 * a,
+        b <= 1.2 * a,
         "CPU ns per sample: second quarter {a:.1}, last quarter {b:.1}\n{table}"
-    );
-    let held = |q: &[[f64; 4]]| col(q, 3).into_iter().fold(0.0, f64::max);
-    assert!(
-        held(q4) <= held(q2) * 1.2 + 50.0,
-        "triggers held for coincidence: {} then {}\n{table}",
-        held(q2),
-        held(q4)
     );
 
     let jsonl = dir.path().join("soak.jsonl");
@@ -194,6 +202,52 @@ fn two_hours_of_fifty_stations_in_bounded_state() {
         triggers.len()
     );
     assert!(events.len() >= 40, "events: {}", events.len());
+
+    // Triggers are held only while a later one could still change their
+    // event: those overlapping the span from the earliest time an event
+    // still to come can have (`events_behind_s` before the newest data: the
+    // safe time, or the front of triggers chaining into one event) to that
+    // newest data. Every
+    // status line must hold no more than the output has triggers
+    // overlapping that span: a job keeping its history would hold them all.
+    // That span must not grow with the job's age either.
+    let secs = |t: &serde_json::Value, k: &str| t[k].as_f64().unwrap() / 100.0;
+    let spans: Vec<(f64, f64)> = triggers
+        .iter()
+        .map(|t| (secs(t, "on_index"), secs(t, "off_index") + 0.5))
+        .collect();
+    let mut ons: Vec<f64> = spans.iter().map(|s| s.0).collect();
+    let mut offs: Vec<f64> = spans.iter().map(|s| s.1).collect();
+    ons.sort_by(f64::total_cmp);
+    offs.sort_by(f64::total_cmp);
+    // Overlapping [a, b]: begun by b, not ended before a (a packet of
+    // slack each side: data time is a packet's start).
+    let overlapping = |a: f64, b: f64| {
+        ons.partition_point(|&on| on <= b + 1.0) - offs.partition_point(|&off| off < a - 1.0)
+    };
+    for &(t, behind, held) in &held_at {
+        let newest = (t - START_NS) as f64 / 1e9;
+        let may = overlapping(newest - behind, newest);
+        assert!(
+            held <= may as f64 && may < triggers.len() / 4,
+            "triggers held for coincidence at {newest:.0} s: {held}, of {may} overlapping \
+             the last {behind} s ({} in all)\n{table}",
+            triggers.len()
+        );
+    }
+    let behind = |from: f64, to: f64| {
+        let span = HOURS * 3600.0;
+        held_at
+            .iter()
+            .filter(|(t, ..)| (from * span..to * span).contains(&((t - START_NS) as f64 / 1e9)))
+            .map(|h| h.1)
+            .fold(0.0, f64::max)
+    };
+    let (early, late) = (behind(0.0, 0.5), behind(0.75, 1.0));
+    assert!(
+        late <= 1.5 * early + 30.0,
+        "events trail the data by up to {early} s in the first half, {late} s in the last quarter\n{table}"
+    );
 
     // ObsPy's coincidence_trigger over the same triggers.
     let spec = serde_json::json!({

@@ -31,6 +31,10 @@ pub struct StreamEvents {
     nets: Vec<(String, CoincidenceStream)>,
     /// Per live sensor: processed-until time and open trigger onset.
     progress: BTreeMap<String, (i64, Option<i64>)>,
+    /// The earliest safe time of the last [`StreamEvents::ready`]: how far
+    /// event reporting trails the data (a status figure, not state).
+    #[serde(skip)]
+    last_safe_ns: Option<i64>,
 }
 
 impl StreamEvents {
@@ -48,6 +52,7 @@ impl StreamEvents {
         Ok(StreamEvents {
             nets,
             progress: BTreeMap::new(),
+            last_safe_ns: None,
         })
     }
 
@@ -81,6 +86,19 @@ impl StreamEvents {
         self.progress.remove(sensor);
     }
 
+    /// The earliest time an event still to be reported can have: the
+    /// earliest of the last [`StreamEvents::ready`]'s safe time and the
+    /// onsets of the triggers held (none without coincidences, or once
+    /// flushed). Every trigger held overlaps the span from it to the
+    /// newest data.
+    pub fn trailing_ns(&self) -> Option<i64> {
+        let oldest = self.nets.iter().filter_map(|(_, n)| n.oldest_on_ns()).min();
+        match (self.last_safe_ns, oldest) {
+            (Some(s), Some(o)) => Some(s.min(o)),
+            (a, b) => a.or(b),
+        }
+    }
+
     /// Triggers held that may still join an event.
     pub fn pending(&self) -> usize {
         self.nets.iter().map(|(_, n)| n.pending()).sum()
@@ -100,6 +118,7 @@ impl StreamEvents {
         waiting: impl Fn(&CompiledChain) -> Option<i64>,
     ) -> Result<Vec<EventRec>> {
         let mut out = Vec::new();
+        self.last_safe_ns = None;
         for (name, net) in self.nets.iter_mut() {
             let events = if flush {
                 net.flush()
@@ -118,6 +137,7 @@ impl StreamEvents {
                     .min()
                     .map_or(bound, |s| s.min(bound));
                 let safe = waiting(chain).map_or(safe, |w| w.min(safe));
+                self.last_safe_ns = Some(self.last_safe_ns.map_or(safe, |l| l.min(safe)));
                 net.advance(safe)
             };
             out.extend(events.into_iter().map(|e| EventRec {

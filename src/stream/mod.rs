@@ -358,6 +358,7 @@ fn coordinate(
     // Latest packet time read per partition (bounds event finalisation).
     let mut partition_time: BTreeMap<i32, i64> = BTreeMap::new();
     let mut paused = std::collections::BTreeSet::new();
+    let skew_ns = (cfg.stream.max_partition_skew_s * 1e9) as i64;
     let mut last_checkpoint = Instant::now();
     let checkpoint_every = Duration::from_secs_f64(ck.interval_s);
     let interval = Duration::from_millis(cfg.stream.batch_interval_ms);
@@ -453,7 +454,7 @@ fn coordinate(
             &cfg.kafka.topic,
             reorder.partition_clocks(),
             &lagging,
-            (cfg.stream.max_partition_skew_s * 1e9) as i64,
+            skew_ns,
             &mut paused,
         )?;
         let work = reorder.release(finishing, retire_after_ns, &lagging);
@@ -588,6 +589,18 @@ fn coordinate(
                 0.0
             };
             let st = metrics.state();
+            let clocks = reorder.partition_clocks();
+            let skew_s = match (clocks.values().min(), clocks.values().max()) {
+                (Some(a), Some(b)) => (b - a) as f64 / 1e9,
+                _ => 0.0,
+            };
+            // How far the network coincidence trails the newest data.
+            let events_behind_s = events
+                .trailing_ns()
+                .filter(|&s| s > i64::MIN && s < i64::MAX)
+                .map_or(0.0, |s| {
+                    (st.data_time_ns.saturating_sub(s)).max(0) as f64 / 1e9
+                });
             tracing::info!(
                 packets_per_s = format!("{:.0}", (pk - status_base.0) as f64 / secs),
                 samples_per_s = format!("{:.0}", (sm - status_base.1) as f64 / secs),
@@ -606,6 +619,8 @@ fn coordinate(
                 pending = reorder.pending(),
                 sensors = st.sensors,
                 triggers_held = st.triggers_held,
+                events_behind_s = format!("{events_behind_s:.1}"),
+                partition_skew_s = format!("{skew_s:.1}"),
                 reorder_samples = st.reorder_samples,
                 rss_bytes = st.rss_bytes,
                 checkpoint_bytes = metrics.checkpoint_bytes.load(Ordering::Relaxed),

@@ -159,6 +159,13 @@ impl CoincidenceStream {
         self.pending.len()
     }
 
+    /// Onset (ns) of the earliest trigger held: the earliest time an event
+    /// still to be reported can have. Triggers that chain into one another
+    /// keep the front's event open, so this can trail the safe time.
+    pub fn oldest_on_ns(&self) -> Option<i64> {
+        self.pending.front().map(|t| t.on_ns)
+    }
+
     /// Adds one single-station trigger of sensor `id` (`NET.STA.LOC.CHA`)
     /// with coincidence `weight` (finite), on/off in ns since epoch and CF
     /// `peak`. Inserted in sort order (binary search; after equal keys).
