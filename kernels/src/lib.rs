@@ -8,6 +8,7 @@ pub mod detect;
 pub mod error;
 pub mod filter;
 pub mod multichannel;
+pub mod pack;
 pub mod qc;
 pub mod stats;
 
