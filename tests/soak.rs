@@ -8,8 +8,8 @@
 //! machine must not fail the test); the triggers it holds for the network
 //! coincidence are never more than those overlapping the span its events
 //! trail the data by, and that span does not grow. Its events equal
-//! ObsPy's
-//! `coincidence_trigger` over the same triggers, and the batch run's.
+//! ObsPy's `coincidence_trigger` over the same triggers, and the batch
+//! run's.
 
 mod common;
 use common::*;
@@ -145,7 +145,7 @@ fn two_hours_of_fifty_stations_in_bounded_state() {
         );
         upto.insert(q, (num(f, "cpu_s"), num(f, "samples_total")));
         held_at.push((
-            time_ns(f["data_time"].as_str().unwrap()),
+            t as f64 / 1e9,
             num(f, "events_behind_s"),
             num(f, "triggers_held"),
         ));
@@ -207,10 +207,9 @@ fn two_hours_of_fifty_stations_in_bounded_state() {
     // event: those overlapping the span from the earliest time an event
     // still to come can have (`events_behind_s` before the newest data: the
     // safe time, or the front of triggers chaining into one event) to that
-    // newest data. Every
-    // status line must hold no more than the output has triggers
-    // overlapping that span: a job keeping its history would hold them all.
-    // That span must not grow with the job's age either.
+    // newest data. Every status line must hold no more than the output has
+    // triggers overlapping that span: a job keeping its history would hold
+    // them all. That span must not grow with the job's age either.
     let secs = |t: &serde_json::Value, k: &str| t[k].as_f64().unwrap() / 100.0;
     let spans: Vec<(f64, f64)> = triggers
         .iter()
@@ -225,8 +224,7 @@ fn two_hours_of_fifty_stations_in_bounded_state() {
     let overlapping = |a: f64, b: f64| {
         ons.partition_point(|&on| on <= b + 1.0) - offs.partition_point(|&off| off < a - 1.0)
     };
-    for &(t, behind, held) in &held_at {
-        let newest = (t - START_NS) as f64 / 1e9;
+    for &(newest, behind, held) in &held_at {
         let may = overlapping(newest - behind, newest);
         assert!(
             held <= may as f64 && may < triggers.len() / 4,
@@ -239,7 +237,7 @@ fn two_hours_of_fifty_stations_in_bounded_state() {
         let span = HOURS * 3600.0;
         held_at
             .iter()
-            .filter(|(t, ..)| (from * span..to * span).contains(&((t - START_NS) as f64 / 1e9)))
+            .filter(|(t, ..)| (from * span..to * span).contains(t))
             .map(|h| h.1)
             .fold(0.0, f64::max)
     };

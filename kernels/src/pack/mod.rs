@@ -18,8 +18,9 @@
 //! anything else: a flipped bit or a truncated blob is a [`PackError`],
 //! never a panic and never wrong samples.
 //!
-//! Cost: one pass to classify, one to code; no allocation beyond the
-//! output and one residual buffer.
+//! Cost: one pass per coding tried to classify (which also converts), one
+//! to code; no allocation beyond the output, the integers and one residual
+//! buffer.
 
 mod bits;
 mod rice;
@@ -70,34 +71,41 @@ pub enum PackError {
 
 const MAX_EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
 
-#[inline]
-fn is_int(x: f64) -> bool {
-    x.abs() <= MAX_EXACT && x.trunc() == x && !(x == 0.0 && x.is_sign_negative())
+/// The samples as integers, if every one is an integer within ±2^53 and
+/// none is −0.0 (it would come back +0.0).
+fn as_ints(samples: &[f64]) -> Option<Vec<i64>> {
+    samples
+        .iter()
+        .map(|&x| {
+            (x.abs() <= MAX_EXACT && x.trunc() == x && !(x == 0.0 && x.is_sign_negative()))
+                .then_some(x as i64)
+        })
+        .collect()
 }
 
-/// The smallest `d` in 1..=9 with every sample exactly `round(x·10^d)/10^d`.
-fn decimal_places(samples: &[f64]) -> Option<u32> {
-    (1..=9u32).find(|&d| {
+/// The smallest `d` in 1..=9 with every sample exactly `m / 10^d` for an
+/// integer `m`, and those `m`.
+fn as_decimals(samples: &[f64]) -> Option<(u32, Vec<i64>)> {
+    (1..=9u32).find_map(|d| {
         let scale = 10f64.powi(d as i32);
-        samples.iter().all(|&x| {
-            let m = (x * scale).round();
-            // Through i64, as decoding goes: −0.0 would come back +0.0.
-            m.abs() <= MAX_EXACT && ((m as i64) as f64 / scale).to_bits() == x.to_bits()
-        })
+        let ints = samples
+            .iter()
+            .map(|&x| {
+                let m = (x * scale).round();
+                // Through i64, as decoding goes: −0.0 would come back +0.0.
+                (m.abs() <= MAX_EXACT && ((m as i64) as f64 / scale).to_bits() == x.to_bits())
+                    .then_some(m as i64)
+            })
+            .collect::<Option<Vec<i64>>>()?;
+        Some((d, ints))
     })
 }
 
 /// Packs `samples`, choosing the coding (see the module docs).
 pub fn encode(samples: &[f64]) -> (Coding, Vec<u8>) {
-    let mut best = if samples.iter().all(|&x| is_int(x)) {
-        let ints: Vec<i64> = samples.iter().map(|&x| x as i64).collect();
+    let mut best = if let Some(ints) = as_ints(samples) {
         (Coding::Int, encode_ints(&ints, 0))
-    } else if let Some(d) = decimal_places(samples) {
-        let scale = 10f64.powi(d as i32);
-        let ints: Vec<i64> = samples
-            .iter()
-            .map(|&x| (x * scale).round() as i64)
-            .collect();
+    } else if let Some((d, ints)) = as_decimals(samples) {
         (Coding::Decimal, encode_ints(&ints, d))
     } else {
         let mut out = Vec::with_capacity(samples.len() * 4 + 8);
@@ -123,10 +131,17 @@ pub fn encode(samples: &[f64]) -> (Coding, Vec<u8>) {
 fn encode_ints(v: &[i64], d: u32) -> Vec<u8> {
     let mut out = Vec::with_capacity(v.len() * 2 + 16);
     put_varint(&mut out, v.len() as u64);
-    let first: Vec<i64> = v.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect();
-    let second: Vec<i64> = first.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect();
-    let l1 = |r: &[i64]| r.iter().map(|x| x.unsigned_abs() as u128).sum::<u128>();
-    let order: u8 = if v.len() > 2 && l1(&second) < l1(&first[1..]) {
+    let diff = |i: usize| v[i].wrapping_sub(v[i - 1]);
+    // Sums of magnitudes of the residuals each order would code (first
+    // differences from the second on, second differences), in one pass.
+    let (l1_first, l1_second) = (2..v.len()).fold((0u128, 0u128), |(a, b), i| {
+        let (d1, d0) = (diff(i), diff(i - 1));
+        (
+            a + d1.unsigned_abs() as u128,
+            b + d1.wrapping_sub(d0).unsigned_abs() as u128,
+        )
+    });
+    let order: u8 = if v.len() > 2 && l1_second < l1_first {
         2
     } else {
         1
@@ -136,10 +151,12 @@ fn encode_ints(v: &[i64], d: u32) -> Vec<u8> {
         put_varint(&mut out, zigzag(x0));
     }
     let residuals: Vec<u64> = if order == 2 {
-        put_varint(&mut out, zigzag(first[0]));
-        second.iter().map(|&r| zigzag(r)).collect()
+        put_varint(&mut out, zigzag(diff(1)));
+        (2..v.len())
+            .map(|i| zigzag(diff(i).wrapping_sub(diff(i - 1))))
+            .collect()
     } else {
-        first.iter().map(|&r| zigzag(r)).collect()
+        (1..v.len()).map(|i| zigzag(diff(i))).collect()
     };
     let mut w = BitWriter::new(&mut out);
     rice::encode(&residuals, &mut w);
