@@ -33,6 +33,13 @@ pub enum OutputFormat {
     Hdf5,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    Mseed,
+    Csv,
+    Jsonl,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// The stream job: Kafka → MPI kernels → sinks. Under `mpirun -n N`
@@ -87,6 +94,35 @@ pub enum Command {
         synthetic: bool,
         inputs: Vec<PathBuf>,
     },
+    /// Read stored raw data back from Cassandra (`raw_packets`) as
+    /// MiniSEED, CSV or JSON lines.
+    Export {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Sensor ids to export, as globs (`GB.*..HH?`); repeatable.
+        #[arg(long = "sensor", value_name = "GLOB", required = true)]
+        sensors: Vec<String>,
+        /// Start of the time range (RFC 3339, inclusive).
+        #[arg(long, value_name = "TIME")]
+        from: String,
+        /// End of the time range (RFC 3339, exclusive).
+        #[arg(long, value_name = "TIME")]
+        to: String,
+        #[arg(long, value_enum, default_value = "mseed")]
+        format: ExportFormat,
+        /// Output file (standard output when absent; MiniSEED needs one).
+        #[arg(long, short = 'o')]
+        output: Option<PathBuf>,
+        /// MiniSEED format version (2 or 3).
+        #[arg(long, default_value_t = 2)]
+        mseed_version: u8,
+        /// MiniSEED record length in bytes (the largest for version 3).
+        #[arg(long, default_value_t = 4096)]
+        record_length: i32,
+        /// Report and skip damaged packets instead of stopping.
+        #[arg(long)]
+        keep_going: bool,
+    },
     /// Cassandra schema management.
     Schema {
         #[command(subcommand)]
@@ -112,10 +148,16 @@ pub enum SelftestWhat {
 
 #[derive(Debug, Subcommand)]
 pub enum SchemaAction {
-    /// Create the keyspace and tables, idempotently.
+    /// Create the keyspace and tables, idempotently, and record the
+    /// schema version; refuses a keyspace in an older layout unless
+    /// --migrate is given.
     Apply {
         #[command(flatten)]
         config: ConfigArg,
+        /// Convert a keyspace in an older layout in place (resumable: run
+        /// it again after an interruption). Stop stream jobs first.
+        #[arg(long)]
+        migrate: bool,
     },
 }
 
@@ -266,8 +308,43 @@ fn run(cmd: Command) -> Result<(), Failure> {
             eprintln!("fakopp: {report}");
             Ok(())
         }
+        Command::Export {
+            config,
+            sensors,
+            from,
+            to,
+            format,
+            output,
+            mseed_version,
+            record_length,
+            keep_going,
+        } => {
+            let time = |flag: &str, t: &str| {
+                crate::model::parse_time_ns(t).map_err(|e| Failure::Usage(format!("{flag}: {e}")))
+            };
+            let args = crate::export::ExportArgs {
+                sensors,
+                from_ns: time("--from", &from)?,
+                to_ns: time("--to", &to)?,
+                format: match format {
+                    ExportFormat::Mseed => crate::export::Format::Mseed {
+                        version: mseed_version,
+                        record_length,
+                    },
+                    ExportFormat::Csv => crate::export::Format::Csv,
+                    ExportFormat::Jsonl => crate::export::Format::Jsonl,
+                },
+                output,
+                keep_going,
+            };
+            crate::export::check(&args).map_err(|e| Failure::Usage(e.0))?;
+            let cfg = load(&config, Mode::Tooling)?;
+            let report = crate::export::run(&cfg, &args)?;
+            eprintln!("fakopp: {report}");
+            Ok(())
+        }
         Command::Schema {
-            action: SchemaAction::Apply { config },
+            action: SchemaAction::Apply { config, migrate },
         } => {
             let cfg = load(&config, Mode::Tooling)?;
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -276,7 +353,7 @@ fn run(cmd: Command) -> Result<(), Failure> {
                 .map_err(anyhow::Error::from)?;
             rt.block_on(async {
                 let session = crate::sink::cassandra::connect(&cfg.cassandra).await?;
-                crate::sink::cassandra::apply_schema(&session, &cfg.cassandra).await
+                crate::sink::cassandra::apply_schema(&session, &cfg.cassandra, migrate).await
             })?;
             Ok(())
         }

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod codec;
 pub mod config;
 pub mod dist;
+pub mod export;
 pub mod fault;
 pub mod fsutil;
 pub mod h5io;

@@ -103,6 +103,12 @@ pub fn format_time_us(time_ns: i64) -> String {
     )
 }
 
+/// Formats a UTC day number as `YYYY-MM-DD`.
+pub fn format_day(day: i32) -> String {
+    let (y, m, d) = civil_from_days(i64::from(day));
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
 /// Proleptic Gregorian date of a day number (Howard Hinnant's algorithm).
 pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;

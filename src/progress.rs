@@ -20,12 +20,15 @@ pub struct Progress {
 impl Progress {
     /// `total` samples to process on this rank; `show` is false on ranks ≥ 1.
     pub fn new(total: u64, show: bool) -> Progress {
+        Progress::counting(total, show, "samples")
+    }
+
+    /// `total` things named `unit` (a plural noun) to do.
+    pub fn counting(total: u64, show: bool, unit: &str) -> Progress {
         let bar = (show && std::io::stderr().is_terminal()).then(|| {
             let b = ProgressBar::new(total);
-            b.set_style(
-                ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {percent:>3}% {human_pos}/{human_len} samples ({per_sec})")
-                    .expect("valid template"),
-            );
+            let template = format!("{{spinner}} [{{elapsed_precise}}] {{bar:40}} {{percent:>3}}% {{human_pos}}/{{human_len}} {unit} ({{per_sec}})");
+            b.set_style(ProgressStyle::with_template(&template).expect("valid template"));
             b
         });
         let now = Instant::now();

@@ -62,6 +62,7 @@ async fn schema_apply_and_prepared_round_trip() {
             "events",
             "qc_flags",
             "raw_packets",
+            "schema_info",
             "triggers",
             "window_stats"
         ]
@@ -69,12 +70,13 @@ async fn schema_apply_and_prepared_round_trip() {
 
     let ins = s
         .prepare(format!(
-            "INSERT INTO {ks}.raw_packets (sensor_id, day, start_time_ns, kind, unit, sample_rate_hz, seq, late, samples) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            "INSERT INTO {ks}.raw_packets (sensor_id, day, start_time_ns, kind, unit, sample_rate_hz, seq, late, codec, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ))
         .await
         .unwrap();
     let t0: i64 = 1_714_564_800_000_000_000;
     let samples: Vec<f64> = (0..100).map(|i| (i as f64 * 0.1).sin()).collect();
+    let (coding, blob) = fakopp_kernels::pack::encode(&samples);
     for _ in 0..2 {
         s.execute_unpaged(
             &ins,
@@ -87,14 +89,15 @@ async fn schema_apply_and_prepared_round_trip() {
                 100.0f64,
                 7i64,
                 false,
-                &samples,
+                coding.id(),
+                &blob,
             ),
         )
         .await
         .unwrap();
     }
     let sel = s
-        .prepare(format!("SELECT start_time_ns, samples, seq FROM {ks}.raw_packets WHERE sensor_id = ? AND day = ?"))
+        .prepare(format!("SELECT start_time_ns, codec, data, seq FROM {ks}.raw_packets WHERE sensor_id = ? AND day = ?"))
         .await
         .unwrap();
     let rows = s
@@ -103,11 +106,14 @@ async fn schema_apply_and_prepared_round_trip() {
         .unwrap()
         .into_rows_result()
         .unwrap();
-    let got: Vec<(i64, Vec<f64>, i64)> = rows.rows().unwrap().map(|r| r.unwrap()).collect();
+    let got: Vec<(i64, i32, Vec<u8>, i64)> = rows.rows().unwrap().map(|r| r.unwrap()).collect();
     assert_eq!(got.len(), 1, "the same key written twice is one row");
     assert_eq!(got[0].0, t0);
-    assert_eq!(got[0].1, samples);
-    assert_eq!(got[0].2, 7);
+    assert_eq!(
+        fakopp_kernels::pack::decode(got[0].1, &got[0].2).unwrap(),
+        samples
+    );
+    assert_eq!(got[0].3, 7);
 
     let ev = s
         .prepare(format!("INSERT INTO {ks}.events (chain, day, time_ns, duration_s, sensors, coincidence_sum) VALUES (?, ?, ?, ?, ?, ?)"))

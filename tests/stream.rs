@@ -303,7 +303,7 @@ async fn stream_equals_batch(ranks: usize) {
         .unwrap();
     let q = s
         .prepare(format!(
-            "SELECT start_time_ns, samples FROM {}.raw_packets WHERE sensor_id = ? AND day = ?",
+            "SELECT start_time_ns, codec, data FROM {}.raw_packets WHERE sensor_id = ? AND day = ?",
             job.keyspace
         ))
         .await
@@ -327,8 +327,9 @@ async fn stream_equals_batch(ranks: usize) {
                 .unwrap()
                 .into_rows_result()
                 .unwrap();
-            for r in rows.rows::<(i64, Vec<f64>)>().unwrap() {
-                let (t, samples) = r.unwrap();
+            for r in rows.rows::<(i64, i32, Vec<u8>)>().unwrap() {
+                let (t, codec, data) = r.unwrap();
+                let samples = fakopp_kernels::pack::decode(codec, &data).unwrap();
                 assert_eq!(
                     want.get(&(sensor.clone(), t)),
                     Some(&samples),

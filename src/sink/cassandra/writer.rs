@@ -153,7 +153,8 @@ struct RawVals {
     sample_rate_hz: f64,
     seq: MaybeUnset<i64>,
     late: bool,
-    samples: Vec<f64>,
+    codec: i32,
+    data: Vec<u8>,
 }
 
 #[derive(scylla::SerializeRow)]
@@ -264,7 +265,7 @@ impl Bound {
     /// Rough size of the bound values in bytes.
     fn approx_bytes(&self) -> usize {
         match self {
-            Bound::Raw(v) => 64 + v.sensor_id.len() + v.unit.len() + 8 * v.samples.len(),
+            Bound::Raw(v) => 64 + v.sensor_id.len() + v.unit.len() + v.data.len(),
             Bound::Trigger(v) => 80 + v.chain.len() + v.sensor_id.len(),
             Bound::Event(v) => {
                 48 + v.chain.len() + v.sensors.iter().map(|s| s.len() + 4).sum::<usize>()
@@ -297,6 +298,7 @@ fn to_bigint(v: u64, what: &str) -> Result<i64> {
 
 fn raw_vals(r: &RawRow<'_>) -> RawVals {
     let p = r.packet;
+    let (coding, data) = fakopp_kernels::pack::encode(&p.samples);
     RawVals {
         sensor_id: p.sensor_id.clone(),
         day: day_of(p.start_time_ns),
@@ -307,7 +309,8 @@ fn raw_vals(r: &RawRow<'_>) -> RawVals {
         sample_rate_hz: p.sample_rate_hz,
         seq: unset_if_none(p.seq),
         late: r.late,
-        samples: p.samples.clone(),
+        codec: coding.id(),
+        data,
     }
 }
 
@@ -460,7 +463,7 @@ fn plan(rows: Vec<Bound>) -> Vec<Job> {
 struct Statements {
     insert: Vec<PreparedStatement>,
     select_raw: PreparedStatement,
-    select_raw_full: PreparedStatement,
+    select_raw_partitions: PreparedStatement,
     select_triggers: PreparedStatement,
     select_events: PreparedStatement,
     select_qc: PreparedStatement,
@@ -543,19 +546,46 @@ async fn cancelled(rx: &mut watch::Receiver<bool>) {
     }
 }
 
+fn check_keyspace_name(cfg: &CassandraConfig) -> Result<()> {
+    if !is_identifier(&cfg.keyspace) {
+        bail!(
+            "cassandra.keyspace `{}` is not a valid CQL identifier",
+            cfg.keyspace
+        );
+    }
+    Ok(())
+}
+
 impl CassandraSink {
-    /// Connects to `cfg.nodes`, applies `schemas/cassandra.cql` (idempotent),
-    /// and prepares every statement. The connection error names the nodes.
+    /// Connects to `cfg.nodes`, applies `schemas/cassandra.cql` (idempotent;
+    /// a keyspace in an older layout is refused, see [`apply_schema`]), and
+    /// prepares every statement. The connection error names the nodes.
     /// The sink starts with a cancellation signal that never fires.
     pub async fn connect(cfg: &CassandraConfig) -> Result<Self> {
-        if !is_identifier(&cfg.keyspace) {
+        check_keyspace_name(cfg)?;
+        let session = connect(cfg).await?;
+        apply_schema(&session, cfg, false).await?;
+        Self::prepare(session, cfg).await
+    }
+
+    /// Connects to an existing keyspace without changing it (for readers
+    /// such as `fakopp export`): refuses a keyspace that does not exist, or
+    /// whose layout this build does not read.
+    pub async fn open(cfg: &CassandraConfig) -> Result<Self> {
+        check_keyspace_name(cfg)?;
+        let session = connect(cfg).await?;
+        let layout = super::layout(&session, &cfg.keyspace).await?;
+        if layout.raw_columns.is_empty() {
             bail!(
-                "cassandra.keyspace `{}` is not a valid CQL identifier",
+                "keyspace `{}` has no raw_packets table: nothing was stored there (create the schema with `fakopp schema apply`)",
                 cfg.keyspace
             );
         }
-        let session = connect(cfg).await?;
-        apply_schema(&session, cfg).await?;
+        super::schema::check(&layout, &cfg.keyspace)?;
+        Self::prepare(session, cfg).await
+    }
+
+    async fn prepare(session: Session, cfg: &CassandraConfig) -> Result<Self> {
         let ks = &cfg.keyspace;
         let prep = |cql: String| {
             let session = &session;
@@ -571,7 +601,7 @@ impl CassandraSink {
         let mut insert = Vec::new();
         for t in Table::ALL {
             let cols = match t {
-                Table::RawPackets => "sensor_id, day, start_time_ns, start_time, kind, unit, sample_rate_hz, seq, late, samples",
+                Table::RawPackets => "sensor_id, day, start_time_ns, start_time, kind, unit, sample_rate_hz, seq, late, codec, data",
                 Table::Triggers => "chain, sensor_id, day, on_time_ns, on_time, off_time_ns, on_index, off_index, peak_cf, pick_time_ns",
                 Table::Events => "chain, day, time_ns, time, duration_s, sensors, coincidence_sum",
                 Table::QcFlags => "chain, sensor_id, day, time_ns, time, value, flags, aggregate",
@@ -598,11 +628,11 @@ impl CassandraSink {
         let stmts = Statements {
             insert,
             select_raw: prep(format!(
-                "SELECT start_time_ns, samples FROM {ks}.raw_packets WHERE sensor_id = ? AND day = ?"
+                "SELECT sensor_id, kind, start_time_ns, sample_rate_hz, codec, data, unit, seq, late FROM {ks}.raw_packets WHERE sensor_id = ? AND day = ? AND start_time_ns >= ? AND start_time_ns < ?"
             ))
             .await?,
-            select_raw_full: prep(format!(
-                "SELECT sensor_id, kind, start_time_ns, sample_rate_hz, samples, unit, seq, late FROM {ks}.raw_packets WHERE sensor_id = ? AND day = ?"
+            select_raw_partitions: prep(format!(
+                "SELECT DISTINCT sensor_id, day FROM {ks}.raw_packets"
             ))
             .await?,
             select_triggers: prep(format!(
@@ -851,39 +881,54 @@ impl CassandraSink {
         }
     }
 
-    /// `(start_time_ns, samples)` of a sensor's packets on a UTC day, by time.
-    pub async fn read_raw(&self, sensor_id: &str, day: i32) -> Result<Vec<(i64, Vec<f64>)>> {
-        self.select_all(&self.stmts().select_raw, (sensor_id, day))
-            .await
-    }
-
-    /// A sensor's packets on a UTC day with their `late` flag, by time.
-    pub async fn read_raw_packets(
+    /// The packets of a sensor stored in the partition of UTC `day` that
+    /// start in `[from_ns, to_ns)`, in time order, each with its `late`
+    /// flag, or the error that names it when its blob does not decode (a
+    /// damaged row does not stop the read: the caller decides).
+    pub async fn read_raw_range(
         &self,
         sensor_id: &str,
         day: i32,
-    ) -> Result<Vec<(SensorPacket, bool)>> {
+        from_ns: i64,
+        to_ns: i64,
+    ) -> Result<Vec<Result<(SensorPacket, bool), RawDecodeError>>> {
         type Row = (
             String,
             String,
             i64,
             f64,
-            Vec<f64>,
+            i32,
+            Vec<u8>,
             String,
             Option<i64>,
             bool,
         );
         let rows: Vec<Row> = self
-            .select_all(&self.stmts().select_raw_full, (sensor_id, day))
+            .select_all(&self.stmts().select_raw, (sensor_id, day, from_ns, to_ns))
             .await?;
         rows.into_iter()
             .map(
-                |(sensor_id, kind, start_time_ns, sample_rate_hz, samples, unit, seq, late)| {
+                |(sensor_id, kind, start_time_ns, sample_rate_hz, codec, data, unit, seq, late)| {
                     let kind = SensorKind::ALL
                         .into_iter()
                         .find(|k| k.as_str() == kind)
-                        .with_context(|| format!("unknown sensor kind `{kind}` in raw_packets"))?;
-                    Ok((
+                        .with_context(|| {
+                            format!(
+                                "unknown sensor kind `{kind}` in raw_packets (sensor {sensor_id}, day {day})"
+                            )
+                        })?;
+                    let samples = match fakopp_kernels::pack::decode(codec, &data) {
+                        Ok(s) => s,
+                        Err(source) => {
+                            return Ok(Err(RawDecodeError {
+                                sensor_id,
+                                day,
+                                start_time_ns,
+                                source,
+                            }))
+                        }
+                    };
+                    Ok(Ok((
                         SensorPacket {
                             sensor_id,
                             kind,
@@ -894,10 +939,41 @@ impl CassandraSink {
                             seq,
                         },
                         late,
-                    ))
+                    )))
                 },
             )
             .collect()
+    }
+
+    /// A sensor's packets on a UTC day with their `late` flag, by time; a
+    /// blob that does not decode fails the read ([`RawDecodeError`]).
+    pub async fn read_raw_packets(
+        &self,
+        sensor_id: &str,
+        day: i32,
+    ) -> Result<Vec<(SensorPacket, bool)>> {
+        self.read_raw_range(sensor_id, day, i64::MIN, i64::MAX)
+            .await?
+            .into_iter()
+            .map(|r| r.map_err(anyhow::Error::new))
+            .collect()
+    }
+
+    /// `(start_time_ns, samples)` of a sensor's packets on a UTC day, by time.
+    pub async fn read_raw(&self, sensor_id: &str, day: i32) -> Result<Vec<(i64, Vec<f64>)>> {
+        Ok(self
+            .read_raw_packets(sensor_id, day)
+            .await?
+            .into_iter()
+            .map(|(p, _)| (p.start_time_ns, p.samples))
+            .collect())
+    }
+
+    /// Every `(sensor_id, day)` partition of `raw_packets`, in token order
+    /// (a scan of the partition index: one row per sensor and day).
+    pub async fn raw_partitions(&self) -> Result<Vec<(String, i32)>> {
+        self.select_all(&self.stmts().select_raw_partitions, ())
+            .await
     }
 
     /// A sensor's triggers in a chain whose onset is on a UTC day.
@@ -1019,6 +1095,22 @@ impl CassandraSink {
             .await?;
         Ok(rows.first().map_or(0, |r| r.0))
     }
+}
+
+/// A stored packet whose blob does not decode: damaged on disk or in
+/// transit, or written by a coding this build does not know.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "raw_packets row of sensor {sensor_id}, day {day} ({}), start {} ({start_time_ns} ns): {source}",
+    crate::model::format_day(*day),
+    crate::model::format_time_us(*start_time_ns)
+)]
+pub struct RawDecodeError {
+    pub sensor_id: String,
+    pub day: i32,
+    pub start_time_ns: i64,
+    #[source]
+    pub source: fakopp_kernels::pack::PackError,
 }
 
 /// A write the cluster refused for good (see `retry.rs`): the job stops.

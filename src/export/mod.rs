@@ -1,0 +1,311 @@
+//! `fakopp export`: a sensor's recording read back from `raw_packets`
+//! (docs/architecture.md, "Raw store"). Partitions `(sensor, day)` are
+//! listed, filtered by the sensor globs and the time range, and read page
+//! by page; each sensor's series is rebuilt ([`series`]) and written as
+//! MiniSEED, long CSV or JSON lines, sensor after sensor in id order.
+//!
+//! Output goes to `PATH.partial` and is renamed to `PATH` only when the
+//! export succeeded, so a failed export never leaves a file that looks
+//! whole.
+
+mod mseed;
+pub mod series;
+mod text;
+
+pub use text::format_time;
+
+use crate::config::Config;
+use crate::model::{day_of, SensorKind};
+use crate::progress::Progress;
+use crate::sink::cassandra::CassandraSink;
+use anyhow::{Context, Result};
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+const NS_PER_DAY: i64 = 86_400 * 1_000_000_000;
+
+/// What to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// MiniSEED version 2 or 3 with records of `record_length` bytes (the
+    /// largest length for version 3).
+    Mseed { version: u8, record_length: i32 },
+    /// The long CSV `fakopp batch` reads.
+    Csv,
+    /// JSON lines of SensorPackets.
+    Jsonl,
+}
+
+#[derive(Debug, Clone)]
+pub struct ExportArgs {
+    /// Sensor id globs (`*`, `?`, `[...]`); a sensor matching any is exported.
+    pub sensors: Vec<String>,
+    pub from_ns: i64,
+    pub to_ns: i64,
+    pub format: Format,
+    /// Output file; `None` is standard output.
+    pub output: Option<PathBuf>,
+    /// Skip packets whose blob does not decode (each reported) instead of
+    /// stopping at the first.
+    pub keep_going: bool,
+}
+
+/// What an export did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExportReport {
+    pub sensors: u64,
+    pub partitions: u64,
+    pub packets: u64,
+    pub samples: u64,
+    /// Packets skipped because their blob did not decode (`keep_going`).
+    pub damaged: u64,
+    pub duplicates_dropped: u64,
+    pub overlaps_trimmed: u64,
+    pub conflicts: u64,
+    pub secs: f64,
+}
+
+impl std::fmt::Display for ExportReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exported {} samples of {} sensors ({} partitions, {} packets) in {:.2} s = {:.0} samples/s",
+            self.samples,
+            self.sensors,
+            self.partitions,
+            self.packets,
+            self.secs,
+            self.samples as f64 / self.secs.max(1e-9)
+        )?;
+        if self.duplicates_dropped + self.overlaps_trimmed > 0 {
+            write!(
+                f,
+                "; {} duplicate packets dropped, {} overlaps trimmed ({} conflicting samples)",
+                self.duplicates_dropped, self.overlaps_trimmed, self.conflicts
+            )?;
+        }
+        if self.damaged > 0 {
+            write!(f, "; {} damaged packets skipped", self.damaged)?;
+        }
+        Ok(())
+    }
+}
+
+/// A usage error in the export's arguments (exit 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadArgs(pub String);
+
+fn globs(patterns: &[String]) -> Result<GlobSet, BadArgs> {
+    let mut b = GlobSetBuilder::new();
+    for p in patterns {
+        b.add(Glob::new(p).map_err(|e| BadArgs(format!("--sensor `{p}`: {e}")))?);
+    }
+    b.build().map_err(|e| BadArgs(format!("--sensor: {e}")))
+}
+
+enum Out<W: Write> {
+    Mseed(mseed::MseedOut<W>),
+    Csv(text::CsvOut<W>),
+    Jsonl(text::JsonlOut<W>),
+}
+
+impl<W: Write> Out<W> {
+    fn write(
+        &mut self,
+        sensor: &str,
+        kind: SensorKind,
+        unit: &str,
+        run: &series::Run,
+    ) -> Result<()> {
+        match self {
+            Out::Mseed(o) => o.write(sensor, run),
+            Out::Csv(o) => o.write(sensor, unit, run),
+            Out::Jsonl(o) => o.write(sensor, kind, unit, run),
+        }
+    }
+
+    fn finish(self) -> Result<W> {
+        match self {
+            Out::Mseed(o) => o.finish(),
+            Out::Csv(o) => o.finish(),
+            Out::Jsonl(o) => o.finish(),
+        }
+    }
+}
+
+/// Checks the arguments before anything is opened.
+pub fn check(args: &ExportArgs) -> Result<(), BadArgs> {
+    if args.sensors.is_empty() {
+        return Err(BadArgs("give at least one --sensor GLOB".into()));
+    }
+    globs(&args.sensors)?;
+    if args.from_ns >= args.to_ns {
+        return Err(BadArgs("--from must be before --to".into()));
+    }
+    if let Format::Mseed {
+        version,
+        record_length,
+    } = args.format
+    {
+        if version != 2 && version != 3 {
+            return Err(BadArgs(format!("--mseed-version {version}: 2 or 3")));
+        }
+        let ok = if version == 2 {
+            (256..=65536).contains(&record_length) && (record_length as u32).is_power_of_two()
+        } else {
+            (64..=1 << 20).contains(&record_length)
+        };
+        if !ok {
+            return Err(BadArgs(format!(
+                "--record-length {record_length}: MiniSEED {version} needs {}",
+                if version == 2 {
+                    "a power of two from 256 to 65536"
+                } else {
+                    "64 to 1048576 bytes"
+                }
+            )));
+        }
+        if args.output.is_none() {
+            return Err(BadArgs("MiniSEED needs --output PATH".into()));
+        }
+    }
+    Ok(())
+}
+
+/// Runs the export (see the module documentation).
+pub fn run(cfg: &Config, args: &ExportArgs) -> Result<ExportReport> {
+    check(args)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    match &args.output {
+        None => {
+            let stdout = std::io::stdout().lock();
+            let (report, _) = rt.block_on(export(cfg, args, std::io::BufWriter::new(stdout)))?;
+            Ok(report)
+        }
+        Some(path) => {
+            let mut partial = path.clone().into_os_string();
+            partial.push(".partial");
+            let partial = PathBuf::from(partial);
+            let file = std::fs::File::create(&partial)
+                .with_context(|| format!("cannot create {}", partial.display()))?;
+            let res = rt.block_on(export(cfg, args, std::io::BufWriter::new(file)));
+            match res {
+                Ok((report, w)) => {
+                    let file = w.into_inner().map_err(|e| e.into_error())?;
+                    file.sync_all()
+                        .with_context(|| format!("writing {}", partial.display()))?;
+                    std::fs::rename(&partial, path).with_context(|| {
+                        format!("renaming {} to {}", partial.display(), path.display())
+                    })?;
+                    Ok(report)
+                }
+                Err(e) => {
+                    let _ = std::fs::remove_file(&partial);
+                    Err(e)
+                }
+            }
+        }
+    }
+}
+
+async fn export<W: Write>(cfg: &Config, args: &ExportArgs, w: W) -> Result<(ExportReport, W)> {
+    let started = Instant::now();
+    let want = globs(&args.sensors)?;
+    let sink = CassandraSink::open(&cfg.cassandra).await?;
+    // A packet is stored under the day it starts: one that starts the day
+    // before `from` may still hold samples in range.
+    let first_day = day_of(args.from_ns.saturating_sub(NS_PER_DAY));
+    let last_day = day_of(args.to_ns - 1);
+    let mut days: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+    for (sensor, day) in sink.raw_partitions().await? {
+        if (first_day..=last_day).contains(&day) && want.is_match(&sensor) {
+            days.entry(sensor).or_default().push(day);
+        }
+    }
+    let total: u64 = days.values().map(|d| d.len() as u64).sum();
+    let progress = Progress::counting(total, true, "partitions");
+    let mut out = match args.format {
+        Format::Mseed { .. } => Out::Mseed(mseed::MseedOut::new(w, args.format)),
+        Format::Csv => Out::Csv(text::CsvOut::new(w)),
+        Format::Jsonl => Out::Jsonl(text::JsonlOut::new(w)),
+    };
+    let mut report = ExportReport::default();
+    let mut runs = Vec::new();
+    for (sensor, mut ds) in days {
+        ds.sort_unstable();
+        report.sensors += 1;
+        let mut rebuild = series::Rebuilder::new(args.from_ns, args.to_ns);
+        let mut meta: Option<(SensorKind, String)> = None;
+        for day in ds {
+            let rows = sink
+                .read_raw_range(
+                    &sensor,
+                    day,
+                    args.from_ns.saturating_sub(NS_PER_DAY),
+                    args.to_ns,
+                )
+                .await
+                .with_context(|| {
+                    format!(
+                        "reading sensor {sensor} day {}",
+                        crate::model::format_day(day)
+                    )
+                })?;
+            report.partitions += 1;
+            for row in rows {
+                match row {
+                    Ok((p, _late)) => {
+                        report.packets += 1;
+                        meta.get_or_insert_with(|| (p.kind, p.unit.clone()));
+                        rebuild.push(&p);
+                    }
+                    Err(e) if args.keep_going => {
+                        report.damaged += 1;
+                        tracing::warn!("{e}; skipped (--keep-going)");
+                    }
+                    Err(e) => {
+                        return Err(anyhow::Error::new(e).context(
+                            "a stored packet is damaged (export stopped; --keep-going skips such packets)",
+                        ))
+                    }
+                }
+            }
+            rebuild.end_day(&mut runs);
+            write_runs(&mut out, &sensor, meta.as_ref(), &mut runs, &mut report)?;
+            progress.inc(1);
+        }
+        let rep = rebuild.finish(&mut runs);
+        write_runs(&mut out, &sensor, meta.as_ref(), &mut runs, &mut report)?;
+        report.duplicates_dropped += rep.duplicates_dropped;
+        report.overlaps_trimmed += rep.overlaps_trimmed;
+        report.conflicts += rep.overlap_conflicts;
+    }
+    progress.finish();
+    let w = out.finish()?;
+    report.secs = started.elapsed().as_secs_f64();
+    Ok((report, w))
+}
+
+fn write_runs<W: Write>(
+    out: &mut Out<W>,
+    sensor: &str,
+    meta: Option<&(SensorKind, String)>,
+    runs: &mut Vec<series::Run>,
+    report: &mut ExportReport,
+) -> Result<()> {
+    let (kind, unit) = match meta {
+        Some((k, u)) => (*k, u.as_str()),
+        None => (SensorKind::Other, ""),
+    };
+    for run in runs.drain(..) {
+        report.samples += run.segment.samples.len() as u64;
+        out.write(sensor, kind, unit, &run)?;
+    }
+    Ok(())
+}
