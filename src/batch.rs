@@ -3,7 +3,9 @@
 //! The sensors are spread over the ranks, balanced by sample count. With
 //! input files, rank 0 scans them (MiniSEED record headers, no decoding),
 //! decides the split, and every rank reads the files decoding only its own
-//! sensors' records, so nothing is shipped before processing; the
+//! sensors' records, so nothing is shipped before processing; from
+//! Cassandra (`[source] kind = "cassandra"`), rank 0 lists the stored
+//! partitions and every rank reads its own sensors' partitions; the
 //! synthetic network is generated on rank 0 and scattered. Every rank
 //! (rank 0 included) runs its sensors' chains with rayon; the results are
 //! gathered on rank 0, which runs network coincidence and writes the
@@ -131,7 +133,9 @@ fn load(cfg: &Config, a: &BatchArgs) -> Result<Loaded> {
             Ok(Loaded { series: s.series, truth: s.events, problems: Vec::new() })
         }
         SourceKind::Kafka => bail!("source.kind = \"kafka\" is the stream job's source: use `fakopp run`, or give input files"),
-        SourceKind::Files => unreachable!("handled by input_files"),
+        SourceKind::Files | SourceKind::Cassandra => {
+            unreachable!("handled by input_files and read_stored")
+        }
     }
 }
 
@@ -363,44 +367,61 @@ fn distribute(dist: &Dist, loaded: Option<Result<Loaded>>) -> Result<Loaded> {
     }
 }
 
+/// Rank 0 splits `items` (known on rank 0 only: each with its weight, or
+/// the reason there are none) over the ranks by weight ([`lpt`]); every
+/// rank gets its own part. Without MPI the part is everything.
+fn scatter_plan<T>(
+    dist: &Dist,
+    items: Option<Result<Vec<(T, u64)>>>,
+    id: impl Fn(&T) -> &str,
+) -> Result<Vec<T>>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned,
+{
+    let Some(world) = dist.world() else {
+        let items = items.expect("a world of one is rank 0")?;
+        return Ok(items.into_iter().map(|i| i.0).collect());
+    };
+    type Part<T> = std::result::Result<Vec<T>, String>;
+    let plan = match items {
+        Some(items) => {
+            let parts: Vec<Part<T>> = match items {
+                Ok(items) => lpt(items, |i| i.1, |i| id(&i.0), dist.size())
+                    .into_iter()
+                    .map(|part| Ok(part.into_iter().map(|i| i.0).collect()))
+                    .collect(),
+                Err(e) => (0..dist.size()).map(|_| Err(format!("{e:#}"))).collect(),
+            };
+            let mut bytes = parts.iter().map(to_bytes).collect::<Result<Vec<_>>>()?;
+            let total: usize = bytes.iter().map(Vec::len).sum();
+            if !fits_one_message(total) {
+                let too_many = Err::<Vec<T>, _>(format!(
+                    "the list of sensors is too long for one MPI scatter ({total} bytes)"
+                ));
+                bytes = vec![to_bytes(&too_many)?; dist.size()];
+            }
+            Some(bytes)
+        }
+        None => None,
+    };
+    let buf = scatter_buffers(&world, plan.as_deref());
+    match from_bytes::<Part<T>>(&buf)? {
+        Ok(mine) => Ok(mine),
+        Err(e) if dist.is_root() => bail!("{e}"),
+        Err(e) => bail!("rank 0 could not plan the reading: {e}"),
+    }
+}
+
 /// With input files under MPI: rank 0 scans the files and splits the
 /// sensors by sample count; every rank reads the files keeping (decoding)
 /// only its own sensors. All ranks go on only if all read their share.
 fn read_share(cfg: &Config, a: &BatchArgs, paths: &[PathBuf], dist: &Dist) -> Result<Loaded> {
-    let world = dist.world().expect("called under MPI");
-    // Each rank gets its own list of sensors, or the reason there is none.
-    type Part = std::result::Result<Vec<String>, String>;
-    let plan = if dist.is_root() {
-        let parts: Vec<Part> = match crate::source::files::scan_inputs(paths) {
-            Ok(counts) => lpt(
-                counts.into_iter().collect(),
-                |c: &(String, u64)| c.1,
-                |c| &c.0,
-                dist.size(),
-            )
-            .into_iter()
-            .map(|part| Ok(part.into_iter().map(|c| c.0).collect()))
-            .collect(),
-            Err(e) => vec![Err(format!("{e:#}")); dist.size()],
-        };
-        let mut bytes = parts.iter().map(to_bytes).collect::<Result<Vec<_>>>()?;
-        if !fits_one_message(bytes.iter().map(Vec::len).sum()) {
-            let too_many = Err::<Vec<String>, _>(format!(
-                "the list of sensors is too long for one MPI scatter ({} bytes)",
-                bytes.iter().map(Vec::len).sum::<usize>()
-            ));
-            bytes = vec![to_bytes(&too_many)?; dist.size()];
-        }
-        Some(bytes)
-    } else {
-        None
-    };
-    let buf = scatter_buffers(&world, plan.as_deref());
-    let mine: std::collections::BTreeSet<String> = match from_bytes::<Part>(&buf)? {
-        Ok(mine) => mine.into_iter().collect(),
-        Err(e) if dist.is_root() => bail!("{e}"),
-        Err(e) => bail!("rank 0 could not scan the inputs: {e}"),
-    };
+    let counts = dist.is_root().then(|| {
+        crate::source::files::scan_inputs(paths).map(|c| c.into_iter().collect::<Vec<_>>())
+    });
+    let mine: std::collections::BTreeSet<String> = scatter_plan(dist, counts, |s: &String| s)?
+        .into_iter()
+        .collect();
     let read = read_files(cfg, a, paths, Want::Only(&mine));
     let all_read = dist.all_ok(read.is_ok());
     let loaded = read?;
@@ -408,6 +429,35 @@ fn read_share(cfg: &Config, a: &BatchArgs, paths: &[PathBuf], dist: &Dist) -> Re
         bail!("another rank could not read its share of the inputs (see its message)");
     }
     Ok(loaded)
+}
+
+/// `[source] kind = "cassandra"`: rank 0 lists the matching partitions and
+/// splits the sensors by partition count; every rank reads its own
+/// sensors' partitions through its own session.
+fn read_stored(cfg: &Config, a: &BatchArgs, dist: &Dist) -> Result<Loaded> {
+    use crate::source::cassandra;
+    let list = dist.is_root().then(|| {
+        cassandra::list_sensors(cfg).map(|m| {
+            m.into_iter()
+                .map(|(s, d)| {
+                    let w = d.len() as u64;
+                    ((s, d), w)
+                })
+                .collect::<Vec<_>>()
+        })
+    });
+    let mine = scatter_plan(dist, list, |s: &(String, Vec<i32>)| &s.0)?;
+    let read = cassandra::read_sensors(cfg, &mine, a.keep_going);
+    let all_read = dist.all_ok(read.is_ok());
+    let (series, problems) = read?;
+    if !all_read {
+        bail!("another rank could not read its share from Cassandra (see its message)");
+    }
+    Ok(Loaded {
+        series,
+        truth: Vec::new(),
+        problems,
+    })
 }
 
 /// Brings every rank's share to rank 0 (`None` on the other ranks).
@@ -480,6 +530,7 @@ pub fn run(cfg: &Config, args: BatchArgs) -> Result<()> {
     let files = input_files(cfg, &args)?;
     let mine = match &files {
         Some(paths) if dist.size() > 1 => read_share(cfg, &args, paths, &dist)?,
+        None if cfg.source.kind == SourceKind::Cassandra => read_stored(cfg, &args, &dist)?,
         _ => distribute(&dist, dist.is_root().then(|| load(cfg, &args)))?,
     };
     let progress = Progress::new(

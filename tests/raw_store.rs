@@ -43,6 +43,58 @@ fn export(cfg: &Path, sensor: &str, from: &str, to: &str, more: &[&str]) -> Outp
         .unwrap()
 }
 
+const CHAINS: &str = r#"
+[[chains]]
+name = "p"
+select = ["BW.*"]
+steps = [
+  { op = "bandpass", freqmin = 10.0, freqmax = 20.0, corners = 4 },
+  { op = "recursive_sta_lta", sta = 0.5, lta = 10.0 },
+  { op = "trigger", on = 3.5, off = 1.0 },
+]
+[[coincidence]]
+chain = "p"
+threshold_sum = 3
+[[chains]]
+name = "level-qc"
+select = ["GS.*"]
+steps = [
+  { op = "gross_range", fail_span = [1000.0, 1400.0], suspect_span = [1200.0, 1300.0] },
+  { op = "spike", suspect_threshold = 0.5, fail_threshold = 2.0 },
+  { op = "flat_line", suspect_threshold_s = 10800, fail_threshold_s = 21600, tolerance = 0.001 },
+  { op = "stats", window = 86400.0 },
+]
+"#;
+
+/// `fakopp batch --format jsonl` on `ranks` ranks: its lines, sorted.
+fn batch_lines(cfg: &Path, ranks: usize, inputs: &[PathBuf]) -> Vec<String> {
+    let mut c = if ranks == 1 {
+        fakopp()
+    } else {
+        let mut c = mpirun(ranks);
+        c.arg(env!("CARGO_BIN_EXE_fakopp"));
+        c
+    };
+    let out = c
+        .args(["batch", "--format", "jsonl", "--config"])
+        .arg(cfg)
+        .args(inputs)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "batch on {ranks} ranks: {}",
+        stderr(&out)
+    );
+    let mut lines: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    lines.sort();
+    lines
+}
+
 const SEISMIC: (&str, &str) = ("2010-05-27T00:00:00Z", "2010-05-28T00:00:00Z");
 const LOGGER: (&str, &str) = ("2020-01-01T00:00:00Z", "2023-01-01T00:00:00Z");
 
@@ -106,6 +158,37 @@ async fn real_recordings_come_back_exactly_and_damage_is_named() {
             csv.as_os_str(),
         ],
     );
+
+    // Reprocessing what is stored equals processing the original files.
+    let from_files = batch_lines(
+        &write_config(
+            dir.path(),
+            "files.toml",
+            &format!("[source]\nkind = \"files\"\n{CHAINS}"),
+        ),
+        1,
+        &inputs,
+    );
+    assert!(
+        from_files.iter().any(|l| l.contains("\"type\":\"event\""))
+            && from_files.iter().any(|l| l.contains("\"type\":\"qc\"")),
+        "the chains find events and flag readings"
+    );
+    let stored = write_config(
+        dir.path(),
+        "stored.toml",
+        &format!(
+            "[source]\nkind = \"cassandra\"\nsensors = [\"BW.*\", \"GS.*\"]\nfrom = \"2010-01-01T00:00:00Z\"\nto = \"2023-01-01T00:00:00Z\"\n\
+             [cassandra]\nnodes = [\"{}\"]\nkeyspace = \"{ks}\"\n{CHAINS}",
+            cassandra_node()
+        ),
+    );
+    for ranks in [1, 3] {
+        let got = batch_lines(&stored, ranks, &[]);
+        assert!(got == from_files, "batch from Cassandra on {ranks} ranks = batch from the files ({} vs {} lines; first difference: {:?})",
+            got.len(), from_files.len(),
+            got.iter().zip(&from_files).find(|(a, b)| a != b));
+    }
 
     // JSON lines of everything: every original sample once.
     let out = export(

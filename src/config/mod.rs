@@ -49,6 +49,8 @@ pub enum SourceKind {
     Kafka,
     Files,
     Synthetic,
+    /// Raw packets stored in Cassandra (`raw_packets`), for `batch`.
+    Cassandra,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -59,6 +61,14 @@ pub struct SourceConfig {
     /// its command line instead).
     #[serde(default)]
     pub inputs: Vec<PathBuf>,
+    /// Sensor id globs for `kind = "cassandra"`.
+    #[serde(default)]
+    pub sensors: Vec<String>,
+    /// Time range `[from, to)` for `kind = "cassandra"` (RFC 3339).
+    #[serde(default)]
+    pub from: Option<String>,
+    #[serde(default)]
+    pub to: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

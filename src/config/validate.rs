@@ -26,6 +26,56 @@ pub fn is_cql_identifier(s: &str) -> bool {
         && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
 }
 
+/// `source.sensors`, `source.from` and `source.to` belong to
+/// `kind = "cassandra"`, which needs all three (and is batch's source only).
+fn source_range(cfg: &Config, mode: Mode) -> Check {
+    let src = &cfg.source;
+    if src.kind != SourceKind::Cassandra {
+        for (key, set) in [
+            ("source.sensors", !src.sensors.is_empty()),
+            ("source.from", src.from.is_some()),
+            ("source.to", src.to.is_some()),
+        ] {
+            if set {
+                fail(key, "is for source.kind = \"cassandra\" only")?;
+            }
+        }
+        return Ok(());
+    }
+    if mode == Mode::Stream {
+        fail(
+            "source.kind",
+            "\"cassandra\" is a source for `fakopp batch`; the stream job reads Kafka",
+        )?;
+    }
+    if src.sensors.is_empty() {
+        fail(
+            "source.sensors",
+            "source.kind = \"cassandra\" needs sensor id globs, e.g. [\"GB.*\"]",
+        )?;
+    }
+    for (i, g) in src.sensors.iter().enumerate() {
+        if let Err(e) = globset::Glob::new(g) {
+            fail(format!("source.sensors[{i}]"), format!("`{g}`: {e}"))?;
+        }
+    }
+    let mut at = [0i64; 2];
+    for (k, (key, v)) in [("source.from", &src.from), ("source.to", &src.to)]
+        .into_iter()
+        .enumerate()
+    {
+        match v.as_deref().map(crate::model::parse_time_ns) {
+            None => fail(key, "source.kind = \"cassandra\" needs a time range")?,
+            Some(Err(e)) => fail(key, e)?,
+            Some(Ok(t)) => at[k] = t,
+        }
+    }
+    if at[0] >= at[1] {
+        fail("source.to", "must be after source.from")?;
+    }
+    Ok(())
+}
+
 pub(super) fn validate(cfg: &Config, mode: Mode) -> Check {
     let c = &cfg.cassandra;
     if !is_cql_identifier(&c.keyspace) {
@@ -152,6 +202,7 @@ pub(super) fn validate(cfg: &Config, mode: Mode) -> Check {
             "source.kind = \"files\" needs at least one input",
         )?;
     }
+    source_range(cfg, mode)?;
     if cfg.sinks.kinds.is_empty() && mode != Mode::Tooling {
         fail("sinks.kinds", "needs at least one sink")?;
     }

@@ -1,7 +1,7 @@
 //! `fakopp export`: a sensor's recording read back from `raw_packets`
 //! (docs/architecture.md, "Raw store"). Partitions `(sensor, day)` are
 //! listed, filtered by the sensor globs and the time range, and read page
-//! by page; each sensor's series is rebuilt ([`series`]) and written as
+//! by page; each sensor's series is rebuilt ([`crate::source::stored`]) and written as
 //! MiniSEED, long CSV or JSON lines, sensor after sensor in id order.
 //!
 //! Output goes to `PATH.partial` and is renamed to `PATH` only when the
@@ -9,23 +9,20 @@
 //! whole.
 
 mod mseed;
-pub mod series;
 mod text;
 
 pub use text::format_time;
 
 use crate::config::Config;
-use crate::model::{day_of, SensorKind};
+use crate::model::SensorKind;
 use crate::progress::Progress;
 use crate::sink::cassandra::CassandraSink;
+use crate::source::{cassandra, stored};
 use anyhow::{Context, Result};
 use globset::{Glob, GlobSet, GlobSetBuilder};
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
-
-const NS_PER_DAY: i64 = 86_400 * 1_000_000_000;
 
 /// What to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,7 +116,7 @@ impl<W: Write> Out<W> {
         sensor: &str,
         kind: SensorKind,
         unit: &str,
-        run: &series::Run,
+        run: &stored::Run,
     ) -> Result<()> {
         match self {
             Out::Mseed(o) => o.write(sensor, run),
@@ -218,73 +215,39 @@ async fn export<W: Write>(cfg: &Config, args: &ExportArgs, w: W) -> Result<(Expo
     let started = Instant::now();
     let want = globs(&args.sensors)?;
     let sink = CassandraSink::open(&cfg.cassandra).await?;
-    // A packet is stored under the day it starts: one that starts the day
-    // before `from` may still hold samples in range.
-    let first_day = day_of(args.from_ns.saturating_sub(NS_PER_DAY));
-    let last_day = day_of(args.to_ns - 1);
-    let mut days: BTreeMap<String, Vec<i32>> = BTreeMap::new();
-    for (sensor, day) in sink.raw_partitions().await? {
-        if (first_day..=last_day).contains(&day) && want.is_match(&sensor) {
-            days.entry(sensor).or_default().push(day);
-        }
-    }
-    let total: u64 = days.values().map(|d| d.len() as u64).sum();
-    let progress = Progress::counting(total, true, "partitions");
+    let days = cassandra::partitions(&sink, &want, args.from_ns, args.to_ns).await?;
+    // One step per partition, and one per sensor for its last segments.
+    let total: u64 = days.values().map(|d| d.len() as u64 + 1).sum();
+    let progress = Progress::counting(total, true, "steps");
     let mut out = match args.format {
         Format::Mseed { .. } => Out::Mseed(mseed::MseedOut::new(w, args.format)),
         Format::Csv => Out::Csv(text::CsvOut::new(w)),
         Format::Jsonl => Out::Jsonl(text::JsonlOut::new(w)),
     };
     let mut report = ExportReport::default();
-    let mut runs = Vec::new();
-    for (sensor, mut ds) in days {
-        ds.sort_unstable();
+    for (sensor, ds) in days {
+        let read = cassandra::read_sensor(
+            &sink,
+            &sensor,
+            &ds,
+            args.from_ns,
+            args.to_ns,
+            0,
+            args.keep_going,
+            |runs, read| {
+                progress.inc(1);
+                write_runs(&mut out, &sensor, read.meta.as_ref(), runs, &mut report)
+            },
+        )
+        .await?;
+        // The last call came after the last day.
         report.sensors += 1;
-        let mut rebuild = series::Rebuilder::new(args.from_ns, args.to_ns);
-        let mut meta: Option<(SensorKind, String)> = None;
-        for day in ds {
-            let rows = sink
-                .read_raw_range(
-                    &sensor,
-                    day,
-                    args.from_ns.saturating_sub(NS_PER_DAY),
-                    args.to_ns,
-                )
-                .await
-                .with_context(|| {
-                    format!(
-                        "reading sensor {sensor} day {}",
-                        crate::model::format_day(day)
-                    )
-                })?;
-            report.partitions += 1;
-            for row in rows {
-                match row {
-                    Ok((p, _late)) => {
-                        report.packets += 1;
-                        meta.get_or_insert_with(|| (p.kind, p.unit.clone()));
-                        rebuild.push(&p);
-                    }
-                    Err(e) if args.keep_going => {
-                        report.damaged += 1;
-                        tracing::warn!("{e}; skipped (--keep-going)");
-                    }
-                    Err(e) => {
-                        return Err(anyhow::Error::new(e).context(
-                            "a stored packet is damaged (export stopped; --keep-going skips such packets)",
-                        ))
-                    }
-                }
-            }
-            rebuild.end_day(&mut runs);
-            write_runs(&mut out, &sensor, meta.as_ref(), &mut runs, &mut report)?;
-            progress.inc(1);
-        }
-        let rep = rebuild.finish(&mut runs);
-        write_runs(&mut out, &sensor, meta.as_ref(), &mut runs, &mut report)?;
-        report.duplicates_dropped += rep.duplicates_dropped;
-        report.overlaps_trimmed += rep.overlaps_trimmed;
-        report.conflicts += rep.overlap_conflicts;
+        report.partitions += ds.len() as u64;
+        report.packets += read.packets;
+        report.damaged += read.damaged.len() as u64;
+        report.duplicates_dropped += read.report.duplicates_dropped;
+        report.overlaps_trimmed += read.report.overlaps_trimmed;
+        report.conflicts += read.report.overlap_conflicts;
     }
     progress.finish();
     let w = out.finish()?;
@@ -296,7 +259,7 @@ fn write_runs<W: Write>(
     out: &mut Out<W>,
     sensor: &str,
     meta: Option<&(SensorKind, String)>,
-    runs: &mut Vec<series::Run>,
+    runs: &mut Vec<stored::Run>,
     report: &mut ExportReport,
 ) -> Result<()> {
     let (kind, unit) = match meta {

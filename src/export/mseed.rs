@@ -3,8 +3,8 @@
 //! other integer series within range, float64 otherwise, so every sample
 //! is written exactly.
 
-use super::series::Run;
 use super::Format;
+use crate::source::stored::Run;
 use anyhow::{anyhow, bail, Context, Result};
 use mseed::{MSControlFlags, MSDataEncoding, PackInfo};
 use std::io::Write;

@@ -2,8 +2,8 @@
 //! value,unit`, one row per reading), and JSON lines of SensorPackets (the
 //! Kafka packet form, at most [`JSONL_PACKET_SAMPLES`] samples each).
 
-use super::series::Run;
 use crate::model::{civil_from_days, SensorKind, SensorPacket};
+use crate::source::stored::Run;
 use anyhow::{Context, Result};
 use std::io::Write;
 

@@ -1,9 +1,11 @@
-//! Rebuilding a sensor's recording from its stored packets, one day
-//! partition at a time: packets in time order, duplicates dropped, late
-//! packets in their place, overlaps trimmed (the earlier data kept), gaps
-//! left as gaps (`assemble` with no interpolation). The last segment of
-//! each day stays open, so a segment running across midnight comes out
-//! whole; memory is bounded by two days of one sensor.
+//! Rebuilding a sensor's recording from its packets stored in Cassandra,
+//! one day partition at a time: packets in time order, duplicates dropped,
+//! late packets in their place, overlaps trimmed (the earlier data kept),
+//! by the rules of [`crate::assemble`]; gaps up to `max_gap_interp_samples`
+//! become missing readings as in every other source (0 for `export`: gaps
+//! stay gaps). The last segment of each day stays open, so a segment
+//! running across midnight comes out whole; what is held between days is
+//! that segment only.
 
 use crate::assemble::{assemble, same_rate, AssembleReport, PieceBuf};
 use crate::model::{Segment, SensorPacket};
@@ -27,6 +29,7 @@ struct Rate {
 pub struct Rebuilder {
     from_ns: i64,
     to_ns: i64,
+    max_gap: u64,
     rates: Vec<Rate>,
     /// Irregular readings of the day, and the time of the last one given out.
     irregular: Vec<(i64, f64)>,
@@ -58,10 +61,11 @@ fn first_at_or_after(start_ns: i64, n: usize, hz: f64, t: i64) -> usize {
 }
 
 impl Rebuilder {
-    pub fn new(from_ns: i64, to_ns: i64) -> Rebuilder {
+    pub fn new(from_ns: i64, to_ns: i64, max_gap_interp_samples: u64) -> Rebuilder {
         Rebuilder {
             from_ns,
             to_ns,
+            max_gap: max_gap_interp_samples,
             rates: Vec::new(),
             irregular: Vec::new(),
             last_irregular_ns: None,
@@ -126,7 +130,7 @@ impl Rebuilder {
                 parts.push(buf);
             }
             parts.push(today);
-            let (mut segs, mut rep) = assemble(parts, rate.hz, 0);
+            let (mut segs, mut rep) = assemble(parts, rate.hz, self.max_gap);
             if let Some(open) = open {
                 // The open segment's data were counted when they came in.
                 rep.pieces -= 1;
@@ -190,7 +194,7 @@ mod tests {
 
     #[test]
     fn days_join_across_midnight_and_gaps_stay_gaps() {
-        let mut r = Rebuilder::new(i64::MIN, i64::MAX);
+        let mut r = Rebuilder::new(i64::MIN, i64::MAX, 0);
         let mut out = Vec::new();
         r.push(&packet(0, vec![1.0, 2.0], 1.0));
         r.push(&packet(2 * S, vec![3.0], 1.0));
@@ -212,7 +216,7 @@ mod tests {
 
     #[test]
     fn trims_to_the_range_on_the_sample_grid() {
-        let mut r = Rebuilder::new(2 * S + 1, 5 * S);
+        let mut r = Rebuilder::new(2 * S + 1, 5 * S, 0);
         let mut out = Vec::new();
         r.push(&packet(0, (0..10).map(f64::from).collect(), 1.0));
         r.finish(&mut out);
@@ -223,7 +227,7 @@ mod tests {
 
     #[test]
     fn irregular_readings_keep_their_times_once() {
-        let mut r = Rebuilder::new(0, 100 * S);
+        let mut r = Rebuilder::new(0, 100 * S, 0);
         let mut out = Vec::new();
         r.push(&packet(7 * S, vec![1.5], 0.0));
         r.push(&packet(3 * S, vec![0.5], 0.0));
@@ -238,7 +242,7 @@ mod tests {
 
     #[test]
     fn rates_are_kept_apart() {
-        let mut r = Rebuilder::new(i64::MIN, i64::MAX);
+        let mut r = Rebuilder::new(i64::MIN, i64::MAX, 0);
         let mut out = Vec::new();
         r.push(&packet(0, vec![1.0; 4], 1.0));
         r.push(&packet(0, vec![2.0; 4], 2.0));

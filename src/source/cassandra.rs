@@ -1,0 +1,233 @@
+//! Raw packets stored in Cassandra as a source: the sensors and days of
+//! `raw_packets` that match sensor globs and a time range, each sensor's
+//! recording rebuilt from them ([`super::stored`]). `fakopp export` writes
+//! what this reads; `fakopp batch` with `[source] kind = "cassandra"`
+//! reprocesses it, each MPI rank reading only its own sensors' partitions.
+
+use super::stored::{Rebuilder, Run};
+use crate::assemble::AssembleReport;
+use crate::model::{day_of, format_day, SensorKind, Series};
+use crate::sink::cassandra::{CassandraSink, RawDecodeError};
+use anyhow::{bail, Context, Result};
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use std::collections::BTreeMap;
+
+const NS_PER_DAY: i64 = 86_400 * 1_000_000_000;
+
+/// The globs as one matcher; the error names the bad glob.
+pub fn glob_set(patterns: &[String]) -> Result<GlobSet> {
+    let mut b = GlobSetBuilder::new();
+    for p in patterns {
+        b.add(Glob::new(p).with_context(|| format!("sensor glob `{p}`"))?);
+    }
+    Ok(b.build()?)
+}
+
+/// A packet is stored under the day it starts, so one that starts the day
+/// before `from_ns` may still hold samples in range: the reads start a day
+/// early (packets longer than a day are not seen from before `from_ns`).
+fn read_from(from_ns: i64) -> i64 {
+    from_ns.saturating_sub(NS_PER_DAY)
+}
+
+/// Every sensor matching `want` with the days of its partitions that may
+/// hold data in `[from_ns, to_ns)`, in sensor order, days ascending.
+pub async fn partitions(
+    sink: &CassandraSink,
+    want: &GlobSet,
+    from_ns: i64,
+    to_ns: i64,
+) -> Result<BTreeMap<String, Vec<i32>>> {
+    let days = day_of(read_from(from_ns))..=day_of(to_ns - 1);
+    let mut out: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+    for (sensor, day) in sink.raw_partitions().await? {
+        if days.contains(&day) && want.is_match(&sensor) {
+            out.entry(sensor).or_default().push(day);
+        }
+    }
+    for d in out.values_mut() {
+        d.sort_unstable();
+    }
+    Ok(out)
+}
+
+/// What reading one sensor met.
+#[derive(Debug, Default)]
+pub struct SensorRead {
+    /// Kind and unit of the sensor's first packet.
+    pub meta: Option<(SensorKind, String)>,
+    pub packets: u64,
+    /// Packets whose blob did not decode, skipped (only with `keep_going`).
+    pub damaged: Vec<RawDecodeError>,
+    pub report: AssembleReport,
+}
+
+/// Reads a sensor's partitions `days` day by day into a [`Rebuilder`];
+/// after each day `on_runs` gets the runs that can no longer grow (and at
+/// the end the rest). A damaged packet stops the read, naming it, unless
+/// `keep_going`.
+#[allow(clippy::too_many_arguments)]
+pub async fn read_sensor(
+    sink: &CassandraSink,
+    sensor: &str,
+    days: &[i32],
+    from_ns: i64,
+    to_ns: i64,
+    max_gap_interp_samples: u64,
+    keep_going: bool,
+    mut on_runs: impl FnMut(&mut Vec<Run>, &SensorRead) -> Result<()>,
+) -> Result<SensorRead> {
+    let mut rebuild = Rebuilder::new(from_ns, to_ns, max_gap_interp_samples);
+    let mut read = SensorRead::default();
+    let mut runs = Vec::new();
+    for &day in days {
+        let rows = sink
+            .read_raw_range(sensor, day, read_from(from_ns), to_ns)
+            .await
+            .with_context(|| format!("reading sensor {sensor} day {}", format_day(day)))?;
+        for row in rows {
+            match row {
+                Ok((p, _late)) => {
+                    read.packets += 1;
+                    read.meta.get_or_insert_with(|| (p.kind, p.unit.clone()));
+                    rebuild.push(&p);
+                }
+                Err(e) if keep_going => {
+                    tracing::warn!("{e}; skipped (keep going)");
+                    read.damaged.push(e);
+                }
+                Err(e) => {
+                    return Err(anyhow::Error::new(e).context(
+                        "a stored packet is damaged (stopped; --keep-going skips such packets)",
+                    ))
+                }
+            }
+        }
+        rebuild.end_day(&mut runs);
+        on_runs(&mut runs, &read)?;
+    }
+    read.report = rebuild.finish(&mut runs);
+    on_runs(&mut runs, &read)?;
+    Ok(read)
+}
+
+/// One sensor's whole series in `[from_ns, to_ns)` for batch, with gaps
+/// up to `max_gap_interp_samples` as missing readings like the file
+/// sources; `None` when nothing is stored in range. A sensor stored at
+/// more than one rate is refused (a series has one rate).
+pub async fn read_series(
+    sink: &CassandraSink,
+    sensor: &str,
+    days: &[i32],
+    from_ns: i64,
+    to_ns: i64,
+    max_gap_interp_samples: u64,
+    keep_going: bool,
+) -> Result<(Option<Series>, SensorRead)> {
+    let mut all: Vec<Run> = Vec::new();
+    let read = read_sensor(
+        sink,
+        sensor,
+        days,
+        from_ns,
+        to_ns,
+        max_gap_interp_samples,
+        keep_going,
+        |runs, _| {
+            all.append(runs);
+            Ok(())
+        },
+    )
+    .await?;
+    let Some(first) = all.first() else {
+        return Ok((None, read));
+    };
+    let rate = first.sample_rate_hz;
+    if let Some(other) = all.iter().find(|r| {
+        !(r.sample_rate_hz == rate
+            || (rate > 0.0 && crate::assemble::same_rate(r.sample_rate_hz, rate)))
+    }) {
+        bail!(
+            "sensor {sensor}: stored at {rate} Hz and at {} Hz in the range; one series has one rate (narrow source.from/source.to)",
+            other.sample_rate_hz
+        );
+    }
+    all.sort_by_key(|r| r.segment.start_ns);
+    let (kind, unit) = read
+        .meta
+        .clone()
+        .unwrap_or((SensorKind::Other, String::new()));
+    let mut segments: Vec<_> = all.into_iter().map(|r| r.segment).collect();
+    if rate == 0.0 {
+        // Irregular readings are one segment of timed readings, as the
+        // file sources give them.
+        let mut one = segments.remove(0);
+        for s in segments.drain(..) {
+            one.times_ns.extend(s.times_ns);
+            one.samples.extend(s.samples);
+        }
+        segments.push(one);
+    }
+    let series = Series {
+        sensor_id: sensor.to_string(),
+        kind,
+        unit,
+        sample_rate_hz: rate,
+        segments,
+    };
+    Ok((Some(series), read))
+}
+
+/// The configured time range of `[source]` (checked by the config loader).
+fn range(cfg: &crate::config::Config) -> Result<(i64, i64)> {
+    let t = |v: &Option<String>, key: &str| -> Result<i64> {
+        let v = v.as_deref().with_context(|| format!("{key} is not set"))?;
+        crate::model::parse_time_ns(v).map_err(|e| anyhow::anyhow!("{key}: {e}"))
+    };
+    Ok((
+        t(&cfg.source.from, "source.from")?,
+        t(&cfg.source.to, "source.to")?,
+    ))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// The sensors `[source]` names, with their partitions' days.
+pub fn list_sensors(cfg: &crate::config::Config) -> Result<BTreeMap<String, Vec<i32>>> {
+    let (from, to) = range(cfg)?;
+    let want = glob_set(&cfg.source.sensors)?;
+    runtime()?.block_on(async {
+        let sink = CassandraSink::open(&cfg.cassandra).await?;
+        partitions(&sink, &want, from, to).await
+    })
+}
+
+/// The series of `sensors` (with their days) in `[source]`'s range, and a
+/// problem for every damaged packet skipped (`keep_going`).
+pub fn read_sensors(
+    cfg: &crate::config::Config,
+    sensors: &[(String, Vec<i32>)],
+    keep_going: bool,
+) -> Result<(Vec<Series>, Vec<crate::output::Problem>)> {
+    let (from, to) = range(cfg)?;
+    let max_gap = cfg.stream.max_gap_interp_samples;
+    runtime()?.block_on(async {
+        let sink = CassandraSink::open(&cfg.cassandra).await?;
+        let mut series = Vec::new();
+        let mut problems = Vec::new();
+        for (sensor, days) in sensors {
+            let (s, read) = read_series(&sink, sensor, days, from, to, max_gap, keep_going).await?;
+            series.extend(s);
+            problems.extend(read.damaged.iter().map(|e| crate::output::Problem {
+                chain: String::new(),
+                sensor: sensor.clone(),
+                reason: format!("{e}; skipped"),
+            }));
+        }
+        Ok((series, problems))
+    })
+}
