@@ -1230,7 +1230,8 @@ mod tests {
                 kind: SensorKind::Seismic,
                 start_time_ns: t,
                 sample_rate_hz: 100.0,
-                samples: vec![0.0; n],
+                // Values that do not pack small, so sizes stay near 8 B each.
+                samples: (0..n).map(|i| (i as f64 * 0.7).sin()).collect(),
                 unit: "counts".into(),
                 seq: None,
             },
