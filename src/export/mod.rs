@@ -238,6 +238,7 @@ async fn export<W: Write>(cfg: &Config, args: &ExportArgs, w: W) -> Result<(Expo
                 progress.inc(1);
                 write_runs(&mut out, &sensor, read.meta.as_ref(), runs, &mut report)
             },
+            true,
         )
         .await?;
         // The last call came after the last day.

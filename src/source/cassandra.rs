@@ -62,9 +62,9 @@ pub struct SensorRead {
     pub report: AssembleReport,
 }
 
-/// Reads a sensor's partitions `days` day by day into a [`Rebuilder`];
-/// after each day `on_runs` gets the runs that can no longer grow (and at
-/// the end the rest). A damaged packet stops the read, naming it, unless
+/// Reads a sensor's partitions `days` day by day into a [`Rebuilder`]
+/// ([`Rebuilder::bounded`] if `bounded`); after each day `on_runs` gets the
+/// runs that can no longer grow (and at the end the rest). A damaged packet stops the read, naming it, unless
 /// `keep_going`.
 #[allow(clippy::too_many_arguments)]
 pub async fn read_sensor(
@@ -76,8 +76,12 @@ pub async fn read_sensor(
     max_gap_interp_samples: u64,
     keep_going: bool,
     mut on_runs: impl FnMut(&mut Vec<Run>, &SensorRead) -> Result<()>,
+    bounded: bool,
 ) -> Result<SensorRead> {
     let mut rebuild = Rebuilder::new(from_ns, to_ns, max_gap_interp_samples);
+    if bounded {
+        rebuild = rebuild.bounded();
+    }
     let mut read = SensorRead::default();
     let mut runs = Vec::new();
     for &day in days {
@@ -137,6 +141,7 @@ pub async fn read_series(
             all.append(runs);
             Ok(())
         },
+        false,
     )
     .await?;
     let Some(first) = all.first() else {

@@ -4,8 +4,11 @@
 //! by the rules of [`crate::assemble`]; gaps up to `max_gap_interp_samples`
 //! become missing readings as in every other source (0 for `export`: gaps
 //! stay gaps). The last segment of each day stays open, so a segment
-//! running across midnight comes out whole; what is held between days is
-//! that segment only.
+//! running across midnight comes out whole. Held between days is that
+//! segment only; with [`Rebuilder::bounded`] (export) at most a day of it,
+//! its head being given out as a run of its own (contiguous with the
+//! rest, so readers such as ObsPy join them again). Batch needs whole
+//! series, as from files, and does not bound it.
 
 use crate::assemble::{assemble, same_rate, AssembleReport, PieceBuf};
 use crate::model::{Segment, SensorPacket};
@@ -30,6 +33,7 @@ pub struct Rebuilder {
     from_ns: i64,
     to_ns: i64,
     max_gap: u64,
+    bounded: bool,
     rates: Vec<Rate>,
     /// Irregular readings of the day, and the time of the last one given out.
     irregular: Vec<(i64, f64)>,
@@ -66,11 +70,18 @@ impl Rebuilder {
             from_ns,
             to_ns,
             max_gap: max_gap_interp_samples,
+            bounded: false,
             rates: Vec::new(),
             irregular: Vec::new(),
             last_irregular_ns: None,
             report: AssembleReport::default(),
         }
+    }
+
+    /// Holds at most a day of samples of an open segment between days.
+    pub fn bounded(mut self) -> Rebuilder {
+        self.bounded = true;
+        self
     }
 
     /// Adds one stored packet (any order within a day).
@@ -139,6 +150,23 @@ impl Rebuilder {
             self.report.add(&rep);
             if !all {
                 rate.open = segs.pop();
+                let cap = (86_400.0 * rate.hz).ceil().max(1.0) as usize;
+                if let Some(open) = rate
+                    .open
+                    .as_mut()
+                    .filter(|o| self.bounded && o.samples.len() > cap)
+                {
+                    let cut = open.samples.len() - cap;
+                    let tail = open.samples.split_off(cut);
+                    let head = std::mem::replace(&mut open.samples, tail);
+                    let head_start = open.start_ns;
+                    open.start_ns = time_of(head_start, cut, rate.hz);
+                    segs.push(Segment {
+                        start_ns: head_start,
+                        samples: head,
+                        times_ns: Vec::new(),
+                    });
+                }
             }
             out.extend(segs.into_iter().map(|segment| Run {
                 sample_rate_hz: rate.hz,
@@ -212,6 +240,38 @@ mod tests {
         assert_eq!(got, [(0, vec![1.0, 2.0, 3.0, 4.0]), (10 * S, vec![9.0])]);
         assert_eq!(rep.duplicates_dropped, 1);
         assert_eq!(rep.pieces, 5);
+    }
+
+    #[test]
+    fn bounded_holds_at_most_a_day_and_loses_nothing() {
+        let hz = 1.0 / 3600.0; // a day is 24 samples
+        let h = 3600 * S;
+        let mut r = Rebuilder::new(i64::MIN, i64::MAX, 0).bounded();
+        let mut out = Vec::new();
+        for day in 0..5i64 {
+            for k in 0..24 {
+                let t = (day * 24 + k) * h;
+                r.push(&packet(t, vec![(day * 24 + k) as f64], hz));
+            }
+            r.end_day(&mut out);
+            let held: usize = r
+                .rates
+                .iter()
+                .filter_map(|x| x.open.as_ref())
+                .map(|o| o.samples.len())
+                .sum();
+            assert!(held <= 24, "day {day}: {held} samples held");
+        }
+        r.finish(&mut out);
+        let mut next = 0i64;
+        for run in &out {
+            assert_eq!(run.segment.start_ns, next * h, "runs are contiguous");
+            for (i, v) in run.segment.samples.iter().enumerate() {
+                assert_eq!(*v, (next + i as i64) as f64);
+            }
+            next += run.segment.samples.len() as i64;
+        }
+        assert_eq!(next, 120);
     }
 
     #[test]
