@@ -339,7 +339,12 @@ fn run(cmd: Command) -> Result<(), Failure> {
             };
             crate::export::check(&args).map_err(|e| Failure::Usage(e.0))?;
             let cfg = load(&config, Mode::Tooling)?;
-            let report = crate::export::run(&cfg, &args)?;
+            let report = crate::export::run(&cfg, &args).map_err(|e| match e
+                .downcast::<crate::export::BadArgs>()
+            {
+                Ok(bad) => Failure::Usage(bad.0),
+                Err(e) => Failure::from(e),
+            })?;
             eprintln!("fakopp: {report}");
             Ok(())
         }

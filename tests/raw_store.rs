@@ -123,10 +123,11 @@ async fn real_recordings_come_back_exactly_and_damage_is_named() {
         &ks,
         "[sinks]\nkinds = [\"cassandra\"]\n[stream]\nbatch_interval_ms = 200\n",
     );
-    // Everything twice: the second copies arrive late and rewrite the same rows.
+    // Everything twice, cut differently: the second copies arrive late and
+    // overlap the first (same samples), which export must not repeat.
     let files: Vec<&std::ffi::OsStr> = inputs.iter().map(|p| p.as_os_str()).collect();
-    for _ in 0..2 {
-        run_ok(&["produce", "--packet-samples", "100"], &cfg, &files);
+    for n in ["100", "70"] {
+        run_ok(&["produce", "--packet-samples", n], &cfg, &files);
     }
     run_ok(&["run", "--exit-when-idle", "4"], &cfg, &[]);
 
@@ -319,6 +320,12 @@ async fn real_recordings_come_back_exactly_and_damage_is_named() {
         (
             vec!["--sensor", "BW.*", "--from", SEISMIC.0, "--to", SEISMIC.1],
             "--output",
+        ),
+        (
+            vec![
+                "--sensor", "GS.*", "--from", LOGGER.0, "--to", LOGGER.1, "--output", "x.mseed",
+            ],
+            "LEVEL",
         ),
     ] {
         let out = fakopp()

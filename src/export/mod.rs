@@ -216,6 +216,21 @@ async fn export<W: Write>(cfg: &Config, args: &ExportArgs, w: W) -> Result<(Expo
     let want = globs(&args.sensors)?;
     let sink = CassandraSink::open(&cfg.cassandra).await?;
     let days = cassandra::partitions(&sink, &want, args.from_ns, args.to_ns).await?;
+    if days.is_empty() {
+        tracing::warn!(
+            sensors = %args.sensors.join(" "),
+            "no stored sensor matches in the time range: the output is empty"
+        );
+    }
+    if matches!(args.format, Format::Mseed { .. }) {
+        let bad: Vec<String> = days
+            .keys()
+            .filter_map(|s| mseed::check_sensor(s).err().map(|e| format!("{e:#}")))
+            .collect();
+        if !bad.is_empty() {
+            return Err(BadArgs(bad.join("; ")).into());
+        }
+    }
     // One step per partition, and one per sensor for its last segments.
     let total: u64 = days.values().map(|d| d.len() as u64 + 1).sum();
     let progress = Progress::counting(total, true, "steps");
@@ -241,8 +256,7 @@ async fn export<W: Write>(cfg: &Config, args: &ExportArgs, w: W) -> Result<(Expo
             true,
         )
         .await?;
-        // The last call came after the last day.
-        report.sensors += 1;
+        report.sensors += u64::from(read.packets > 0);
         report.partitions += ds.len() as u64;
         report.packets += read.packets;
         report.damaged += read.damaged.len() as u64;

@@ -17,6 +17,7 @@ pub struct MseedOut<W: Write> {
     version: u8,
     record_length: i32,
     pub records: u64,
+    warned_precision: bool,
 }
 
 /// The FDSN source identifier of `NET.STA.LOC.CHA`: a SEED channel code
@@ -35,14 +36,23 @@ fn source_id(sensor: &str) -> Result<String> {
     Ok(format!("FDSN:{net}_{sta}_{loc}_{}_{}_{}", c[0], c[1], c[2]))
 }
 
-/// The samples as i32 if every one is an integer in range.
+/// The samples as i32 if every one is an integer in range (−0.0 is not:
+/// it would come back as +0).
 fn as_i32(x: &[f64]) -> Option<Vec<i32>> {
     x.iter()
         .map(|&v| {
-            (v.fract() == 0.0 && v >= f64::from(i32::MIN) && v <= f64::from(i32::MAX))
-                .then_some(v as i32)
+            (v.fract() == 0.0
+                && v >= f64::from(i32::MIN)
+                && v <= f64::from(i32::MAX)
+                && !(v == 0.0 && v.is_sign_negative()))
+            .then_some(v as i32)
         })
         .collect()
+}
+
+/// Checks that `sensor` can be written as MiniSEED (before any data is read).
+pub fn check_sensor(sensor: &str) -> Result<()> {
+    source_id(sensor).map(|_| ())
 }
 
 fn steim2_fits(x: &[i32]) -> bool {
@@ -64,6 +74,7 @@ impl<W: Write> MseedOut<W> {
             version,
             record_length,
             records: 0,
+            warned_precision: false,
         }
     }
 
@@ -86,6 +97,14 @@ impl<W: Write> MseedOut<W> {
         let mut flags = MSControlFlags::MSF_FLUSHDATA;
         if self.version == 2 {
             flags |= MSControlFlags::MSF_PACKVER2;
+            if seg.start_ns % 1_000 != 0 && !self.warned_precision {
+                self.warned_precision = true;
+                tracing::warn!(
+                    sensor,
+                    start_ns = seg.start_ns,
+                    "MiniSEED 2 keeps start times to the microsecond: nanoseconds are cut (--mseed-version 3 keeps them)"
+                );
+            }
         }
         let mut failed: Option<std::io::Error> = None;
         let mut records = 0u64;
@@ -149,6 +168,7 @@ mod tests {
         assert_eq!(as_i32(&[1.0, -3.0]), Some(vec![1, -3]));
         assert_eq!(as_i32(&[1.0, 0.5]), None);
         assert_eq!(as_i32(&[3e9]), None);
+        assert_eq!(as_i32(&[1.0, -0.0]), None, "-0.0 goes as float64");
         assert!(steim2_fits(&[0, (1 << 29) - 1]));
         assert!(!steim2_fits(&[0, 1 << 29]));
     }

@@ -7,12 +7,10 @@
 use super::stored::{Rebuilder, Run};
 use crate::assemble::AssembleReport;
 use crate::model::{day_of, format_day, SensorKind, Series};
-use crate::sink::cassandra::{CassandraSink, RawDecodeError};
+use crate::sink::cassandra::{CassandraSink, RawDecodeError, StoredRaw};
 use anyhow::{bail, Context, Result};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use std::collections::BTreeMap;
-
-const NS_PER_DAY: i64 = 86_400 * 1_000_000_000;
 
 /// The globs as one matcher; the error names the bad glob.
 pub fn glob_set(patterns: &[String]) -> Result<GlobSet> {
@@ -23,32 +21,43 @@ pub fn glob_set(patterns: &[String]) -> Result<GlobSet> {
     Ok(b.build()?)
 }
 
-/// A packet is stored under the day it starts, so one that starts the day
-/// before `from_ns` may still hold samples in range: the reads start a day
-/// early (packets longer than a day are not seen from before `from_ns`).
-fn read_from(from_ns: i64) -> i64 {
-    from_ns.saturating_sub(NS_PER_DAY)
-}
-
 /// Every sensor matching `want` with the days of its partitions that may
-/// hold data in `[from_ns, to_ns)`, in sensor order, days ascending.
+/// hold data in `[from_ns, to_ns)`, in sensor order, days ascending. A
+/// packet is stored under the day it starts, so days before `from_ns` are
+/// listed too (up to [`LOOKBACK_DAYS`]): their last packets may reach into
+/// the range.
 pub async fn partitions(
     sink: &CassandraSink,
     want: &GlobSet,
     from_ns: i64,
     to_ns: i64,
 ) -> Result<BTreeMap<String, Vec<i32>>> {
-    let days = day_of(read_from(from_ns))..=day_of(to_ns - 1);
+    let days = day_of(from_ns).saturating_sub(LOOKBACK_DAYS)..=day_of(to_ns - 1);
     let mut out: BTreeMap<String, Vec<i32>> = BTreeMap::new();
-    for (sensor, day) in sink.raw_partitions().await? {
-        if days.contains(&day) && want.is_match(&sensor) {
-            out.entry(sensor).or_default().push(day);
-        }
+    let listed = sink
+        .raw_partitions(|sensor, day| days.contains(&day) && want.is_match(sensor))
+        .await?;
+    for (sensor, day) in listed {
+        out.entry(sensor).or_default().push(day);
     }
     for d in out.values_mut() {
         d.sort_unstable();
     }
     Ok(out)
+}
+
+/// Days before `from` kept in the partition list, for packets that start
+/// before the range and reach into it: a packet of 100 daily readings
+/// spans 100 days. Packets that start earlier are not seen.
+const LOOKBACK_DAYS: i32 = 400;
+
+/// The time just after a packet's last sample.
+fn packet_end_ns(p: &crate::model::SensorPacket) -> i64 {
+    if p.sample_rate_hz > 0.0 {
+        p.start_time_ns + (p.samples.len() as f64 * 1e9 / p.sample_rate_hz).round() as i64
+    } else {
+        p.start_time_ns + 1
+    }
 }
 
 /// What reading one sensor met.
@@ -84,30 +93,55 @@ pub async fn read_sensor(
     }
     let mut read = SensorRead::default();
     let mut runs = Vec::new();
-    for &day in days {
+    let take = |row: StoredRaw, read: &mut SensorRead, rebuild: &mut Rebuilder| match row {
+        Ok((p, _late)) => {
+            read.packets += 1;
+            read.meta.get_or_insert_with(|| (p.kind, p.unit.clone()));
+            rebuild.push(&p);
+            Ok(())
+        }
+        Err(e) if keep_going => {
+            tracing::warn!("{e}; skipped (keep going)");
+            read.damaged.push(e);
+            Ok(())
+        }
+        Err(e) => Err(anyhow::Error::new(e)
+            .context("a stored packet is damaged (stopped; --keep-going skips such packets)")),
+    };
+    // Packets that start before `from_ns` may reach into the range: walk
+    // back from it, packet by packet through the listed days, until one
+    // ends before it. (A packet nested in a later-starting one can only
+    // hide behind it if both came from different cuttings of the same
+    // data, whose other packets hold the same samples.)
+    let first = day_of(from_ns);
+    let mut before_ns = from_ns;
+    'walk: for &day in days.iter().rev().filter(|d| **d <= first) {
+        loop {
+            let row = sink
+                .read_raw_before(sensor, day, before_ns)
+                .await
+                .with_context(|| format!("reading sensor {sensor} day {}", format_day(day)))?;
+            let Some(row) = row else { break };
+            let (start, end) = match &row {
+                Ok((p, _)) => (p.start_time_ns, packet_end_ns(p)),
+                Err(e) => (e.start_time_ns, i64::MAX),
+            };
+            take(row, &mut read, &mut rebuild)?;
+            if end < from_ns {
+                break 'walk;
+            }
+            before_ns = start;
+        }
+    }
+    for &day in days.iter().filter(|d| **d >= first) {
         let rows = sink
-            .read_raw_range(sensor, day, read_from(from_ns), to_ns)
+            .read_raw_range(sensor, day, from_ns, to_ns)
             .await
             .with_context(|| format!("reading sensor {sensor} day {}", format_day(day)))?;
         for row in rows {
-            match row {
-                Ok((p, _late)) => {
-                    read.packets += 1;
-                    read.meta.get_or_insert_with(|| (p.kind, p.unit.clone()));
-                    rebuild.push(&p);
-                }
-                Err(e) if keep_going => {
-                    tracing::warn!("{e}; skipped (keep going)");
-                    read.damaged.push(e);
-                }
-                Err(e) => {
-                    return Err(anyhow::Error::new(e).context(
-                        "a stored packet is damaged (stopped; --keep-going skips such packets)",
-                    ))
-                }
-            }
+            take(row, &mut read, &mut rebuild)?;
         }
-        rebuild.end_day(&mut runs);
+        rebuild.end_day(&mut runs, day);
         on_runs(&mut runs, &read)?;
     }
     read.report = rebuild.finish(&mut runs);

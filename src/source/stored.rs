@@ -4,14 +4,18 @@
 //! by the rules of [`crate::assemble`]; gaps up to `max_gap_interp_samples`
 //! become missing readings as in every other source (0 for `export`: gaps
 //! stay gaps). The last segment of each day stays open, so a segment
-//! running across midnight comes out whole. Held between days is that
-//! segment only; with [`Rebuilder::bounded`] (export) at most a day of it,
-//! its head being given out as a run of its own (contiguous with the
-//! rest, so readers such as ObsPy join them again). Batch needs whole
-//! series, as from files, and does not bound it.
+//! running across midnight comes out whole. With [`Rebuilder::bounded`]
+//! (export) only its samples from the next midnight on are held (later
+//! partitions' packets start there or after); the head goes out as a run
+//! of its own, contiguous with the rest, so readers such as ObsPy join
+//! them again. Unbounded (batch, which needs whole
+//! series as from files) the regular pieces are kept and assembled once,
+//! at the end.
 
 use crate::assemble::{assemble, same_rate, AssembleReport, PieceBuf};
 use crate::model::{Segment, SensorPacket};
+
+const NS_PER_DAY: i64 = 86_400 * 1_000_000_000;
 
 /// A finished run of one sensor's data at one rate; `sample_rate_hz == 0`
 /// for irregular readings (times in `segment.times_ns`).
@@ -78,7 +82,7 @@ impl Rebuilder {
         }
     }
 
-    /// Holds at most a day of samples of an open segment between days.
+    /// Holds only what later partitions can still change between days.
     pub fn bounded(mut self) -> Rebuilder {
         self.bounded = true;
         self
@@ -115,24 +119,28 @@ impl Rebuilder {
         rate.today.push(start, &p.samples[a..b]);
     }
 
-    /// Ends a day: every segment that can no longer grow goes to `out`, in
-    /// time order per rate.
-    pub fn end_day(&mut self, out: &mut Vec<Run>) {
-        self.flush(out, false);
+    /// Ends the partition of UTC `day`: every segment that can no longer
+    /// grow goes to `out`, in time order per rate (bounded: also every
+    /// sample before the next midnight).
+    pub fn end_day(&mut self, out: &mut Vec<Run>, day: i32) {
+        self.flush(out, Some(day));
     }
 
     /// Ends the export: everything left goes to `out`.
     pub fn finish(mut self, out: &mut Vec<Run>) -> AssembleReport {
-        self.flush(out, true);
+        self.flush(out, None);
         self.report
     }
 
-    fn flush(&mut self, out: &mut Vec<Run>, all: bool) {
+    fn flush(&mut self, out: &mut Vec<Run>, day: Option<i32>) {
+        let all = day.is_none();
         for rate in &mut self.rates {
-            let today = std::mem::take(&mut rate.today);
-            if today.pieces() == 0 && !all {
+            // Unbounded (batch), a whole series is wanted: assembling once at
+            // the end saves copying the growing segment every day.
+            if !all && (rate.today.pieces() == 0 || !self.bounded) {
                 continue;
             }
+            let today = std::mem::take(&mut rate.today);
             let mut parts = Vec::with_capacity(2);
             let open = rate.open.take();
             if let Some(open) = &open {
@@ -150,22 +158,26 @@ impl Rebuilder {
             self.report.add(&rep);
             if !all {
                 rate.open = segs.pop();
-                let cap = (86_400.0 * rate.hz).ceil().max(1.0) as usize;
-                if let Some(open) = rate
-                    .open
-                    .as_mut()
-                    .filter(|o| self.bounded && o.samples.len() > cap)
-                {
-                    let cut = open.samples.len() - cap;
-                    let tail = open.samples.split_off(cut);
-                    let head = std::mem::replace(&mut open.samples, tail);
-                    let head_start = open.start_ns;
-                    open.start_ns = time_of(head_start, cut, rate.hz);
-                    segs.push(Segment {
-                        start_ns: head_start,
-                        samples: head,
-                        times_ns: Vec::new(),
-                    });
+                if let (true, Some(day), Some(open)) = (self.bounded, day, rate.open.as_mut()) {
+                    // Packets of later partitions start at the next midnight or
+                    // after, so nothing before it can still change.
+                    let midnight = (i64::from(day) + 1) * NS_PER_DAY;
+                    let n = open.samples.len();
+                    let cut = first_at_or_after(open.start_ns, n, rate.hz, midnight);
+                    if cut > 0 {
+                        let tail = open.samples.split_off(cut);
+                        let head = std::mem::replace(&mut open.samples, tail);
+                        let head_start = open.start_ns;
+                        open.start_ns = time_of(head_start, cut, rate.hz);
+                        segs.push(Segment {
+                            start_ns: head_start,
+                            samples: head,
+                            times_ns: Vec::new(),
+                        });
+                    }
+                    if open.samples.is_empty() {
+                        rate.open = None;
+                    }
                 }
             }
             out.extend(segs.into_iter().map(|segment| Run {
@@ -226,12 +238,12 @@ mod tests {
         let mut out = Vec::new();
         r.push(&packet(0, vec![1.0, 2.0], 1.0));
         r.push(&packet(2 * S, vec![3.0], 1.0));
-        r.end_day(&mut out);
+        r.end_day(&mut out, -1);
         assert!(out.is_empty(), "the open segment waits for the next day");
         r.push(&packet(3 * S, vec![4.0], 1.0));
         r.push(&packet(10 * S, vec![9.0], 1.0)); // a gap
         r.push(&packet(3 * S, vec![4.0], 1.0)); // a duplicate
-        r.end_day(&mut out);
+        r.end_day(&mut out, 0);
         let rep = r.finish(&mut out);
         let got: Vec<(i64, Vec<f64>)> = out
             .iter()
@@ -253,7 +265,7 @@ mod tests {
                 let t = (day * 24 + k) * h;
                 r.push(&packet(t, vec![(day * 24 + k) as f64], hz));
             }
-            r.end_day(&mut out);
+            r.end_day(&mut out, day as i32);
             let held: usize = r
                 .rates
                 .iter()
@@ -272,6 +284,45 @@ mod tests {
             next += run.segment.samples.len() as i64;
         }
         assert_eq!(next, 120);
+    }
+
+    #[test]
+    fn packets_longer_than_a_day_cut_twice_come_out_once() {
+        // Hourly readings in packets of 100 (4 days) and again of 70; one
+        // row per start time, the later write kept, read day by day.
+        let h = 3600 * S;
+        let hz = 1.0 / 3600.0;
+        let n = 1000usize;
+        let mut rows = std::collections::BTreeMap::new();
+        for cut in [100usize, 70] {
+            for a in (0..n).step_by(cut) {
+                let b = (a + cut).min(n);
+                let x: Vec<f64> = (a..b).map(|i| i as f64).collect();
+                rows.insert(a as i64 * h, packet(a as i64 * h, x, hz));
+            }
+        }
+        let mut r = Rebuilder::new(i64::MIN, i64::MAX, 0).bounded();
+        let mut out = Vec::new();
+        let day_of = |t: i64| t.div_euclid(NS_PER_DAY) as i32;
+        let mut current = None;
+        for (t, p) in &rows {
+            let d = day_of(*t);
+            if current.is_some_and(|c| c != d) {
+                r.end_day(&mut out, current.unwrap());
+            }
+            current = Some(d);
+            r.push(p);
+        }
+        r.end_day(&mut out, current.unwrap());
+        r.finish(&mut out);
+        let mut seen: Vec<i64> = out
+            .iter()
+            .flat_map(|run| (0..run.segment.samples.len()).map(|i| run.segment.time_of(i, hz)))
+            .collect();
+        let values: Vec<f64> = out.iter().flat_map(|r| r.segment.samples.clone()).collect();
+        assert_eq!(values, (0..n).map(|i| i as f64).collect::<Vec<_>>());
+        seen.dedup();
+        assert_eq!(seen.len(), n, "every reading once, in order");
     }
 
     #[test]

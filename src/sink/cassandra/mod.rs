@@ -9,8 +9,8 @@ mod writer;
 pub use retry::permanent;
 pub use schema::{apply_schema, layout, schema_statements, Layout, SchemaError, SCHEMA_VERSION};
 pub use writer::{
-    qc_flag_keys, CassandraSink, PermanentWriteError, QcRow, RawDecodeError, RawRow, SinkStats,
-    Table, WriteCancelled, BACKOFF_CAP, BACKOFF_START,
+    qc_flag_keys, CassandraSink, PermanentWriteError, QcRow, RawDamage, RawDecodeError, RawRow,
+    SinkStats, StoredRaw, Table, WriteCancelled, BACKOFF_CAP, BACKOFF_START,
 };
 
 use crate::config::{CassandraConfig, CassandraTls};

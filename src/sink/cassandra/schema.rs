@@ -3,7 +3,7 @@
 //! "Raw store").
 
 use crate::config::CassandraConfig;
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use scylla::client::session::Session;
 use scylla::response::{PagingState, PagingStateResponse};
 use scylla::value::CqlTimestamp;
@@ -90,8 +90,11 @@ where
         .collect::<Result<Vec<T>>>()
 }
 
-/// Reads what the keyspace holds now.
+/// Reads what the keyspace holds now. Unquoted CQL names are folded to
+/// lower case, and `system_schema` holds them so.
 pub async fn layout(session: &Session, keyspace: &str) -> Result<Layout> {
+    let keyspace = keyspace.to_ascii_lowercase();
+    let keyspace = keyspace.as_str();
     let raw_columns: Vec<String> = single_column(
         session,
         "SELECT column_name FROM system_schema.columns WHERE keyspace_name = ? AND table_name = ?",
@@ -150,6 +153,8 @@ pub(super) fn check(layout: &Layout, keyspace: &str) -> Result<(), SchemaError> 
 /// always refused.
 pub async fn apply_schema(session: &Session, cfg: &CassandraConfig, migrate: bool) -> Result<()> {
     let ks = &cfg.keyspace;
+    // After an interrupted run some node may still be behind.
+    agree(session).await?;
     let before = layout(session, ks).await?;
     match check(&before, ks) {
         Err(SchemaError::NeedsMigration { .. }) if migrate => {}
@@ -225,12 +230,45 @@ async fn migrate_raw(session: &Session, ks: &str, before: &Layout) -> Result<()>
         .await
         .context("preparing the raw_packets update")?;
     update.set_is_idempotent(true);
+    let (converted, skipped) = pack_rows(session, &scan, &update).await?;
+    // Rows written while the scan ran (an old fakopp still writing) would
+    // lose their samples with the column: look again, and drop only if
+    // none appeared.
+    let (late, _) = pack_rows(session, &scan, &update).await?;
+    if late > 0 {
+        bail!(
+            "{late} raw_packets rows were written in the old layout while the migration ran \
+             (they are converted now): a stream job of an older fakopp is still writing to \
+             keyspace `{ks}`. Stop it, then run `fakopp schema apply --migrate` again"
+        );
+    }
+    session
+        .query_unpaged(format!("ALTER TABLE {ks}.raw_packets DROP samples"), &[])
+        .await
+        .context("dropping raw_packets.samples")?;
+    agree(session).await?;
+    tracing::info!(
+        keyspace = %ks,
+        converted,
+        already_packed = skipped,
+        "raw_packets migrated to schema version 2"
+    );
+    Ok(())
+}
+
+/// One pass over `raw_packets`: packs every row not packed yet. Returns
+/// (rows packed, rows already packed).
+async fn pack_rows(
+    session: &Session,
+    scan: &scylla::statement::prepared::PreparedStatement,
+    update: &scylla::statement::prepared::PreparedStatement,
+) -> Result<(u64, u64)> {
     let (mut converted, mut skipped) = (0u64, 0u64);
     let mut state = PagingState::start();
     type Row = (String, i32, i64, Option<Vec<f64>>, Option<i32>);
     loop {
         let (res, next) = session
-            .execute_single_page(&scan, (), state)
+            .execute_single_page(scan, (), state)
             .await
             .context("scanning raw_packets")?;
         let rows = res.into_rows_result()?;
@@ -242,7 +280,7 @@ async fn migrate_raw(session: &Session, ks: &str, before: &Layout) -> Result<()>
                 continue;
             }
             let (coding, blob) = fakopp_kernels::pack::encode(&samples.unwrap_or_default());
-            let update = &update;
+
             pending.push(async move {
                 session
                     .execute_unpaged(update, (coding.id(), blob, &sensor, day, start))
@@ -264,16 +302,5 @@ async fn migrate_raw(session: &Session, ks: &str, before: &Layout) -> Result<()>
             PagingStateResponse::NoMorePages => break,
         }
     }
-    session
-        .query_unpaged(format!("ALTER TABLE {ks}.raw_packets DROP samples"), &[])
-        .await
-        .context("dropping raw_packets.samples")?;
-    agree(session).await?;
-    tracing::info!(
-        keyspace = %ks,
-        converted,
-        already_packed = skipped,
-        "raw_packets migrated to schema version 2"
-    );
-    Ok(())
+    Ok((converted, skipped))
 }

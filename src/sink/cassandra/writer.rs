@@ -463,6 +463,7 @@ fn plan(rows: Vec<Bound>) -> Vec<Job> {
 struct Statements {
     insert: Vec<PreparedStatement>,
     select_raw: PreparedStatement,
+    select_raw_before: PreparedStatement,
     select_raw_partitions: PreparedStatement,
     select_triggers: PreparedStatement,
     select_events: PreparedStatement,
@@ -629,6 +630,10 @@ impl CassandraSink {
             insert,
             select_raw: prep(format!(
                 "SELECT sensor_id, kind, start_time_ns, sample_rate_hz, codec, data, unit, seq, late FROM {ks}.raw_packets WHERE sensor_id = ? AND day = ? AND start_time_ns >= ? AND start_time_ns < ?"
+            ))
+            .await?,
+            select_raw_before: prep(format!(
+                "SELECT sensor_id, kind, start_time_ns, sample_rate_hz, codec, data, unit, seq, late FROM {ks}.raw_packets WHERE sensor_id = ? AND day = ? AND start_time_ns < ? ORDER BY start_time_ns DESC LIMIT 1"
             ))
             .await?,
             select_raw_partitions: prep(format!(
@@ -883,66 +888,33 @@ impl CassandraSink {
 
     /// The packets of a sensor stored in the partition of UTC `day` that
     /// start in `[from_ns, to_ns)`, in time order, each with its `late`
-    /// flag, or the error that names it when its blob does not decode (a
-    /// damaged row does not stop the read: the caller decides).
+    /// flag, or the error that names it when it cannot be read (a damaged
+    /// row does not stop the read: the caller decides).
     pub async fn read_raw_range(
         &self,
         sensor_id: &str,
         day: i32,
         from_ns: i64,
         to_ns: i64,
-    ) -> Result<Vec<Result<(SensorPacket, bool), RawDecodeError>>> {
-        type Row = (
-            String,
-            String,
-            i64,
-            f64,
-            i32,
-            Vec<u8>,
-            String,
-            Option<i64>,
-            bool,
-        );
-        let rows: Vec<Row> = self
+    ) -> Result<Vec<StoredRaw>> {
+        let rows: Vec<RawRowRead> = self
             .select_all(&self.stmts().select_raw, (sensor_id, day, from_ns, to_ns))
             .await?;
-        rows.into_iter()
-            .map(
-                |(sensor_id, kind, start_time_ns, sample_rate_hz, codec, data, unit, seq, late)| {
-                    let kind = SensorKind::ALL
-                        .into_iter()
-                        .find(|k| k.as_str() == kind)
-                        .with_context(|| {
-                            format!(
-                                "unknown sensor kind `{kind}` in raw_packets (sensor {sensor_id}, day {day})"
-                            )
-                        })?;
-                    let samples = match fakopp_kernels::pack::decode(codec, &data) {
-                        Ok(s) => s,
-                        Err(source) => {
-                            return Ok(Err(RawDecodeError {
-                                sensor_id,
-                                day,
-                                start_time_ns,
-                                source,
-                            }))
-                        }
-                    };
-                    Ok(Ok((
-                        SensorPacket {
-                            sensor_id,
-                            kind,
-                            start_time_ns,
-                            sample_rate_hz,
-                            samples,
-                            unit,
-                            seq,
-                        },
-                        late,
-                    )))
-                },
-            )
-            .collect()
+        Ok(rows.into_iter().map(|r| stored_packet(r, day)).collect())
+    }
+
+    /// The last packet of a sensor in the partition of UTC `day` that
+    /// starts before `before_ns`, if any.
+    pub async fn read_raw_before(
+        &self,
+        sensor_id: &str,
+        day: i32,
+        before_ns: i64,
+    ) -> Result<Option<StoredRaw>> {
+        let rows: Vec<RawRowRead> = self
+            .select_all(&self.stmts().select_raw_before, (sensor_id, day, before_ns))
+            .await?;
+        Ok(rows.into_iter().next().map(|r| stored_packet(r, day)))
     }
 
     /// A sensor's packets on a UTC day with their `late` flag, by time; a
@@ -969,11 +941,34 @@ impl CassandraSink {
             .collect())
     }
 
-    /// Every `(sensor_id, day)` partition of `raw_packets`, in token order
-    /// (a scan of the partition index: one row per sensor and day).
-    pub async fn raw_partitions(&self) -> Result<Vec<(String, i32)>> {
-        self.select_all(&self.stmts().select_raw_partitions, ())
-            .await
+    /// The `(sensor_id, day)` partitions of `raw_packets` that `keep`
+    /// accepts, in token order: a scan of the partition index (one row per
+    /// sensor and day), filtered page by page.
+    pub async fn raw_partitions(
+        &self,
+        mut keep: impl FnMut(&str, i32) -> bool,
+    ) -> Result<Vec<(String, i32)>> {
+        let stmt = &self.stmts().select_raw_partitions;
+        let mut out = Vec::new();
+        let mut state = PagingState::start();
+        loop {
+            let (res, next) = self
+                .inner
+                .session
+                .execute_single_page(stmt, (), state)
+                .await
+                .context("Cassandra read failed: listing the raw_packets partitions")?;
+            for r in res.into_rows_result()?.rows::<(String, i32)>()? {
+                let (sensor, day) = r?;
+                if keep(&sensor, day) {
+                    out.push((sensor, day));
+                }
+            }
+            match next {
+                PagingStateResponse::HasMorePages { state: s } => state = s,
+                PagingStateResponse::NoMorePages => return Ok(out),
+            }
+        }
     }
 
     /// A sensor's triggers in a chain whose onset is on a UTC day.
@@ -1097,11 +1092,12 @@ impl CassandraSink {
     }
 }
 
-/// A stored packet whose blob does not decode: damaged on disk or in
-/// transit, or written by a coding this build does not know.
+/// A stored packet that cannot be read: its blob is damaged (on disk or in
+/// transit) or in a coding this build does not know, or the row lacks
+/// what a packet needs.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "raw_packets row of sensor {sensor_id}, day {day} ({}), start {} ({start_time_ns} ns): {source}",
+    "raw_packets row of sensor {sensor_id}, day {day} ({}), start {} ({start_time_ns} ns): {damage}",
     crate::model::format_day(*day),
     crate::model::format_time_us(*start_time_ns)
 )]
@@ -1110,7 +1106,75 @@ pub struct RawDecodeError {
     pub day: i32,
     pub start_time_ns: i64,
     #[source]
-    pub source: fakopp_kernels::pack::PackError,
+    pub damage: RawDamage,
+}
+
+/// What is wrong with a stored packet.
+#[derive(Debug, thiserror::Error)]
+pub enum RawDamage {
+    #[error(transparent)]
+    Pack(#[from] fakopp_kernels::pack::PackError),
+    #[error("no packed samples (codec or data is null: a row written by an older fakopp during a migration?)")]
+    NoData,
+    #[error("unknown sensor kind `{0}`")]
+    UnknownKind(String),
+    #[error("no sample rate")]
+    NoRate,
+}
+
+/// A stored packet with its `late` flag, or why it cannot be read.
+pub type StoredRaw = Result<(SensorPacket, bool), RawDecodeError>;
+
+/// A `raw_packets` row as selected; every column but the key may be null.
+type RawRowRead = (
+    String,
+    Option<String>,
+    i64,
+    Option<f64>,
+    Option<i32>,
+    Option<Vec<u8>>,
+    Option<String>,
+    Option<i64>,
+    Option<bool>,
+);
+
+fn stored_packet(row: RawRowRead, day: i32) -> StoredRaw {
+    let (sensor_id, kind, start_time_ns, rate, codec, data, unit, seq, late) = row;
+    let damaged = |sensor_id: String, damage: RawDamage| RawDecodeError {
+        sensor_id,
+        day,
+        start_time_ns,
+        damage,
+    };
+    let kind_text = kind.unwrap_or_default();
+    let Some(kind) = SensorKind::ALL
+        .into_iter()
+        .find(|k| k.as_str() == kind_text)
+    else {
+        return Err(damaged(sensor_id, RawDamage::UnknownKind(kind_text)));
+    };
+    let Some(sample_rate_hz) = rate else {
+        return Err(damaged(sensor_id, RawDamage::NoRate));
+    };
+    let (Some(codec), Some(data)) = (codec, data) else {
+        return Err(damaged(sensor_id, RawDamage::NoData));
+    };
+    let samples = match fakopp_kernels::pack::decode(codec, &data) {
+        Ok(s) => s,
+        Err(e) => return Err(damaged(sensor_id, e.into())),
+    };
+    Ok((
+        SensorPacket {
+            sensor_id,
+            kind,
+            start_time_ns,
+            sample_rate_hz,
+            samples,
+            unit: unit.unwrap_or_default(),
+            seq,
+        },
+        late.unwrap_or(false),
+    ))
 }
 
 /// A write the cluster refused for good (see `retry.rs`): the job stops.
