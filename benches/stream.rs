@@ -69,7 +69,7 @@ fn now_ns() -> i64 {
         .as_nanos() as i64
 }
 
-/// Packet `k` of channel `c`: Gaussian-ish noise, and a 2.5 s, 5 Hz burst
+/// Packet `k` of channel `c`: Gaussian-ish noise in integer counts, and a 2.5 s, 5 Hz burst
 /// 20x the noise every 20 s of data (first ones 11–16 s in, past the 10 s
 /// LTA warm-up), so every channel triggers regularly.
 fn packet(net: &str, c: usize, k: u64) -> SensorPacket {
@@ -92,7 +92,8 @@ fn packet(net: &str, c: usize, k: u64) -> SensorPacket {
             } else {
                 0.0
             };
-            noise + burst
+            // Integer counts, as digitizers give them (σ ≈ 200 counts).
+            ((noise + burst) * 100.0).round()
         })
         .collect();
     SensorPacket {
