@@ -217,6 +217,9 @@ pub async fn read_series(
     Ok((Some(series), read))
 }
 
+/// Sensors whose partitions batch reads at once.
+const SENSORS_IN_FLIGHT: usize = 8;
+
 /// The configured time range of `[source]` (checked by the config loader).
 fn range(cfg: &crate::config::Config) -> Result<(i64, i64)> {
     let t = |v: &Option<String>, key: &str| -> Result<i64> {
@@ -252,14 +255,30 @@ pub fn read_sensors(
     sensors: &[(String, Vec<i32>)],
     keep_going: bool,
 ) -> Result<(Vec<Series>, Vec<crate::output::Problem>)> {
+    use futures::StreamExt;
     let (from, to) = range(cfg)?;
     let max_gap = cfg.stream.max_gap_interp_samples;
-    runtime()?.block_on(async {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
         let sink = CassandraSink::open(&cfg.cassandra).await?;
+        // Sensors read side by side (their queries overlap, and decoding
+        // runs on every core), results kept in sensor order.
+        let mut reads = futures::stream::iter(sensors.iter().cloned())
+            .map(|(sensor, days)| {
+                let sink = sink.clone();
+                tokio::spawn(async move {
+                    let r = read_series(&sink, &sensor, &days, from, to, max_gap, keep_going).await;
+                    (sensor, r)
+                })
+            })
+            .buffered(SENSORS_IN_FLIGHT);
         let mut series = Vec::new();
         let mut problems = Vec::new();
-        for (sensor, days) in sensors {
-            let (s, read) = read_series(&sink, sensor, days, from, to, max_gap, keep_going).await?;
+        while let Some(done) = reads.next().await {
+            let (sensor, r) = done.context("a sensor's read task failed")?;
+            let (s, read) = r?;
             series.extend(s);
             problems.extend(read.damaged.iter().map(|e| crate::output::Problem {
                 chain: String::new(),

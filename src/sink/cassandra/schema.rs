@@ -6,6 +6,7 @@ use crate::config::CassandraConfig;
 use anyhow::{bail, Context, Result};
 use scylla::client::session::Session;
 use scylla::response::{PagingState, PagingStateResponse};
+use scylla::statement::Consistency;
 use scylla::value::CqlTimestamp;
 
 const SCHEMA: &str = include_str!("../../../schemas/cassandra.cql");
@@ -110,12 +111,15 @@ pub async fn layout(session: &Session, keyspace: &str) -> Result<Layout> {
     let recorded = if info.is_empty() {
         None
     } else {
-        let stmt = session
+        let mut stmt = session
             .prepare(format!(
                 "SELECT version FROM {keyspace}.schema_info WHERE key = ?"
             ))
             .await
             .context("preparing the schema_info read")?;
+        // Any replica will do: the row changes only with the schema, and a
+        // keyspace short of replicas must still open (its writes retry).
+        stmt.set_consistency(Consistency::One);
         let rows = session
             .execute_unpaged(&stmt, (INFO_KEY,))
             .await
@@ -172,12 +176,17 @@ pub async fn apply_schema(session: &Session, cfg: &CassandraConfig, migrate: boo
     if before.needs_migration() {
         migrate_raw(session, ks, &before).await?;
     }
-    let stmt = session
+    if before.recorded == Some(SCHEMA_VERSION) {
+        tracing::info!(keyspace = %ks, version = SCHEMA_VERSION, "schema applied");
+        return Ok(());
+    }
+    let mut stmt = session
         .prepare(format!(
             "INSERT INTO {ks}.schema_info (key, version, updated) VALUES (?, ?, ?)"
         ))
         .await
         .context("preparing the schema_info write")?;
+    stmt.set_consistency(Consistency::One);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
