@@ -374,6 +374,7 @@ fn scatter_plan<T>(
     dist: &Dist,
     items: Option<Result<Vec<(T, u64)>>>,
     id: impl Fn(&T) -> &str,
+    what: &str,
 ) -> Result<Vec<T>>
 where
     T: serde::Serialize + serde::de::DeserializeOwned,
@@ -408,7 +409,7 @@ where
     match from_bytes::<Part<T>>(&buf)? {
         Ok(mine) => Ok(mine),
         Err(e) if dist.is_root() => bail!("{e}"),
-        Err(e) => bail!("rank 0 could not plan the reading: {e}"),
+        Err(e) => bail!("rank 0 could not {what}: {e}"),
     }
 }
 
@@ -419,9 +420,10 @@ fn read_share(cfg: &Config, a: &BatchArgs, paths: &[PathBuf], dist: &Dist) -> Re
     let counts = dist.is_root().then(|| {
         crate::source::files::scan_inputs(paths).map(|c| c.into_iter().collect::<Vec<_>>())
     });
-    let mine: std::collections::BTreeSet<String> = scatter_plan(dist, counts, |s: &String| s)?
-        .into_iter()
-        .collect();
+    let mine: std::collections::BTreeSet<String> =
+        scatter_plan(dist, counts, |s: &String| s, "scan the inputs")?
+            .into_iter()
+            .collect();
     let read = read_files(cfg, a, paths, Want::Only(&mine));
     let all_read = dist.all_ok(read.is_ok());
     let loaded = read?;
@@ -429,6 +431,15 @@ fn read_share(cfg: &Config, a: &BatchArgs, paths: &[PathBuf], dist: &Dist) -> Re
         bail!("another rank could not read its share of the inputs (see its message)");
     }
     Ok(loaded)
+}
+
+/// The start of `[source]`'s range (checked by the config loader).
+fn cfg_from(cfg: &Config) -> i64 {
+    cfg.source
+        .from
+        .as_deref()
+        .and_then(|t| crate::model::parse_time_ns(t).ok())
+        .unwrap_or(i64::MIN)
 }
 
 /// `[source] kind = "cassandra"`: rank 0 lists the matching partitions and
@@ -440,13 +451,18 @@ fn read_stored(cfg: &Config, a: &BatchArgs, dist: &Dist) -> Result<Loaded> {
         cassandra::list_sensors(cfg).map(|m| {
             m.into_iter()
                 .map(|(s, d)| {
-                    let w = d.len() as u64;
+                    let w = cassandra::days_in_range(&d, cfg_from(cfg)) as u64 + 1;
                     ((s, d), w)
                 })
                 .collect::<Vec<_>>()
         })
     });
-    let mine = scatter_plan(dist, list, |s: &(String, Vec<i32>)| &s.0)?;
+    let mine = scatter_plan(
+        dist,
+        list,
+        |s: &(String, Vec<i32>)| &s.0,
+        "list the stored partitions",
+    )?;
     let read = cassandra::read_sensors(cfg, &mine, a.keep_going);
     let all_read = dist.all_ok(read.is_ok());
     let (series, problems) = read?;

@@ -160,6 +160,47 @@ async fn real_recordings_come_back_exactly_and_damage_is_named() {
         ],
     );
 
+    // A range starting inside a recording: the packets before it that reach
+    // into it are found, and cut on the sample grid.
+    let uh1 = &orig["traces"][0];
+    assert_eq!(uh1["id"], "BW.UH1..SHZ");
+    let (start, rate) = (
+        uh1["start_ns"].as_i64().unwrap(),
+        uh1["rate"].as_f64().unwrap(),
+    );
+    let data: Vec<f64> = uh1["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    let from = start + 10_010_000_000;
+    let skip = (0..data.len())
+        .find(|&i| start + (i as f64 * 1e9 / rate).round() as i64 >= from)
+        .unwrap();
+    let out = export(
+        &cfg,
+        "BW.UH1..SHZ",
+        &fakopp::model::format_time_us(from),
+        SEISMIC.1,
+        &["--format", "jsonl"],
+    );
+    assert!(out.status.success(), "export from inside: {}", stderr(&out));
+    let got: Vec<SensorPacket> = json_lines(&out.stdout)
+        .into_iter()
+        .map(|l| serde_json::from_value(l).unwrap())
+        .collect();
+    assert_eq!(
+        got[0].start_time_ns,
+        start + (skip as f64 * 1e9 / rate).round() as i64
+    );
+    let samples: Vec<f64> = got.iter().flat_map(|p| p.samples.clone()).collect();
+    assert_eq!(
+        samples,
+        data[skip..],
+        "the samples from --from on, once each"
+    );
+
     // Reprocessing what is stored equals processing the original files.
     let from_files = batch_lines(
         &write_config(
@@ -291,6 +332,7 @@ async fn real_recordings_come_back_exactly_and_damage_is_named() {
     assert!(kept > 0);
 
     // Bad arguments: exit 2, naming the argument.
+    let nowhere = dir.path().join("refused.mseed");
     for (args, what) in [
         (
             vec![
@@ -323,7 +365,14 @@ async fn real_recordings_come_back_exactly_and_damage_is_named() {
         ),
         (
             vec![
-                "--sensor", "GS.*", "--from", LOGGER.0, "--to", LOGGER.1, "--output", "x.mseed",
+                "--sensor",
+                "GS.*",
+                "--from",
+                LOGGER.0,
+                "--to",
+                LOGGER.1,
+                "--output",
+                nowhere.to_str().unwrap(),
             ],
             "LEVEL",
         ),
@@ -337,6 +386,10 @@ async fn real_recordings_come_back_exactly_and_damage_is_named() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
         assert!(stderr(&out).contains(what), "{args:?}: {}", stderr(&out));
     }
+    assert!(
+        !nowhere.exists() && !dir.path().join("refused.mseed.partial").exists(),
+        "a refused export leaves no file"
+    );
     s.query_unpaged(format!("DROP KEYSPACE {ks}"), &[])
         .await
         .unwrap();

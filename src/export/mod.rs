@@ -11,15 +11,13 @@
 mod mseed;
 mod text;
 
-pub use text::format_time;
-
 use crate::config::Config;
 use crate::model::SensorKind;
 use crate::progress::Progress;
 use crate::sink::cassandra::CassandraSink;
 use crate::source::{cassandra, stored};
 use anyhow::{Context, Result};
-use globset::{Glob, GlobSet, GlobSetBuilder};
+use globset::GlobSet;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -97,11 +95,7 @@ impl std::fmt::Display for ExportReport {
 pub struct BadArgs(pub String);
 
 fn globs(patterns: &[String]) -> Result<GlobSet, BadArgs> {
-    let mut b = GlobSetBuilder::new();
-    for p in patterns {
-        b.add(Glob::new(p).map_err(|e| BadArgs(format!("--sensor `{p}`: {e}")))?);
-    }
-    b.build().map_err(|e| BadArgs(format!("--sensor: {e}")))
+    cassandra::glob_set(patterns).map_err(|e| BadArgs(format!("--sensor: {e:#}")))
 }
 
 enum Out<W: Write> {
@@ -191,9 +185,9 @@ pub fn run(cfg: &Config, args: &ExportArgs) -> Result<ExportReport> {
             let partial = PathBuf::from(partial);
             let file = std::fs::File::create(&partial)
                 .with_context(|| format!("cannot create {}", partial.display()))?;
-            let res = rt.block_on(export(cfg, args, std::io::BufWriter::new(file)));
-            match res {
-                Ok((report, w)) => {
+            let done = rt
+                .block_on(export(cfg, args, std::io::BufWriter::new(file)))
+                .and_then(|(report, w)| {
                     let file = w.into_inner().map_err(|e| e.into_error())?;
                     file.sync_all()
                         .with_context(|| format!("writing {}", partial.display()))?;
@@ -201,12 +195,11 @@ pub fn run(cfg: &Config, args: &ExportArgs) -> Result<ExportReport> {
                         format!("renaming {} to {}", partial.display(), path.display())
                     })?;
                     Ok(report)
-                }
-                Err(e) => {
-                    let _ = std::fs::remove_file(&partial);
-                    Err(e)
-                }
+                });
+            if done.is_err() {
+                let _ = std::fs::remove_file(&partial);
             }
+            done
         }
     }
 }
@@ -216,23 +209,31 @@ async fn export<W: Write>(cfg: &Config, args: &ExportArgs, w: W) -> Result<(Expo
     let want = globs(&args.sensors)?;
     let sink = CassandraSink::open(&cfg.cassandra).await?;
     let days = cassandra::partitions(&sink, &want, args.from_ns, args.to_ns).await?;
-    if days.is_empty() {
+    let in_range = |d: &[i32]| cassandra::days_in_range(d, args.from_ns) as u64;
+    if days.values().all(|d| in_range(d) == 0) {
         tracing::warn!(
             sensors = %args.sensors.join(" "),
             "no stored sensor matches in the time range: the output is empty"
         );
     }
     if matches!(args.format, Format::Mseed { .. }) {
-        let bad: Vec<String> = days
-            .keys()
-            .filter_map(|s| mseed::check_sensor(s).err().map(|e| format!("{e:#}")))
-            .collect();
+        let mut bad = Vec::new();
+        for (sensor, d) in &days {
+            if let Err(e) = mseed::check_sensor(sensor) {
+                bad.push(format!("{e:#}"));
+            } else if cassandra::last_rate(&sink, sensor, d, args.to_ns).await? == Some(0.0) {
+                bad.push(format!(
+                    "sensor {sensor}: irregular readings (no sample rate) cannot be written as MiniSEED; export them with --format csv or jsonl"
+                ));
+            }
+        }
         if !bad.is_empty() {
             return Err(BadArgs(bad.join("; ")).into());
         }
     }
-    // One step per partition, and one per sensor for its last segments.
-    let total: u64 = days.values().map(|d| d.len() as u64 + 1).sum();
+    // One step per partition in the range, and one per sensor for its last
+    // segments.
+    let total: u64 = days.values().map(|d| in_range(d) + 1).sum();
     let progress = Progress::counting(total, true, "steps");
     let mut out = match args.format {
         Format::Mseed { .. } => Out::Mseed(mseed::MseedOut::new(w, args.format)),
@@ -241,6 +242,7 @@ async fn export<W: Write>(cfg: &Config, args: &ExportArgs, w: W) -> Result<(Expo
     };
     let mut report = ExportReport::default();
     for (sensor, ds) in days {
+        let samples_before = report.samples;
         let read = cassandra::read_sensor(
             &sink,
             &sensor,
@@ -256,8 +258,8 @@ async fn export<W: Write>(cfg: &Config, args: &ExportArgs, w: W) -> Result<(Expo
             true,
         )
         .await?;
-        report.sensors += u64::from(read.packets > 0);
-        report.partitions += ds.len() as u64;
+        report.partitions += in_range(&ds);
+        report.sensors += u64::from(report.samples > samples_before);
         report.packets += read.packets;
         report.damaged += read.damaged.len() as u64;
         report.duplicates_dropped += read.report.duplicates_dropped;

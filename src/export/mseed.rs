@@ -16,7 +16,6 @@ pub struct MseedOut<W: Write> {
     out: W,
     version: u8,
     record_length: i32,
-    pub records: u64,
     warned_precision: bool,
 }
 
@@ -73,7 +72,6 @@ impl<W: Write> MseedOut<W> {
             out,
             version,
             record_length,
-            records: 0,
             warned_precision: false,
         }
     }
@@ -107,13 +105,11 @@ impl<W: Write> MseedOut<W> {
             }
         }
         let mut failed: Option<std::io::Error> = None;
-        let mut records = 0u64;
         let out = &mut self.out;
         let handler = |rec: &[u8]| {
             if failed.is_none() {
-                match out.write_all(rec) {
-                    Ok(()) => records += 1,
-                    Err(e) => failed = Some(e),
+                if let Err(e) = out.write_all(rec) {
+                    failed = Some(e);
                 }
             }
         };
@@ -132,16 +128,16 @@ impl<W: Write> MseedOut<W> {
                 mseed::pack_raw(&mut x, &start, handler, &info, flags)
             }
         };
+        // A failed write is the cause of whatever libmseed says after it.
+        if let Some(e) = failed {
+            return Err(e).context("writing MiniSEED records");
+        }
         packed.map_err(|e| {
             anyhow!(
                 "sensor {sensor}: libmseed could not pack the segment starting {}: {e}",
                 crate::model::format_time_us(seg.start_ns)
             )
         })?;
-        if let Some(e) = failed {
-            return Err(e).context("writing MiniSEED records");
-        }
-        self.records += records;
         Ok(())
     }
 

@@ -60,6 +60,29 @@ fn packet_end_ns(p: &crate::model::SensorPacket) -> i64 {
     }
 }
 
+/// How many of `days` (ascending) are on or after the day of `from_ns`:
+/// the partitions in the range proper, not the look-back ones.
+pub fn days_in_range(days: &[i32], from_ns: i64) -> usize {
+    let first = day_of(from_ns);
+    days.len() - days.partition_point(|d| *d < first)
+}
+
+/// The sample rate of a sensor's last packet before `to_ns` (0 for
+/// irregular readings), if it has one in `days`.
+pub async fn last_rate(
+    sink: &CassandraSink,
+    sensor: &str,
+    days: &[i32],
+    to_ns: i64,
+) -> Result<Option<f64>> {
+    for &day in days.iter().rev() {
+        if let Some(row) = sink.read_raw_before(sensor, day, to_ns).await? {
+            return Ok(row.ok().map(|(p, _)| p.sample_rate_hz));
+        }
+    }
+    Ok(None)
+}
+
 /// What reading one sensor met.
 #[derive(Debug, Default)]
 pub struct SensorRead {
@@ -110,9 +133,9 @@ pub async fn read_sensor(
     };
     // Packets that start before `from_ns` may reach into the range: walk
     // back from it, packet by packet through the listed days, until one
-    // ends before it. (A packet nested in a later-starting one can only
-    // hide behind it if both came from different cuttings of the same
-    // data, whose other packets hold the same samples.)
+    // ends at or before it. (An earlier, longer packet can hide behind a
+    // later, shorter one only if both came from different cuttings of the
+    // same data, whose other packets hold the same samples.)
     let first = day_of(from_ns);
     let mut before_ns = from_ns;
     'walk: for &day in days.iter().rev().filter(|d| **d <= first) {
@@ -127,7 +150,7 @@ pub async fn read_sensor(
                 Err(e) => (e.start_time_ns, i64::MAX),
             };
             take(row, &mut read, &mut rebuild)?;
-            if end < from_ns {
+            if end <= from_ns {
                 break 'walk;
             }
             before_ns = start;
@@ -258,7 +281,10 @@ pub fn read_sensors(
     use futures::StreamExt;
     let (from, to) = range(cfg)?;
     let max_gap = cfg.stream.max_gap_interp_samples;
+    // Two workers: the queries' waits overlap with decoding, and ranks on
+    // one node do not each take every core.
     let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()?;
     rt.block_on(async {

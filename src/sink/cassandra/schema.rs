@@ -60,7 +60,7 @@ impl Layout {
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {
     #[error(
-        "keyspace `{keyspace}` holds raw_packets in schema version 1 (samples as list<double>); \
+        "keyspace `{keyspace}` holds raw_packets.samples, the list<double> layout of schema version 1; \
          this fakopp reads and writes version {SCHEMA_VERSION} (packed samples). Convert it in \
          place with `fakopp schema apply --migrate --config <file>` (resumable; the stream job \
          must not run meanwhile), or point cassandra.keyspace at a new keyspace"
@@ -180,9 +180,11 @@ pub async fn apply_schema(session: &Session, cfg: &CassandraConfig, migrate: boo
         tracing::info!(keyspace = %ks, version = SCHEMA_VERSION, "schema applied");
         return Ok(());
     }
+    // Written with the version as its cell timestamp: whatever replica
+    // answered the read, a newer fakopp's marker always wins over ours.
     let mut stmt = session
         .prepare(format!(
-            "INSERT INTO {ks}.schema_info (key, version, updated) VALUES (?, ?, ?)"
+            "INSERT INTO {ks}.schema_info (key, version, updated) VALUES (?, ?, ?) USING TIMESTAMP ?"
         ))
         .await
         .context("preparing the schema_info write")?;
@@ -191,7 +193,15 @@ pub async fn apply_schema(session: &Session, cfg: &CassandraConfig, migrate: boo
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
     session
-        .execute_unpaged(&stmt, (INFO_KEY, SCHEMA_VERSION, CqlTimestamp(now)))
+        .execute_unpaged(
+            &stmt,
+            (
+                INFO_KEY,
+                SCHEMA_VERSION,
+                CqlTimestamp(now),
+                i64::from(SCHEMA_VERSION),
+            ),
+        )
         .await
         .context("writing schema_info")?;
     tracing::info!(keyspace = %ks, version = SCHEMA_VERSION, "schema applied");
@@ -227,7 +237,7 @@ async fn migrate_raw(session: &Session, ks: &str, before: &Layout) -> Result<()>
     agree(session).await?;
     let mut scan = session
         .prepare(format!(
-            "SELECT sensor_id, day, start_time_ns, samples, codec FROM {ks}.raw_packets"
+            "SELECT sensor_id, day, start_time_ns, samples, codec, writetime(data) FROM {ks}.raw_packets"
         ))
         .await
         .context("preparing the raw_packets scan")?;
@@ -274,7 +284,9 @@ async fn pack_rows(
 ) -> Result<(u64, u64)> {
     let (mut converted, mut skipped) = (0u64, 0u64);
     let mut state = PagingState::start();
-    type Row = (String, i32, i64, Option<Vec<f64>>, Option<i32>);
+    // `writetime(data)` is null exactly when `data` is: whether it is set,
+    // without reading the blob.
+    type Row = (String, i32, i64, Option<Vec<f64>>, Option<i32>, Option<i64>);
     loop {
         let (res, next) = session
             .execute_single_page(scan, (), state)
@@ -283,12 +295,22 @@ async fn pack_rows(
         let rows = res.into_rows_result()?;
         let mut pending = Vec::new();
         for r in rows.rows::<Row>()? {
-            let (sensor, day, start, samples, codec) = r?;
+            let (sensor, day, start, samples, codec, data_written) = r?;
+            let has_data = data_written.is_some();
             if codec.is_some() {
                 skipped += 1;
                 continue;
             }
-            let (coding, blob) = fakopp_kernels::pack::encode(&samples.unwrap_or_default());
+            let Some(samples) = samples.filter(|_| !has_data) else {
+                // Packed data without a codec, or nothing at all: not a
+                // version-1 row, and not ours to overwrite.
+                bail!(
+                    "raw_packets row of sensor {sensor}, day {day}, start {start} has {} and no codec: \
+                     not a row this migration can convert; inspect it, then run `fakopp schema apply --migrate` again",
+                    if has_data { "packed data" } else { "neither samples nor data" }
+                );
+            };
+            let (coding, blob) = fakopp_kernels::pack::encode(&samples);
 
             pending.push(async move {
                 session
