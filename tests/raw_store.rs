@@ -43,18 +43,12 @@ fn export(cfg: &Path, sensor: &str, from: &str, to: &str, more: &[&str]) -> Outp
         .unwrap()
 }
 
-const CHAINS: &str = r#"
-[[chains]]
-name = "p"
-select = ["BW.*"]
-steps = [
-  { op = "bandpass", freqmin = 10.0, freqmax = 20.0, corners = 4 },
-  { op = "recursive_sta_lta", sta = 0.5, lta = 10.0 },
-  { op = "trigger", on = 3.5, off = 1.0 },
-]
-[[coincidence]]
-chain = "p"
-threshold_sum = 3
+/// The chains of the reprocessing check: ObsPy's picker on BW.*, QC of
+/// the logger's head.
+fn chains() -> String {
+    format!(
+        "{BW_PICKER}{}",
+        r#"
 [[chains]]
 name = "level-qc"
 select = ["GS.*"]
@@ -64,7 +58,9 @@ steps = [
   { op = "flat_line", suspect_threshold_s = 10800, fail_threshold_s = 21600, tolerance = 0.001 },
   { op = "stats", window = 86400.0 },
 ]
-"#;
+"#
+    )
+}
 
 /// `fakopp batch --format jsonl` on `ranks` ranks: its lines, sorted.
 fn batch_lines(cfg: &Path, ranks: usize, inputs: &[PathBuf]) -> Vec<String> {
@@ -206,7 +202,7 @@ async fn real_recordings_come_back_exactly_and_damage_is_named() {
         &write_config(
             dir.path(),
             "files.toml",
-            &format!("[source]\nkind = \"files\"\n{CHAINS}"),
+            &format!("[source]\nkind = \"files\"\n{}", chains()),
         ),
         1,
         &inputs,
@@ -221,8 +217,9 @@ async fn real_recordings_come_back_exactly_and_damage_is_named() {
         "stored.toml",
         &format!(
             "[source]\nkind = \"cassandra\"\nsensors = [\"BW.*\", \"GS.*\"]\nfrom = \"2010-01-01T00:00:00Z\"\nto = \"2023-01-01T00:00:00Z\"\n\
-             [cassandra]\nnodes = [\"{}\"]\nkeyspace = \"{ks}\"\n{CHAINS}",
-            cassandra_node()
+             [cassandra]\nnodes = [\"{}\"]\nkeyspace = \"{ks}\"\n{}",
+            cassandra_node(),
+            chains()
         ),
     );
     for ranks in [1, 3] {

@@ -96,8 +96,8 @@ pub struct SensorRead {
 
 /// Reads a sensor's partitions `days` day by day into a [`Rebuilder`]
 /// ([`Rebuilder::bounded`] if `bounded`); after each day `on_runs` gets the
-/// runs that can no longer grow (and at the end the rest). A damaged packet stops the read, naming it, unless
-/// `keep_going`.
+/// runs that can no longer grow (and at the end the rest). A damaged packet
+/// stops the read, naming it, unless `keep_going`.
 #[allow(clippy::too_many_arguments)]
 pub async fn read_sensor(
     sink: &CassandraSink,

@@ -194,3 +194,19 @@ pub fn produce_synthetic(cfg: &std::path::Path) {
         .unwrap();
     assert!(out.status.success(), "produce: {}", stderr(&out));
 }
+
+/// ObsPy's coincidence example on BW.UH1–4 as a chain: bandpass 10–20 Hz,
+/// recursive STA/LTA 0.5/10 s, trigger 3.5/1.0, coincidence of 3.
+pub const BW_PICKER: &str = r#"
+[[chains]]
+name = "p"
+select = ["BW.*"]
+steps = [
+  { op = "bandpass", freqmin = 10.0, freqmax = 20.0, corners = 4 },
+  { op = "recursive_sta_lta", sta = 0.5, lta = 10.0 },
+  { op = "trigger", on = 3.5, off = 1.0 },
+]
+[[coincidence]]
+chain = "p"
+threshold_sum = 3
+"#;

@@ -857,11 +857,25 @@ impl CassandraSink {
         &self.inner.stmts
     }
 
-    /// Every row of a partition, page by page.
+    /// Every row a statement selects, page by page.
     async fn select_all<R>(
         &self,
         stmt: &PreparedStatement,
         values: impl SerializeRow,
+    ) -> Result<Vec<R>>
+    where
+        R: for<'f> DeserializeRow<'f, 'f>,
+    {
+        self.select_kept(stmt, values, |_| true).await
+    }
+
+    /// The rows a statement selects that `keep` accepts, filtered page by
+    /// page (so only those are held).
+    async fn select_kept<R>(
+        &self,
+        stmt: &PreparedStatement,
+        values: impl SerializeRow,
+        mut keep: impl FnMut(&R) -> bool,
     ) -> Result<Vec<R>>
     where
         R: for<'f> DeserializeRow<'f, 'f>,
@@ -877,7 +891,10 @@ impl CassandraSink {
                 .with_context(|| format!("Cassandra read failed: {}", stmt.get_statement()))?;
             let rows = res.into_rows_result()?;
             for r in rows.rows::<R>()? {
-                out.push(r?);
+                let r = r?;
+                if keep(&r) {
+                    out.push(r);
+                }
             }
             match next {
                 PagingStateResponse::HasMorePages { state: s } => state = s,
@@ -948,27 +965,12 @@ impl CassandraSink {
         &self,
         mut keep: impl FnMut(&str, i32) -> bool,
     ) -> Result<Vec<(String, i32)>> {
-        let stmt = &self.stmts().select_raw_partitions;
-        let mut out = Vec::new();
-        let mut state = PagingState::start();
-        loop {
-            let (res, next) = self
-                .inner
-                .session
-                .execute_single_page(stmt, (), state)
-                .await
-                .context("Cassandra read failed: listing the raw_packets partitions")?;
-            for r in res.into_rows_result()?.rows::<(String, i32)>()? {
-                let (sensor, day) = r?;
-                if keep(&sensor, day) {
-                    out.push((sensor, day));
-                }
-            }
-            match next {
-                PagingStateResponse::HasMorePages { state: s } => state = s,
-                PagingStateResponse::NoMorePages => return Ok(out),
-            }
-        }
+        self.select_kept(
+            &self.stmts().select_raw_partitions,
+            (),
+            |(sensor, day): &(String, i32)| keep(sensor, *day),
+        )
+        .await
     }
 
     /// A sensor's triggers in a chain whose onset is on a UTC day.
