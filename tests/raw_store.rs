@@ -62,35 +62,6 @@ steps = [
     )
 }
 
-/// `fakopp batch --format jsonl` on `ranks` ranks: its lines, sorted.
-fn batch_lines(cfg: &Path, ranks: usize, inputs: &[PathBuf]) -> Vec<String> {
-    let mut c = if ranks == 1 {
-        fakopp()
-    } else {
-        let mut c = mpirun(ranks);
-        c.arg(env!("CARGO_BIN_EXE_fakopp"));
-        c
-    };
-    let out = c
-        .args(["batch", "--format", "jsonl", "--config"])
-        .arg(cfg)
-        .args(inputs)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "batch on {ranks} ranks: {}",
-        stderr(&out)
-    );
-    let mut lines: Vec<String> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(String::from)
-        .collect();
-    lines.sort();
-    lines
-}
-
 const SEISMIC: (&str, &str) = ("2010-05-27T00:00:00Z", "2010-05-28T00:00:00Z");
 const LOGGER: (&str, &str) = ("2020-01-01T00:00:00Z", "2023-01-01T00:00:00Z");
 
@@ -198,7 +169,7 @@ async fn real_recordings_come_back_exactly_and_damage_is_named() {
     );
 
     // Reprocessing what is stored equals processing the original files.
-    let from_files = batch_lines(
+    let from_files = batch_sorted_lines(
         &write_config(
             dir.path(),
             "files.toml",
@@ -223,7 +194,7 @@ async fn real_recordings_come_back_exactly_and_damage_is_named() {
         ),
     );
     for ranks in [1, 3] {
-        let got = batch_lines(&stored, ranks, &[]);
+        let got = batch_sorted_lines(&stored, ranks, &[] as &[&str]);
         assert!(got == from_files, "batch from Cassandra on {ranks} ranks = batch from the files ({} vs {} lines; first difference: {:?})",
             got.len(), from_files.len(),
             got.iter().zip(&from_files).find(|(a, b)| a != b));

@@ -121,20 +121,7 @@ fn batch_lines(job: &Job, inputs: &[String]) -> Vec<String> {
         "batch.toml",
         &format!("[source]\nkind = \"files\"\n{CHAINS}"),
     );
-    let out = fakopp()
-        .args(["batch", "--format", "jsonl", "--config"])
-        .arg(&cfg)
-        .args(inputs)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "batch: {}", stderr(&out));
-    let mut lines: Vec<String> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(String::from)
-        .collect();
-    lines.sort();
-    lines
+    batch_sorted_lines(&cfg, 1, inputs)
 }
 
 fn producer() -> FutureProducer {

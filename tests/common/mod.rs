@@ -210,3 +210,38 @@ steps = [
 chain = "p"
 threshold_sum = 3
 "#;
+
+/// `fakopp batch --format jsonl --config CFG INPUTS...` on `ranks` ranks
+/// (`mpirun` when more than one): its JSON lines, sorted; fails the test
+/// if the run fails.
+pub fn batch_sorted_lines(
+    cfg: &std::path::Path,
+    ranks: usize,
+    inputs: &[impl AsRef<std::ffi::OsStr>],
+) -> Vec<String> {
+    let mut c = if ranks == 1 {
+        fakopp()
+    } else {
+        let mut c = mpirun(ranks);
+        c.arg(env!("CARGO_BIN_EXE_fakopp"));
+        c
+    };
+    let out = c
+        .args(["batch", "--format", "jsonl", "--config"])
+        .arg(cfg)
+        .args(inputs)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "batch on {ranks} ranks: {}",
+        stderr(&out)
+    );
+    let mut lines: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    lines.sort();
+    lines
+}
