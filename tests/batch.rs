@@ -78,22 +78,10 @@ fn strings(v: &Value) -> Vec<String> {
         .collect()
 }
 
-const BW_CONFIG: &str = r#"
-[source]
-kind = "files"
-[[chains]]
-name = "p"
-select = ["BW.*"]
-steps = [
-  { op = "bandpass", freqmin = 10.0, freqmax = 20.0, corners = 4 },
-  { op = "recursive_sta_lta", sta = 0.5, lta = 10.0 },
-  { op = "trigger", on = 3.5, off = 1.0 },
-]
-[[coincidence]]
-chain = "p"
-threshold_sum = 3
-max_trigger_length_s = 1e6
-"#;
+/// Files through ObsPy's picker, triggers as long as ObsPy lets them be.
+fn bw_config() -> String {
+    format!("[source]\nkind = \"files\"\n{BW_PICKER}max_trigger_length_s = 1e6\n")
+}
 
 #[test]
 fn bw_uh_triggers_and_coincidence_equal_obspy() {
@@ -103,7 +91,7 @@ fn bw_uh_triggers_and_coincidence_equal_obspy() {
         &["seismic".as_ref(), dir.path().as_os_str()],
     );
     let exp = expected(dir.path());
-    let cfg = write_config(dir.path(), "bw.toml", BW_CONFIG);
+    let cfg = write_config(dir.path(), "bw.toml", &bw_config());
     let lines = batch_jsonl(&cfg, &strings(&exp["inputs"]));
 
     let got: Vec<&Value> = lines.iter().filter(|l| l["type"] == "trigger").collect();
@@ -325,8 +313,9 @@ fn input_files_read_by_every_rank_give_one_output_on_one_to_three_ranks() {
         dir.path(),
         "mixed.toml",
         &format!(
-            "{BW_CONFIG}\n[[chains]]\nname = \"ph\"\nselect = [\"EMB.*\"]\n\
-             steps = [{{ op = \"gross_range\", fail_span = [0.0, 14.0] }}, {{ op = \"spike\", suspect_threshold = 0.3, fail_threshold = 0.9 }}]\n"
+            "{}\n[[chains]]\nname = \"ph\"\nselect = [\"EMB.*\"]\n\
+             steps = [{{ op = \"gross_range\", fail_span = [0.0, 14.0] }}, {{ op = \"spike\", suspect_threshold = 0.3, fail_threshold = 0.9 }}]\n",
+            bw_config()
         ),
     );
     let run = |n: usize, keep_going: bool| {
@@ -383,7 +372,7 @@ fn input_files_read_by_every_rank_give_one_output_on_one_to_three_ranks() {
 #[test]
 fn missing_input_file_fails_with_its_name_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write_config(dir.path(), "bw.toml", BW_CONFIG);
+    let cfg = write_config(dir.path(), "bw.toml", &bw_config());
     let out_path = dir.path().join("out.h5");
     let o = fakopp()
         .args(["batch", "--config"])
@@ -456,7 +445,7 @@ fn malformed_csv_row_is_named_and_skipped_with_keep_going() {
 fn truncated_miniseed_names_the_record_and_keep_going_reads_the_rest() {
     let dir = tempfile::tempdir().unwrap();
     let inputs = bw_uh_with_a_truncated_record(dir.path());
-    let cfg = write_config(dir.path(), "bw.toml", BW_CONFIG);
+    let cfg = write_config(dir.path(), "bw.toml", &bw_config());
     let o = fakopp()
         .args(["batch", "--format", "jsonl", "--config"])
         .arg(&cfg)

@@ -15,18 +15,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-const CHAINS: &str = r#"
-[[chains]]
-name = "p"
-select = ["BW.*"]
-steps = [
-  { op = "bandpass", freqmin = 10.0, freqmax = 20.0, corners = 4 },
-  { op = "recursive_sta_lta", sta = 0.5, lta = 10.0 },
-  { op = "trigger", on = 3.5, off = 1.0 },
-]
-[[coincidence]]
-chain = "p"
-threshold_sum = 3
+/// ObsPy's picker on BW.*, and QC of the logger series.
+fn chains() -> String {
+    format!("{BW_PICKER}{QC_CHAINS}")
+}
+
+const QC_CHAINS: &str = r#"
 [[chains]]
 name = "temp-qc"
 select = ["GS.*"]
@@ -79,7 +73,8 @@ path = "{ckpt}"
 [stream]
 batch_interval_ms = 200
 reorder_window_s = 5.0
-{CHAINS}"#,
+{chains}"#,
+        chains = chains(),
         brokers = kafka_brokers(),
         node = cassandra_node(),
         jsonl = dir.path().join("stream.jsonl").display(),
@@ -119,7 +114,7 @@ fn batch_lines(job: &Job, inputs: &[String]) -> Vec<String> {
     let cfg = write_config(
         job.dir.path(),
         "batch.toml",
-        &format!("[source]\nkind = \"files\"\n{CHAINS}"),
+        &format!("[source]\nkind = \"files\"\n{}", chains()),
     );
     batch_sorted_lines(&cfg, 1, inputs)
 }
