@@ -126,7 +126,9 @@ impl Metrics {
              # TYPE fakopp_sensors gauge\nfakopp_sensors {}\n\
              # TYPE fakopp_reorder_samples gauge\nfakopp_reorder_samples {}\n\
              # TYPE fakopp_triggers_held gauge\nfakopp_triggers_held {}\n\
-             # TYPE fakopp_resident_memory_bytes gauge\nfakopp_resident_memory_bytes {}\n",
+             # TYPE fakopp_resident_memory_bytes gauge\nfakopp_resident_memory_bytes {}\n\
+             # HELP fakopp_cpu_seconds_total CPU time (user + system) of the process; rate() over fakopp_samples_total's is the CPU per sample\n\
+             # TYPE fakopp_cpu_seconds_total counter\nfakopp_cpu_seconds_total {}\n",
             c(&self.packets),
             c(&self.samples),
             c(&self.dead_letters),
@@ -146,6 +148,7 @@ impl Metrics {
             st.reorder_samples,
             st.triggers_held,
             st.rss_bytes,
+            process_cpu_s(),
         )
     }
 }

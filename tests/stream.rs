@@ -502,6 +502,14 @@ fn metrics_endpoint_serves_prometheus_text() {
     ] {
         assert!(body.contains(metric), "{metric} in {body}");
     }
+    // CPU per sample = rate(cpu) / rate(samples); by the first scrape the
+    // job has started up, which took CPU.
+    let value = |name: &str| -> f64 {
+        body.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {body}"))
+    };
+    assert!(value("fakopp_cpu_seconds_total") > 0.0, "{body}");
 }
 
 /// A gap larger than `max_gap_interp_samples` restarts the chains and is
