@@ -182,7 +182,7 @@ fn two_hours_of_fifty_stations_in_bounded_state() {
     // cumulative counters), not per status line: a line's interval may or
     // may not hold a checkpoint. The second half against the second
     // quarter: per-line figures swing ±20 % on a loaded machine (a full run saw a
-    // last quarter 21 % above the second with the half only 8 % above),
+    // last quarter 21 % above the second, the half about 8 % by its status lines),
     // while growth with age would show in the half as well.
     let per_sample = |from_q: i64, to_q: i64| {
         let (c0, s0) = upto[&from_q];
