@@ -433,25 +433,17 @@ fn read_share(cfg: &Config, a: &BatchArgs, paths: &[PathBuf], dist: &Dist) -> Re
     Ok(loaded)
 }
 
-/// The start of `[source]`'s range (checked by the config loader).
-fn cfg_from(cfg: &Config) -> i64 {
-    cfg.source
-        .from
-        .as_deref()
-        .and_then(|t| crate::model::parse_time_ns(t).ok())
-        .unwrap_or(i64::MIN)
-}
-
 /// `[source] kind = "cassandra"`: rank 0 lists the matching partitions and
 /// splits the sensors by partition count; every rank reads its own
 /// sensors' partitions through its own session.
 fn read_stored(cfg: &Config, a: &BatchArgs, dist: &Dist) -> Result<Loaded> {
     use crate::source::cassandra;
     let list = dist.is_root().then(|| {
+        let (from_ns, _) = cassandra::range(cfg)?;
         cassandra::list_sensors(cfg).map(|m| {
             m.into_iter()
                 .map(|(s, d)| {
-                    let w = cassandra::days_in_range(&d, cfg_from(cfg)) as u64 + 1;
+                    let w = cassandra::days_in_range(&d, from_ns) as u64 + 1;
                     ((s, d), w)
                 })
                 .collect::<Vec<_>>()

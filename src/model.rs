@@ -87,19 +87,45 @@ pub fn day_of(time_ns: i64) -> i32 {
     time_ns.div_euclid(NS_PER_DAY) as i32
 }
 
-/// Formats ns since the epoch as RFC 3339 UTC with microseconds,
-/// e.g. `2024-05-01T12:00:03.250000Z`.
-pub fn format_time_us(time_ns: i64) -> String {
-    let secs = time_ns.div_euclid(1_000_000_000);
-    let micros = time_ns.rem_euclid(1_000_000_000) / 1_000;
-    let days = secs.div_euclid(86_400);
+/// `YYYY-MM-DDTHH:MM:SS` of whole seconds since the epoch (UTC).
+fn format_seconds(secs: i64) -> String {
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
     let sod = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
     format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
         sod / 3600,
         (sod / 60) % 60,
         sod % 60
+    )
+}
+
+/// Formats ns since the epoch as RFC 3339 UTC with microseconds,
+/// e.g. `2024-05-01T12:00:03.250000Z`.
+pub fn format_time_us(time_ns: i64) -> String {
+    let micros = time_ns.rem_euclid(1_000_000_000) / 1_000;
+    format!(
+        "{}.{micros:06}Z",
+        format_seconds(time_ns.div_euclid(1_000_000_000))
+    )
+}
+
+/// Formats ns since the epoch as RFC 3339 UTC with as many fractional
+/// digits as the time needs (0, 3, 6 or 9), so it reads back exactly:
+/// `2024-05-01T12:00:03.250Z`.
+pub fn format_time_exact(time_ns: i64) -> String {
+    let ns = time_ns.rem_euclid(1_000_000_000);
+    let frac = if ns == 0 {
+        String::new()
+    } else if ns % 1_000_000 == 0 {
+        format!(".{:03}", ns / 1_000_000)
+    } else if ns % 1_000 == 0 {
+        format!(".{:06}", ns / 1_000)
+    } else {
+        format!(".{ns:09}")
+    };
+    format!(
+        "{}{frac}Z",
+        format_seconds(time_ns.div_euclid(1_000_000_000))
     )
 }
 

@@ -24,14 +24,7 @@ fn apply(cfg: &std::path::Path) {
 async fn schema_apply_and_prepared_round_trip() {
     let ks = unique("fakopp_test");
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write_config(
-        dir.path(),
-        "c.toml",
-        &format!(
-            "[source]\nkind = \"kafka\"\n[cassandra]\nnodes = [\"{}\"]\nkeyspace = \"{ks}\"\n",
-            cassandra_node()
-        ),
-    );
+    let cfg = cassandra_config(dir.path(), &ks);
     apply(&cfg);
     apply(&cfg); // idempotent
 

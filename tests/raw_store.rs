@@ -386,14 +386,7 @@ fn awkward(i: usize) -> Vec<f64> {
 async fn an_old_keyspace_is_refused_then_migrated_in_place() {
     let ks = unique("fakopp_mig");
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write_config(
-        dir.path(),
-        "c.toml",
-        &format!(
-            "[source]\nkind = \"kafka\"\n[cassandra]\nnodes = [\"{}\"]\nkeyspace = \"{ks}\"\n",
-            cassandra_node()
-        ),
-    );
+    let cfg = cassandra_config(dir.path(), &ks);
     let s = session().await;
     // Schema version 1, as fakopp wrote it before the packed layout.
     s.query_unpaged(

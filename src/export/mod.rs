@@ -243,20 +243,17 @@ async fn export<W: Write>(cfg: &Config, args: &ExportArgs, w: W) -> Result<(Expo
     let mut report = ExportReport::default();
     for (sensor, ds) in days {
         let samples_before = report.samples;
-        let read = cassandra::read_sensor(
-            &sink,
-            &sensor,
-            &ds,
-            args.from_ns,
-            args.to_ns,
-            0,
-            args.keep_going,
-            |runs, read| {
-                progress.inc(1);
-                write_runs(&mut out, &sensor, read.meta.as_ref(), runs, &mut report)
-            },
-            true,
-        )
+        let spec = cassandra::ReadSpec {
+            from_ns: args.from_ns,
+            to_ns: args.to_ns,
+            max_gap_interp_samples: 0,
+            keep_going: args.keep_going,
+            bounded: true,
+        };
+        let read = cassandra::read_sensor(&sink, &sensor, &ds, spec, |runs, read| {
+            progress.inc(1);
+            write_runs(&mut out, &sensor, read.meta.as_ref(), runs, &mut report)
+        })
         .await?;
         report.partitions += in_range(&ds);
         report.sensors += u64::from(report.samples > samples_before);

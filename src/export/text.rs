@@ -2,37 +2,13 @@
 //! value,unit`, one row per reading), and JSON lines of SensorPackets (the
 //! Kafka packet form, at most [`JSONL_PACKET_SAMPLES`] samples each).
 
-use crate::model::{civil_from_days, SensorKind, SensorPacket};
+use crate::model::{format_time_exact, SensorKind, SensorPacket};
 use crate::source::stored::Run;
 use anyhow::{Context, Result};
 use std::io::Write;
 
 /// Samples per JSON line at most.
 pub const JSONL_PACKET_SAMPLES: usize = 1000;
-
-/// RFC 3339 UTC with as many fractional digits as the time needs (0, 3,
-/// 6 or 9), e.g. `2024-05-01T12:00:03.25Z` → `2024-05-01T12:00:03.250Z`.
-pub fn format_time(time_ns: i64) -> String {
-    let secs = time_ns.div_euclid(1_000_000_000);
-    let ns = time_ns.rem_euclid(1_000_000_000);
-    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
-    let sod = secs.rem_euclid(86_400);
-    let frac = if ns == 0 {
-        String::new()
-    } else if ns % 1_000_000 == 0 {
-        format!(".{:03}", ns / 1_000_000)
-    } else if ns % 1_000 == 0 {
-        format!(".{:06}", ns / 1_000)
-    } else {
-        format!(".{ns:09}")
-    };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}{frac}Z",
-        sod / 3600,
-        (sod / 60) % 60,
-        sod % 60
-    )
-}
 
 pub struct CsvOut<W: Write> {
     out: W,
@@ -56,7 +32,7 @@ impl<W: Write> CsvOut<W> {
         for (i, v) in seg.samples.iter().enumerate() {
             if v.is_finite() {
                 let t = seg.time_of(i, run.sample_rate_hz);
-                writeln!(self.out, "{},{sensor},{v:?},{unit}", format_time(t))
+                writeln!(self.out, "{},{sensor},{v:?},{unit}", format_time_exact(t))
                     .context("writing CSV")?;
             }
         }
@@ -143,11 +119,11 @@ mod tests {
             1_714_564_800_000_000_007,
             -1_500_000_000,
         ] {
-            let s = format_time(t);
+            let s = format_time_exact(t);
             assert_eq!(parse_time_ns(&s).unwrap(), t, "{s}");
         }
         assert_eq!(
-            format_time(1_714_564_800_250_000_000),
+            format_time_exact(1_714_564_800_250_000_000),
             "2024-05-01T12:00:00.250Z"
         );
     }

@@ -51,15 +51,6 @@ pub async fn partitions(
 /// spans 100 days. Packets that start earlier are not seen.
 const LOOKBACK_DAYS: i32 = 400;
 
-/// The time just after a packet's last sample.
-fn packet_end_ns(p: &crate::model::SensorPacket) -> i64 {
-    if p.sample_rate_hz > 0.0 {
-        p.start_time_ns + (p.samples.len() as f64 * 1e9 / p.sample_rate_hz).round() as i64
-    } else {
-        p.start_time_ns + 1
-    }
-}
-
 /// How many of `days` (ascending) are on or after the day of `from_ns`:
 /// the partitions in the range proper, not the look-back ones.
 pub fn days_in_range(days: &[i32], from_ns: i64) -> usize {
@@ -83,6 +74,19 @@ pub async fn last_rate(
     Ok(None)
 }
 
+/// What to read of each sensor and how: the range `[from_ns, to_ns)`,
+/// gaps up to `max_gap_interp_samples` as missing readings (0: gaps stay
+/// gaps), damaged packets skipped (`keep_going`) or fatal, and whether
+/// only what later partitions can change is held ([`Rebuilder::bounded`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ReadSpec {
+    pub from_ns: i64,
+    pub to_ns: i64,
+    pub max_gap_interp_samples: u64,
+    pub keep_going: bool,
+    pub bounded: bool,
+}
+
 /// What reading one sensor met.
 #[derive(Debug, Default)]
 pub struct SensorRead {
@@ -95,23 +99,24 @@ pub struct SensorRead {
 }
 
 /// Reads a sensor's partitions `days` day by day into a [`Rebuilder`]
-/// ([`Rebuilder::bounded`] if `bounded`); after each day `on_runs` gets the
-/// runs that can no longer grow (and at the end the rest). A damaged packet
-/// stops the read, naming it, unless `keep_going`.
-#[allow(clippy::too_many_arguments)]
+/// as `spec` says; after each day `on_runs` gets the runs that can no
+/// longer grow (and at the end the rest). A damaged packet stops the read,
+/// naming it, unless `spec.keep_going`.
 pub async fn read_sensor(
     sink: &CassandraSink,
     sensor: &str,
     days: &[i32],
-    from_ns: i64,
-    to_ns: i64,
-    max_gap_interp_samples: u64,
-    keep_going: bool,
+    spec: ReadSpec,
     mut on_runs: impl FnMut(&mut Vec<Run>, &SensorRead) -> Result<()>,
-    bounded: bool,
 ) -> Result<SensorRead> {
-    let mut rebuild = Rebuilder::new(from_ns, to_ns, max_gap_interp_samples);
-    if bounded {
+    let ReadSpec {
+        from_ns,
+        to_ns,
+        keep_going,
+        ..
+    } = spec;
+    let mut rebuild = Rebuilder::new(from_ns, to_ns, spec.max_gap_interp_samples);
+    if spec.bounded {
         rebuild = rebuild.bounded();
     }
     let mut read = SensorRead::default();
@@ -146,7 +151,7 @@ pub async fn read_sensor(
                 .with_context(|| format!("reading sensor {sensor} day {}", format_day(day)))?;
             let Some(row) = row else { break };
             let (start, end) = match &row {
-                Ok((p, _)) => (p.start_time_ns, packet_end_ns(p)),
+                Ok((p, _)) => (p.start_time_ns, super::stored::packet_end_ns(p)),
                 Err(e) => (e.start_time_ns, i64::MAX),
             };
             take(row, &mut read, &mut rebuild)?;
@@ -172,34 +177,25 @@ pub async fn read_sensor(
     Ok(read)
 }
 
-/// One sensor's whole series in `[from_ns, to_ns)` for batch, with gaps
-/// up to `max_gap_interp_samples` as missing readings like the file
-/// sources; `None` when nothing is stored in range. A sensor stored at
-/// more than one rate is refused (a series has one rate).
+/// One sensor's whole series in `spec`'s range for batch (`spec.bounded`
+/// is ignored: a series is wanted whole); `None` when nothing is stored in
+/// range. A sensor stored at more than one rate is refused (a series has
+/// one rate).
 pub async fn read_series(
     sink: &CassandraSink,
     sensor: &str,
     days: &[i32],
-    from_ns: i64,
-    to_ns: i64,
-    max_gap_interp_samples: u64,
-    keep_going: bool,
+    spec: ReadSpec,
 ) -> Result<(Option<Series>, SensorRead)> {
     let mut all: Vec<Run> = Vec::new();
-    let read = read_sensor(
-        sink,
-        sensor,
-        days,
-        from_ns,
-        to_ns,
-        max_gap_interp_samples,
-        keep_going,
-        |runs, _| {
-            all.append(runs);
-            Ok(())
-        },
-        false,
-    )
+    let spec = ReadSpec {
+        bounded: false,
+        ..spec
+    };
+    let read = read_sensor(sink, sensor, days, spec, |runs, _| {
+        all.append(runs);
+        Ok(())
+    })
     .await?;
     let Some(first) = all.first() else {
         return Ok((None, read));
@@ -244,7 +240,7 @@ pub async fn read_series(
 const SENSORS_IN_FLIGHT: usize = 8;
 
 /// The configured time range of `[source]` (checked by the config loader).
-fn range(cfg: &crate::config::Config) -> Result<(i64, i64)> {
+pub fn range(cfg: &crate::config::Config) -> Result<(i64, i64)> {
     let t = |v: &Option<String>, key: &str| -> Result<i64> {
         let v = v.as_deref().with_context(|| format!("{key} is not set"))?;
         crate::model::parse_time_ns(v).map_err(|e| anyhow::anyhow!("{key}: {e}"))
@@ -279,8 +275,14 @@ pub fn read_sensors(
     keep_going: bool,
 ) -> Result<(Vec<Series>, Vec<crate::output::Problem>)> {
     use futures::StreamExt;
-    let (from, to) = range(cfg)?;
-    let max_gap = cfg.stream.max_gap_interp_samples;
+    let (from_ns, to_ns) = range(cfg)?;
+    let spec = ReadSpec {
+        from_ns,
+        to_ns,
+        max_gap_interp_samples: cfg.stream.max_gap_interp_samples,
+        keep_going,
+        bounded: false,
+    };
     // Two workers: the queries' waits overlap with decoding, and ranks on
     // one node do not each take every core.
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -295,7 +297,7 @@ pub fn read_sensors(
             .map(|(sensor, days)| {
                 let sink = sink.clone();
                 tokio::spawn(async move {
-                    let r = read_series(&sink, &sensor, &days, from, to, max_gap, keep_going).await;
+                    let r = read_series(&sink, &sensor, &days, spec).await;
                     (sensor, r)
                 })
             })

@@ -50,6 +50,16 @@ fn time_of(start_ns: i64, i: usize, hz: f64) -> i64 {
     start_ns + (i as f64 * 1e9 / hz).round() as i64
 }
 
+/// The time just after a packet's last sample (its start + 1 ns for an
+/// irregular reading).
+pub fn packet_end_ns(p: &SensorPacket) -> i64 {
+    if p.sample_rate_hz > 0.0 {
+        time_of(p.start_time_ns, p.samples.len(), p.sample_rate_hz)
+    } else {
+        p.start_time_ns + 1
+    }
+}
+
 /// The first index in `0..=n` whose time is at or after `t`.
 fn first_at_or_after(start_ns: i64, n: usize, hz: f64, t: i64) -> usize {
     if t <= start_ns {

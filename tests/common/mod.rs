@@ -102,6 +102,19 @@ pub fn json_lines(text: &[u8]) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// `c.toml` in `dir`: the test Cassandra and keyspace `ks`, nothing else
+/// (for tooling: `schema apply`, `export`).
+pub fn cassandra_config(dir: &std::path::Path, ks: &str) -> PathBuf {
+    write_config(
+        dir,
+        "c.toml",
+        &format!(
+            "[source]\nkind = \"kafka\"\n[cassandra]\nnodes = [\"{}\"]\nkeyspace = \"{ks}\"\n",
+            cassandra_node()
+        ),
+    )
+}
+
 /// A stream-job config on the test services: `[source]`, `[kafka]`
 /// (topic, `<topic>.dlq`, group from the keyspace), `[cassandra]` and
 /// `[checkpoint]` with a path in `dir` named after `name`, then `sections`
