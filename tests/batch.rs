@@ -12,18 +12,7 @@ fn expected(dir: &Path) -> Value {
 }
 
 fn batch_jsonl(cfg: &Path, inputs: &[String]) -> Vec<Value> {
-    let out = fakopp()
-        .args(["batch", "--format", "jsonl", "--config"])
-        .arg(cfg)
-        .args(inputs)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "fakopp batch failed: {}",
-        stderr(&out)
-    );
-    json_lines(&out.stdout)
+    json_lines(&batch_jsonl_out(cfg, 1, inputs))
 }
 
 /// The seismic oracle's BW.UH1–4 MiniSEED files, written to `dir`, the

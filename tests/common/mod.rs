@@ -225,13 +225,13 @@ threshold_sum = 3
 "#;
 
 /// `fakopp batch --format jsonl --config CFG INPUTS...` on `ranks` ranks
-/// (`mpirun` when more than one): its JSON lines, sorted; fails the test
-/// if the run fails.
-pub fn batch_sorted_lines(
+/// (`mpirun` when more than one): its standard output; fails the test if
+/// the run fails.
+pub fn batch_jsonl_out(
     cfg: &std::path::Path,
     ranks: usize,
     inputs: &[impl AsRef<std::ffi::OsStr>],
-) -> Vec<String> {
+) -> Vec<u8> {
     let mut c = if ranks == 1 {
         fakopp()
     } else {
@@ -250,7 +250,16 @@ pub fn batch_sorted_lines(
         "batch on {ranks} ranks: {}",
         stderr(&out)
     );
-    let mut lines: Vec<String> = String::from_utf8(out.stdout)
+    out.stdout
+}
+
+/// [`batch_jsonl_out`]'s lines, sorted.
+pub fn batch_sorted_lines(
+    cfg: &std::path::Path,
+    ranks: usize,
+    inputs: &[impl AsRef<std::ffi::OsStr>],
+) -> Vec<String> {
+    let mut lines: Vec<String> = String::from_utf8(batch_jsonl_out(cfg, ranks, inputs))
         .unwrap()
         .lines()
         .map(String::from)
