@@ -172,7 +172,8 @@ fn shuffled_packets(inputs: &[String]) -> Vec<SensorPacket> {
     }
 }
 
-fn run_stream(job: &Job, ranks: usize) {
+/// Runs the job to its idle end; its log.
+fn run_stream(job: &Job, ranks: usize) -> String {
     let mut c = if ranks == 1 { fakopp() } else { mpirun(ranks) };
     if ranks > 1 {
         c.arg(env!("CARGO_BIN_EXE_fakopp"));
@@ -182,11 +183,25 @@ fn run_stream(job: &Job, ranks: usize) {
         .arg(&job.cfg)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "fakopp run on {ranks} ranks: {}",
-        stderr(&out)
-    );
+    let err = stderr(&out);
+    assert!(out.status.success(), "fakopp run on {ranks} ranks: {err}");
+    err
+}
+
+/// A per-rank list from the job's summary line, e.g. `raw_packets_by_rank`.
+fn summary_by_rank(log: &str, key: &str) -> Vec<u64> {
+    let line = log
+        .lines()
+        .find(|l| l.contains("stream job finished"))
+        .unwrap_or_else(|| panic!("no summary: {log}"));
+    let at = line
+        .find(&format!("{key}=["))
+        .unwrap_or_else(|| panic!("no {key} in {line}"));
+    let rest = &line[at + key.len() + 2..];
+    rest[..rest.find(']').unwrap()]
+        .split(',')
+        .map(|n| n.parse().unwrap())
+        .collect()
 }
 
 fn stream_lines(job: &Job) -> Vec<String> {
@@ -244,7 +259,7 @@ async fn stream_equals_batch(ranks: usize) {
         )
         .await;
     }
-    run_stream(&job, ranks);
+    let log = run_stream(&job, ranks);
     let got = stream_lines(&job);
     assert_eq!(got.len(), expected.len(), "as many results as batch");
     for (g, e) in got.iter().zip(&expected) {
@@ -322,6 +337,24 @@ async fn stream_equals_batch(ranks: usize) {
         }
     }
     assert_eq!(found, want.len(), "every packet stored raw exactly once");
+    // Each rank stored its own sensors' packets, through its own session.
+    let by_rank = summary_by_rank(&log, "raw_packets_by_rank");
+    assert_eq!(by_rank.len(), ranks, "{by_rank:?}");
+    assert!(by_rank.iter().all(|&n| n > 0), "every rank wrote: {by_rank:?}");
+    // The duplicate packet is written again if it came too late to be
+    // recognised (the same row: an upsert).
+    let writes = by_rank.iter().sum::<u64>() as usize;
+    assert!(
+        (found..=packets.len()).contains(&writes),
+        "{by_rank:?}: {found} rows from {} packets",
+        packets.len()
+    );
+    let rows = summary_by_rank(&log, "rows_by_rank");
+    assert!(
+        rows.iter().zip(&by_rank).all(|(r, p)| r >= p)
+            && rows.iter().sum::<u64>() > found as u64,
+        "results too: {rows:?}"
+    );
     s.query_unpaged(format!("DROP KEYSPACE {}", job.keyspace), &[])
         .await
         .unwrap();

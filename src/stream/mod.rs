@@ -3,17 +3,19 @@
 //! Rank 0 consumes Kafka, decodes and validates every packet (bad ones go
 //! to the dead-letter topic), assembles each sensor's packets in time order
 //! (reorder window), and every `batch_interval_ms` sends each sensor's new
-//! samples to the rank that owns it. All ranks, rank 0 included, run the
-//! chains; rank 0 gathers the results, finalises network events, writes
-//! raw packets and results to the sinks and only then commits the Kafka
-//! offsets. The Cassandra write of a micro-batch runs while the next one
-//! is consumed and processed; a checkpoint (and so a commit) waits until it
-//! is durable. MPI calls are made by each rank's main thread only
-//! (funneled).
+//! samples and raw packets to the rank that owns it. All ranks, rank 0
+//! included, run the chains and write their sensors' raw packets and
+//! results to Cassandra through their own sessions; rank 0 gathers the
+//! results, finalises network events, writes them and the JSON lines, and
+//! commits the Kafka offsets only after every rank's writes are durable and
+//! the checkpoint is written. A micro-batch's Cassandra writes run while
+//! the next one is consumed and processed. MPI calls are made by each
+//! rank's main thread only (funneled).
 
 mod events;
 mod reorder;
 mod sinks;
+mod store;
 pub mod work;
 
 use crate::chain::CompiledChain;
@@ -29,7 +31,8 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use work::{Command, Reply, SensorState, SensorWork, Worker};
+use store::Written;
+use work::{Command, Reply, SensorState, SensorWork, StoreSpec, Worker};
 
 pub use events::StreamEvents;
 pub use reorder::{Offer, Reorder};
@@ -47,11 +50,69 @@ fn exchange(dist: &Dist, worker: &mut Worker, cmds: Vec<Command>) -> Result<Vec<
         let cmd = cmds.into_iter().next().expect("one command for one rank");
         return Ok(vec![worker.handle(cmd)]);
     };
-    let bytes = cmds.iter().map(to_bytes).collect::<Result<Vec<_>>>()?;
-    let mine = scatter_buffers(&world, Some(&bytes));
-    let reply = handle_or_abort(dist, worker, from_bytes(&mine)?);
-    let all = gather_buffers(&world, &to_bytes(&reply)?).expect("rank 0 gathers");
-    all.iter().map(|b| from_bytes(b)).collect()
+    // Rank 0's own command and reply never go through serialisation.
+    let mut cmds = cmds.into_iter();
+    let own = cmds.next().expect("one command per rank");
+    let mut bytes = vec![Vec::new()];
+    for c in cmds {
+        bytes.push(to_bytes(&c)?);
+    }
+    drop(scatter_buffers(&world, Some(&bytes)));
+    let mut replies = vec![handle_or_abort(dist, worker, own)];
+    let all = gather_buffers::<u8>(&world, &[]).expect("rank 0 gathers");
+    for b in &all[1..] {
+        replies.push(from_bytes(b)?);
+    }
+    Ok(replies)
+}
+
+/// Rank 0's side of the collective steps: each rank's failure stops the
+/// job with its message, and what each rank has stored is kept for the
+/// job's summary.
+struct Ranks<'a> {
+    dist: &'a Dist,
+    worker: Worker,
+    written: Vec<Written>,
+    /// The slowest rank's last Cassandra write.
+    write_ms: Option<f64>,
+}
+
+impl<'a> Ranks<'a> {
+    fn new(dist: &'a Dist, worker: Worker) -> Ranks<'a> {
+        Ranks {
+            dist,
+            worker,
+            written: vec![Written::default(); dist.size()],
+            write_ms: None,
+        }
+    }
+
+    fn exchange(&mut self, cmds: Vec<Command>) -> Result<Vec<Reply>> {
+        let replies = exchange(self.dist, &mut self.worker, cmds)?;
+        for (r, reply) in replies.iter().enumerate() {
+            if let Some(f) = &reply.failure {
+                if self.dist.size() > 1 {
+                    anyhow::bail!("rank {r}: {f}");
+                }
+                anyhow::bail!("{f}");
+            }
+            self.written[r] = reply.written;
+        }
+        self.write_ms = replies.iter().filter_map(|r| r.write_ms).reduce(f64::max);
+        Ok(replies)
+    }
+
+    /// The same command to every rank.
+    fn all(&mut self, cmd: impl Fn() -> Command) -> Result<Vec<Reply>> {
+        let cmds = (0..self.dist.size()).map(|_| cmd()).collect();
+        self.exchange(cmds)
+    }
+
+    /// Per rank, a list for the summary line.
+    fn by_rank(&self, f: impl Fn(&Written) -> u64) -> String {
+        let v: Vec<String> = self.written.iter().map(|w| f(w).to_string()).collect();
+        format!("[{}]", v.join(","))
+    }
 }
 
 /// Handles a command on a rank of an MPI world. A panic in the chains
@@ -85,7 +146,7 @@ fn worker_loop(dist: &Dist, mut worker: Worker) -> Result<()> {
         let buf = scatter_buffers::<u8>(&world, None);
         let cmd: Command = from_bytes(&buf)?;
         let stop = matches!(cmd, Command::Stop);
-        if matches!(cmd, Command::Work(_)) {
+        if matches!(cmd, Command::Work { .. }) {
             batches += 1;
             if dist.rank() == 1 {
                 crate::fault::kill_at("worker", batches);
@@ -157,21 +218,44 @@ impl Owners {
         }
         per
     }
+
+    /// Raw packets by the rank that stores them: their sensor's owner.
+    pub fn split_raw(
+        &mut self,
+        raw: Vec<(SensorPacket, bool)>,
+    ) -> Vec<Vec<(SensorPacket, bool)>> {
+        let mut per: Vec<Vec<(SensorPacket, bool)>> =
+            (0..self.ranks).map(|_| Vec::new()).collect();
+        for p in raw {
+            let r = self.owner(&p.0.sensor_id);
+            per[r].push(p);
+        }
+        per
+    }
 }
 
 pub fn run(cfg: &Config, args: RunArgs) -> Result<()> {
     let dist = Dist::init()?;
     let chains = CompiledChain::compile(cfg)?;
-    let worker = Worker::new(chains.clone());
     if !dist.is_root() {
         // Slurm signals every task; only rank 0 decides when to stop (after
-        // its micro-batch and checkpoint), so the others must not die first.
-        let ignored = Arc::new(AtomicBool::new(false));
+        // its micro-batch and checkpoint), so the others must not die
+        // first: the signal only bounds how long a write may still retry.
+        let signalled = Arc::new(AtomicBool::new(false));
         for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-            signal_hook::flag::register(sig, Arc::clone(&ignored))
+            signal_hook::flag::register(sig, Arc::clone(&signalled))
                 .context("installing signal handlers")?;
         }
-        let result = worker_loop(&dist, worker);
+        let spec = cfg
+            .sinks
+            .kinds
+            .contains(&crate::config::SinkKind::Cassandra)
+            .then(|| StoreSpec {
+                cassandra: cfg.cassandra.clone(),
+                stop: signalled,
+                startup_timeout_s: cfg.stream.startup_timeout_s,
+            });
+        let result = worker_loop(&dist, Worker::storing(chains.clone(), spec));
         if let Err(e) = &result {
             // Rank 0 waits for this rank in a collective: only an abort
             // ends the job instead of hanging it.
@@ -180,7 +264,7 @@ pub fn run(cfg: &Config, args: RunArgs) -> Result<()> {
         }
         return result;
     }
-    let result = coordinate(cfg, &args, &dist, worker, &chains);
+    let result = coordinate(cfg, &args, &dist, Worker::new(chains.clone()), &chains);
     if let Err(e) = &result {
         if dist.size() > 1 {
             // The other ranks wait in a collective; a clean stop is impossible.
@@ -218,12 +302,8 @@ struct Resumed {
 
 /// Loads the newest good checkpoint and hands its sensor states to the
 /// ranks that now own them (any number of ranks).
-fn resume(
-    cfg: &Config,
-    args: &RunArgs,
-    dist: &Dist,
-    worker: &mut Worker,
-) -> Result<Option<Resumed>> {
+fn resume(cfg: &Config, args: &RunArgs, ranks: &mut Ranks) -> Result<Option<Resumed>> {
+    let dist = ranks.dist;
     let ck = &cfg.checkpoint;
     let latest = match crate::checkpoint::Checkpoint::latest(&ck.path, ck.keep) {
         Err(e) if args.reset_state => {
@@ -266,11 +346,7 @@ fn resume(
         let r = owners.owner(&sensor);
         per[r].push((sensor, st));
     }
-    exchange(
-        dist,
-        worker,
-        per.into_iter().map(Command::Restore).collect(),
-    )?;
+    ranks.exchange(per.into_iter().map(Command::Restore).collect())?;
     tracing::info!(
         path = %path.display(),
         written_by_ranks = c.ranks,
@@ -293,9 +369,10 @@ fn coordinate(
     cfg: &Config,
     args: &RunArgs,
     dist: &Dist,
-    mut worker: Worker,
+    worker: Worker,
     chains: &[CompiledChain],
 ) -> Result<()> {
+    let mut ranks = Ranks::new(dist, worker);
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, Arc::clone(&stop))
@@ -314,7 +391,7 @@ fn coordinate(
 
     // Resume from the newest good checkpoint, if any.
     let ck = &cfg.checkpoint;
-    let resumed = resume(cfg, args, dist, &mut worker)?;
+    let resumed = resume(cfg, args, &mut ranks)?;
     let mut positions = resumed
         .as_ref()
         .map(|r| r.offsets.clone())
@@ -331,6 +408,11 @@ fn coordinate(
         // Cassandra's own time: a slow Kafka start does not use it up.
         crate::startup::Deadline::after_s(cfg.stream.startup_timeout_s),
     )?;
+    // Every rank stores its own sensors' data: the others connect once
+    // rank 0 has applied the schema.
+    let store_raw = sinks.stores_raw();
+    ranks.worker.attach(sinks.rank_store());
+    ranks.all(|| Command::Open)?;
     let limits = crate::codec::Limits::from_config(&cfg.stream);
     let (mut reorder, mut events, mut owners, mut micro_batches, mut checkpoint_ms) = match resumed
     {
@@ -423,11 +505,14 @@ fn coordinate(
                         .samples
                         .fetch_add(p.samples.len() as u64, Ordering::Relaxed);
                     match reorder.offer(&p, partition) {
-                        Offer::Accepted => intake.raw.push((p, false)),
+                        Offer::Accepted if store_raw => intake.raw.push((p, false)),
+                        Offer::Accepted => {}
                         Offer::Late => {
                             metrics.late_packets.fetch_add(1, Ordering::Relaxed);
                             tracing::warn!(sensor = %p.sensor_id, start = %crate::model::format_time_us(p.start_time_ns), "late packet: stored raw, not processed");
-                            intake.raw.push((p, true));
+                            if store_raw {
+                                intake.raw.push((p, true));
+                            }
                         }
                         Offer::Duplicate => {
                             metrics.duplicate_packets.fetch_add(1, Ordering::Relaxed);
@@ -459,18 +544,17 @@ fn coordinate(
         )?;
         let work = reorder.release(finishing, retire_after_ns, &lagging);
         let per_rank = owners.split(work);
+        let raw_per_rank = owners.split_raw(std::mem::take(&mut intake.raw));
         let mut results = Results::default();
-        let mut replies = exchange(
-            dist,
-            &mut worker,
-            per_rank.into_iter().map(Command::Work).collect(),
+        let mut replies = ranks.exchange(
+            per_rank
+                .into_iter()
+                .zip(raw_per_rank)
+                .map(|(items, raw)| Command::Work { items, raw })
+                .collect(),
         )?;
         if finishing {
-            replies.extend(exchange(
-                dist,
-                &mut worker,
-                (0..dist.size()).map(|_| Command::Finish).collect(),
-            )?);
+            replies.extend(ranks.all(|| Command::Finish)?);
         }
         for r in replies {
             events.observe(cfg, &r.results, &r.progress)?;
@@ -511,8 +595,12 @@ fn coordinate(
             results.events.len() as u64,
             results.qc.len() as u64,
         );
-        sinks.write(intake.raw, results, &producer, cfg)?;
-        if let Some(ms) = sinks.last_write_ms() {
+        sinks.write(results, &producer, cfg)?;
+        if let Some(ms) = [sinks.last_write_ms(), ranks.write_ms]
+            .into_iter()
+            .flatten()
+            .reduce(f64::max)
+        {
             *metrics.sink_write_ms.lock().expect("metrics lock") = ms;
         }
         crate::fault::kill_at("after_sinks", micro_batches);
@@ -521,11 +609,7 @@ fn coordinate(
             kafka::flush(&producer, &stop)?;
             checkpoints += 1;
             let started = Instant::now();
-            let replies = exchange(
-                dist,
-                &mut worker,
-                (0..dist.size()).map(|_| Command::Snapshot).collect(),
-            )?;
+            let replies = ranks.all(|| Command::Snapshot)?;
             let snapshot = crate::checkpoint::Checkpoint {
                 config_hash: cfg.chains_hash(),
                 ranks: dist.size(),
@@ -633,12 +717,10 @@ fn coordinate(
         }
         if stopping {
             sinks.close()?;
-            exchange(
-                dist,
-                &mut worker,
-                (0..dist.size()).map(|_| Command::Stop).collect(),
-            )?;
+            ranks.all(|| Command::Stop)?;
             tracing::info!(
+                raw_packets_by_rank = %ranks.by_rank(|w| w.raw_packets),
+                rows_by_rank = %ranks.by_rank(|w| w.rows),
                 packets = metrics.packets.load(Ordering::Relaxed),
                 dead_letters = metrics.dead_letters.load(Ordering::Relaxed),
                 late = metrics.late_packets.load(Ordering::Relaxed),
@@ -716,7 +798,10 @@ trigger_off_extension_s = 0.5
             }
             let work = reorder.release(false, 3_600_000_000_000, &[]);
             let per = owners.split(work);
-            let reply = worker.handle(Command::Work(per.into_iter().next().unwrap()));
+            let reply = worker.handle(Command::Work {
+                items: per.into_iter().next().unwrap(),
+                raw: Vec::new(),
+            });
             events
                 .observe(&cfg, &reply.results, &reply.progress)
                 .unwrap();

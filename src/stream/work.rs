@@ -2,10 +2,15 @@
 //! rank does with it. Each sensor lives on one rank (affinity), which keeps
 //! the sensor's chain states between micro-batches.
 
+use super::store::{RankStore, Written};
 use crate::chain::{ChainState, CompiledChain};
+use crate::config::CassandraConfig;
+use crate::model::SensorPacket;
 use crate::output::{Problem, Results};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 /// A sensor's next data, in time order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,8 +39,15 @@ pub struct SensorWork {
 /// What rank 0 tells every rank each micro-batch.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Command {
-    /// Process these sensors' chunks.
-    Work(Vec<SensorWork>),
+    /// Connect this rank's Cassandra writer (after rank 0 has applied the
+    /// schema); nothing happens on a rank that has one or needs none.
+    Open,
+    /// Process these sensors' chunks, and store these raw packets of the
+    /// rank's sensors (`true`: late, stored but not processed).
+    Work {
+        items: Vec<SensorWork>,
+        raw: Vec<(SensorPacket, bool)>,
+    },
     /// End of the stream: flush every sensor (open triggers, pending QC).
     Finish,
     /// Send every sensor state (checkpoint); nothing is processed.
@@ -58,6 +70,12 @@ pub struct Reply {
     pub states: Vec<(String, SensorState)>,
     /// Sensors retired in this step (their state is gone).
     pub retired: Vec<String>,
+    /// Why this rank could not do its part (its Cassandra writes failed
+    /// for good, or could not start): the job stops with this message.
+    pub failure: Option<String>,
+    /// What the rank has stored so far, and how long its last write took.
+    pub written: Written,
+    pub write_ms: Option<f64>,
 }
 
 /// Everything one rank keeps about one sensor.
@@ -75,10 +93,20 @@ pub struct SensorState {
     pub gaps: u64,
 }
 
+/// Where a rank stores its sensors' raw packets and results.
+pub struct StoreSpec {
+    pub cassandra: CassandraConfig,
+    /// Raised by SIGTERM/SIGINT: an endless retry is given up.
+    pub stop: Arc<AtomicBool>,
+    pub startup_timeout_s: f64,
+}
+
 /// The sensors a rank owns.
 pub struct Worker {
     chains: Vec<CompiledChain>,
     sensors: BTreeMap<String, SensorState>,
+    spec: Option<StoreSpec>,
+    store: Option<RankStore>,
 }
 
 impl Worker {
@@ -86,7 +114,65 @@ impl Worker {
         Worker {
             chains,
             sensors: BTreeMap::new(),
+            spec: None,
+            store: None,
         }
+    }
+
+    /// A worker that stores its sensors' data in Cassandra, connecting at
+    /// [`Command::Open`].
+    pub fn storing(chains: Vec<CompiledChain>, spec: Option<StoreSpec>) -> Worker {
+        Worker {
+            spec,
+            ..Worker::new(chains)
+        }
+    }
+
+    /// Gives this worker its writer (rank 0 shares its session).
+    pub fn attach(&mut self, store: Option<RankStore>) {
+        self.store = store;
+    }
+
+    /// Settles the write in flight, then starts storing `raw` and the
+    /// per-sensor part of `results` (rank 0 stores the events).
+    fn persist(
+        &mut self,
+        raw: Vec<(SensorPacket, bool)>,
+        results: Option<&Results>,
+    ) -> anyhow::Result<()> {
+        let Some(store) = self.store.as_mut() else {
+            return Ok(());
+        };
+        match results {
+            Some(r) => {
+                let mut own = Results {
+                    triggers: r.triggers.clone(),
+                    qc: r.qc.clone(),
+                    stats: r.stats.clone(),
+                    ..Default::default()
+                };
+                if !own.qc.is_empty() {
+                    own.qc_tests = CompiledChain::qc_labels(&self.chains);
+                }
+                store.write(raw, own)
+            }
+            None => store.settle(),
+        }
+    }
+
+    pub fn handle(&mut self, cmd: Command) -> Reply {
+        let mut reply = match self.handle_inner(cmd) {
+            Ok(r) => r,
+            Err(e) => Reply {
+                failure: Some(format!("{e:#}")),
+                ..Default::default()
+            },
+        };
+        if let Some(s) = &self.store {
+            reply.written = s.totals();
+            reply.write_ms = s.last_write_ms();
+        }
+        reply
     }
 
     fn new_state(&self, sensor: &str, rate: f64, out: &mut Results) -> SensorState {
@@ -119,10 +205,23 @@ impl Worker {
         }
     }
 
-    pub fn handle(&mut self, cmd: Command) -> Reply {
+    fn handle_inner(&mut self, cmd: Command) -> anyhow::Result<Reply> {
         let mut reply = Reply::default();
         match cmd {
-            Command::Work(items) => {
+            Command::Open => {
+                if let (None, Some(spec)) = (&self.store, &self.spec) {
+                    self.store = Some(RankStore::connect(
+                        &spec.cassandra,
+                        false,
+                        Arc::clone(&spec.stop),
+                        crate::startup::Deadline::after_s(spec.startup_timeout_s),
+                    )?);
+                }
+            }
+            Command::Work { items, raw } => {
+                // The previous write first: a failed one stops the job
+                // before more is processed.
+                self.persist(Vec::new(), None)?;
                 // Sensors are independent: rayon over them.
                 let mut owned: Vec<(SensorWork, Option<SensorState>)> = items
                     .into_iter()
@@ -159,16 +258,22 @@ impl Worker {
                     }
                 }
                 reply.progress = self.progress();
+                self.persist(raw, Some(&reply.results))?;
             }
             Command::Finish => {
+                self.persist(Vec::new(), None)?;
                 for st in self.sensors.values_mut() {
                     for (_, c) in st.chains.iter_mut() {
                         c.finish(&mut reply.results);
                     }
                 }
                 reply.progress = self.progress();
+                self.persist(Vec::new(), Some(&reply.results))?;
             }
             Command::Snapshot => {
+                // A checkpoint commits offsets: what came before must be
+                // durable on every rank.
+                self.persist(Vec::new(), None)?;
                 reply.states = self
                     .sensors
                     .iter()
@@ -179,9 +284,9 @@ impl Worker {
                 self.sensors.extend(states);
                 reply.progress = self.progress();
             }
-            Command::Stop => {}
+            Command::Stop => self.persist(Vec::new(), None)?,
         }
-        reply
+        Ok(reply)
     }
 
     fn progress(&self) -> Vec<(String, i64, Option<i64>)> {
