@@ -90,8 +90,11 @@ async fn a_table_dropped_under_the_job_stops_it_with_the_servers_message() {
     let cfg = stream_config(dir.path(), "a", &topic, &ks, &sections("", START));
     produce_synthetic(&cfg);
     let log = dir.path().join("job.log");
-    let mut cmd = fakopp();
-    cmd.args(["run", "--exit-when-idle", "60", "--config"])
+    // Two ranks: each writes its own sensors' raw packets, so the refusal
+    // reaches the job from whichever rank writes first.
+    let mut cmd = mpirun(2);
+    cmd.arg(env!("CARGO_BIN_EXE_fakopp"))
+        .args(["run", "--exit-when-idle", "60", "--config"])
         .arg(&cfg);
     let mut job = spawn_logged(cmd, &log);
     await_file(&dir.path().join("a-state/ckpt.h5"), &mut job, &log);
@@ -117,6 +120,10 @@ async fn a_table_dropped_under_the_job_stops_it_with_the_servers_message() {
     let err = std::fs::read_to_string(&log).unwrap();
     assert_eq!(st.code(), Some(1), "exit 1 on a permanent refusal:\n{err}");
     assert!(err.contains("not retryable"), "{err}");
+    assert!(
+        err.contains("rank 0: ") || err.contains("rank 1: "),
+        "the message names the rank: {err}"
+    );
     assert!(
         err.to_lowercase().contains("raw_packets"),
         "the server's message names the table: {err}"
