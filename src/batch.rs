@@ -16,8 +16,7 @@ use crate::chain::{ChainState, CompiledChain};
 use crate::cli::OutputFormat;
 use crate::config::{Config, SinkKind, SourceKind};
 use crate::dist::{
-    append_bytes, fits_one_message, from_bytes, gather_buffers, scatter_buffers, scatter_flat,
-    to_bytes, Dist,
+    append_bytes, from_bytes, gather_buffers, scatter_buffers, scatter_flat, to_bytes, Dist,
 };
 use crate::model::{format_time_us, Series};
 use crate::output::{EventRec, Problem, Results};
@@ -344,14 +343,6 @@ fn distribute(dist: &Dist, loaded: Option<Result<Loaded>>) -> Result<Loaded> {
             append_bytes(&Some(p), &mut flat)?;
             counts.push(flat.len() - at);
         }
-        if !fits_one_message(flat.len()) {
-            bail!(
-                "the series for ranks 1 to {} take {} bytes, more than one MPI scatter carries \
-                 (2 GiB): give input files (each rank then reads its own share)",
-                dist.size() - 1,
-                flat.len()
-            );
-        }
         Ok((l, flat, counts))
     });
     match shares {
@@ -393,15 +384,7 @@ where
                     .collect(),
                 Err(e) => (0..dist.size()).map(|_| Err(format!("{e:#}"))).collect(),
             };
-            let mut bytes = parts.iter().map(to_bytes).collect::<Result<Vec<_>>>()?;
-            let total: usize = bytes.iter().map(Vec::len).sum();
-            if !fits_one_message(total) {
-                let too_many = Err::<Vec<T>, _>(format!(
-                    "the list of sensors is too long for one MPI scatter ({total} bytes)"
-                ));
-                bytes = vec![to_bytes(&too_many)?; dist.size()];
-            }
-            Some(bytes)
+            Some(parts.iter().map(to_bytes).collect::<Result<Vec<_>>>()?)
         }
         None => None,
     };

@@ -176,7 +176,10 @@ fn shuffled_packets(inputs: &[String]) -> Vec<SensorPacket> {
 fn run_stream(job: &Job, ranks: usize) -> String {
     let mut c = if ranks == 1 { fakopp() } else { mpirun(ranks) };
     if ranks > 1 {
-        c.arg(env!("CARGO_BIN_EXE_fakopp"));
+        // Every exchange split into messages of at most 4 KiB: the split
+        // is exercised with the job's real commands and replies.
+        c.env("FAKOPP_MPI_MESSAGE_LIMIT", "4096")
+            .arg(env!("CARGO_BIN_EXE_fakopp"));
     }
     let out = c
         .args(["run", "--exit-when-idle", "4", "--config"])
@@ -340,7 +343,10 @@ async fn stream_equals_batch(ranks: usize) {
     // Each rank stored its own sensors' packets, through its own session.
     let by_rank = summary_by_rank(&log, "raw_packets_by_rank");
     assert_eq!(by_rank.len(), ranks, "{by_rank:?}");
-    assert!(by_rank.iter().all(|&n| n > 0), "every rank wrote: {by_rank:?}");
+    assert!(
+        by_rank.iter().all(|&n| n > 0),
+        "every rank wrote: {by_rank:?}"
+    );
     // The duplicate packet is written again if it came too late to be
     // recognised (the same row: an upsert).
     let writes = by_rank.iter().sum::<u64>() as usize;
@@ -351,8 +357,7 @@ async fn stream_equals_batch(ranks: usize) {
     );
     let rows = summary_by_rank(&log, "rows_by_rank");
     assert!(
-        rows.iter().zip(&by_rank).all(|(r, p)| r >= p)
-            && rows.iter().sum::<u64>() > found as u64,
+        rows.iter().zip(&by_rank).all(|(r, p)| r >= p) && rows.iter().sum::<u64>() > found as u64,
         "results too: {rows:?}"
     );
     s.query_unpaged(format!("DROP KEYSPACE {}", job.keyspace), &[])

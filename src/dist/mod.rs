@@ -6,7 +6,7 @@
 
 mod exchange;
 
-pub use exchange::{fits_one_message, gather_buffers, scatter_buffers, scatter_flat};
+pub use exchange::{gather_buffers, scatter_buffers, scatter_flat};
 
 use anyhow::{bail, Result};
 use mpi::topology::{Communicator, SimpleCommunicator};

@@ -220,12 +220,8 @@ impl Owners {
     }
 
     /// Raw packets by the rank that stores them: their sensor's owner.
-    pub fn split_raw(
-        &mut self,
-        raw: Vec<(SensorPacket, bool)>,
-    ) -> Vec<Vec<(SensorPacket, bool)>> {
-        let mut per: Vec<Vec<(SensorPacket, bool)>> =
-            (0..self.ranks).map(|_| Vec::new()).collect();
+    pub fn split_raw(&mut self, raw: Vec<(SensorPacket, bool)>) -> Vec<Vec<(SensorPacket, bool)>> {
+        let mut per: Vec<Vec<(SensorPacket, bool)>> = (0..self.ranks).map(|_| Vec::new()).collect();
         for p in raw {
             let r = self.owner(&p.0.sensor_id);
             per[r].push(p);
