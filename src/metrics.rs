@@ -25,7 +25,71 @@ pub struct Metrics {
     pub checkpoint_write_ms: Mutex<f64>,
     pub commit_failures: AtomicU64,
     pub retired_sensors: AtomicU64,
+    /// Rank 0's time in each phase of its loop (ns), [`Phase`] order.
+    phases: [AtomicU64; Phase::ALL.len()],
+    /// Each rank's time handling its commands (ns), rank order.
+    busy_by_rank: Mutex<Vec<u64>>,
     state: Mutex<State>,
+}
+
+/// Where rank 0's time goes (docs/architecture.md, "Scale-out"): every
+/// phase but `Compute` is serial work that more ranks do not share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Fetching messages from librdkafka (not waiting for new ones).
+    Poll,
+    /// Decoding and validating packets; dead letters.
+    Decode,
+    /// Offering packets to the reorder buffers.
+    Reorder,
+    /// Pausing and resuming partitions (partition alignment).
+    Align,
+    /// Releasing samples and splitting them by owner.
+    Release,
+    /// Scattering commands and gathering replies (less its own share).
+    Exchange,
+    /// Rank 0's own share of the chains (and its writes' hand-off).
+    Compute,
+    /// Network coincidence and sorting the results.
+    Events,
+    /// JSON lines, detections and the events' Cassandra hand-off.
+    Sinks,
+    /// Settling writes, snapshots, the checkpoint file and the commit.
+    Checkpoint,
+    /// The status line and its broker queries.
+    Status,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 11] = [
+        Phase::Poll,
+        Phase::Decode,
+        Phase::Reorder,
+        Phase::Align,
+        Phase::Release,
+        Phase::Exchange,
+        Phase::Compute,
+        Phase::Events,
+        Phase::Sinks,
+        Phase::Checkpoint,
+        Phase::Status,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Poll => "poll",
+            Phase::Decode => "decode",
+            Phase::Reorder => "reorder",
+            Phase::Align => "align",
+            Phase::Release => "release",
+            Phase::Exchange => "exchange",
+            Phase::Compute => "compute",
+            Phase::Events => "events",
+            Phase::Sinks => "sinks",
+            Phase::Checkpoint => "checkpoint",
+            Phase::Status => "status",
+        }
+    }
 }
 
 /// What the job holds, as of the last status line: the figures that must
@@ -68,6 +132,45 @@ pub fn process_cpu_s() -> f64 {
     tv(u.ru_utime) + tv(u.ru_stime)
 }
 
+/// Adds the time between marks to rank 0's phases: one clock read per
+/// mark, no allocation.
+pub struct Lap<'a> {
+    metrics: &'a Metrics,
+    at: std::time::Instant,
+}
+
+impl<'a> Lap<'a> {
+    pub fn new(metrics: &'a Metrics) -> Lap<'a> {
+        Lap {
+            metrics,
+            at: std::time::Instant::now(),
+        }
+    }
+
+    /// The time since the last mark was spent in `p`.
+    pub fn mark(&mut self, p: Phase) {
+        let now = std::time::Instant::now();
+        self.metrics.add_phase(p, now - self.at);
+        self.at = now;
+    }
+
+    /// The time since the last mark counts nowhere (waiting for input).
+    pub fn skip(&mut self) {
+        self.at = std::time::Instant::now();
+    }
+
+    /// The time since the last mark: `part_ns` of it in `part`, the rest in
+    /// `rest`.
+    pub fn mark_split(&mut self, rest: Phase, part: Phase, part_ns: u64) {
+        let now = std::time::Instant::now();
+        let all = now - self.at;
+        let part_d = std::time::Duration::from_nanos(part_ns).min(all);
+        self.metrics.add_phase(part, part_d);
+        self.metrics.add_phase(rest, all - part_d);
+        self.at = now;
+    }
+}
+
 const KEEP: usize = 1024;
 
 impl Metrics {
@@ -81,6 +184,40 @@ impl Metrics {
 
     pub fn state(&self) -> State {
         *self.state.lock().expect("metrics lock")
+    }
+
+    pub fn add_phase(&self, p: Phase, d: std::time::Duration) {
+        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.phases[p as usize].fetch_add(ns, Ordering::Relaxed);
+    }
+
+    /// Rank 0's nanoseconds so far in each phase, [`Phase::ALL`] order.
+    pub fn phase_ns(&self) -> [u64; Phase::ALL.len()] {
+        std::array::from_fn(|i| self.phases[i].load(Ordering::Relaxed))
+    }
+
+    /// Rank 0's serial nanoseconds so far (every phase but its compute).
+    pub fn serial_ns(&self) -> u64 {
+        Phase::ALL
+            .iter()
+            .filter(|&&p| p != Phase::Compute)
+            .map(|&p| self.phases[p as usize].load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Adds each rank's busy time of one collective step.
+    pub fn add_busy(&self, per_rank: impl IntoIterator<Item = u64>) {
+        let mut b = self.busy_by_rank.lock().expect("metrics lock");
+        for (r, ns) in per_rank.into_iter().enumerate() {
+            if b.len() <= r {
+                b.resize(r + 1, 0);
+            }
+            b[r] += ns;
+        }
+    }
+
+    pub fn busy_by_rank(&self) -> Vec<u64> {
+        self.busy_by_rank.lock().expect("metrics lock").clone()
     }
 
     pub fn record_batch_latency(&self, ms: f64) {
@@ -128,7 +265,11 @@ impl Metrics {
              # TYPE fakopp_triggers_held gauge\nfakopp_triggers_held {}\n\
              # TYPE fakopp_resident_memory_bytes gauge\nfakopp_resident_memory_bytes {}\n\
              # HELP fakopp_cpu_seconds_total CPU time (user + system) of the process; rate() over fakopp_samples_total's is the CPU per sample\n\
-             # TYPE fakopp_cpu_seconds_total counter\nfakopp_cpu_seconds_total {}\n",
+             # TYPE fakopp_cpu_seconds_total counter\nfakopp_cpu_seconds_total {}\n\
+             # HELP fakopp_rank0_seconds_total rank 0's time per phase of its loop; all but compute is serial\n\
+             # TYPE fakopp_rank0_seconds_total counter\n{}\
+             # HELP fakopp_rank_busy_seconds_total each rank's time handling its commands (chains, write hand-off)\n\
+             # TYPE fakopp_rank_busy_seconds_total counter\n{}",
             c(&self.packets),
             c(&self.samples),
             c(&self.dead_letters),
@@ -149,6 +290,23 @@ impl Metrics {
             st.triggers_held,
             st.rss_bytes,
             process_cpu_s(),
+            Phase::ALL
+                .iter()
+                .zip(self.phase_ns())
+                .map(|(p, ns)| format!(
+                    "fakopp_rank0_seconds_total{{phase=\"{}\"}} {}\n",
+                    p.name(),
+                    ns as f64 / 1e9
+                ))
+                .collect::<String>(),
+            self.busy_by_rank()
+                .iter()
+                .enumerate()
+                .map(|(r, ns)| format!(
+                    "fakopp_rank_busy_seconds_total{{rank=\"{r}\"}} {}\n",
+                    *ns as f64 / 1e9
+                ))
+                .collect::<String>(),
         )
     }
 }

@@ -192,7 +192,7 @@ fn run_stream(job: &Job, ranks: usize) -> String {
 }
 
 /// A per-rank list from the job's summary line, e.g. `raw_packets_by_rank`.
-fn summary_by_rank(log: &str, key: &str) -> Vec<u64> {
+fn summary_by_rank(log: &str, key: &str) -> Vec<f64> {
     let line = log
         .lines()
         .find(|l| l.contains("stream job finished"))
@@ -344,12 +344,12 @@ async fn stream_equals_batch(ranks: usize) {
     let by_rank = summary_by_rank(&log, "raw_packets_by_rank");
     assert_eq!(by_rank.len(), ranks, "{by_rank:?}");
     assert!(
-        by_rank.iter().all(|&n| n > 0),
+        by_rank.iter().all(|&n| n > 0.0),
         "every rank wrote: {by_rank:?}"
     );
     // The duplicate packet is written again if it came too late to be
     // recognised (the same row: an upsert).
-    let writes = by_rank.iter().sum::<u64>() as usize;
+    let writes = by_rank.iter().sum::<f64>() as usize;
     assert!(
         (found..=packets.len()).contains(&writes),
         "{by_rank:?}: {found} rows from {} packets",
@@ -357,9 +357,27 @@ async fn stream_equals_batch(ranks: usize) {
     );
     let rows = summary_by_rank(&log, "rows_by_rank");
     assert!(
-        rows.iter().zip(&by_rank).all(|(r, p)| r >= p) && rows.iter().sum::<u64>() > found as u64,
+        rows.iter().zip(&by_rank).all(|(r, p)| r >= p) && rows.iter().sum::<f64>() > found as f64,
         "results too: {rows:?}"
     );
+    // The job accounts for its time: every rank ran chains, and rank 0's
+    // serial work per sample is reported.
+    let busy = summary_by_rank(&log, "busy_ns_per_sample_by_rank");
+    assert!(
+        busy.len() == ranks && busy.iter().all(|&b| b > 0.0),
+        "{busy:?}"
+    );
+    let line = log
+        .lines()
+        .find(|l| l.contains("stream job finished"))
+        .unwrap();
+    let serial: f64 = line
+        .split("rank0_serial_ns_per_sample=")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no rank0_serial_ns_per_sample: {line}"));
+    assert!(serial > 0.0, "{line}");
     s.query_unpaged(format!("DROP KEYSPACE {}", job.keyspace), &[])
         .await
         .unwrap();
@@ -537,6 +555,8 @@ fn metrics_endpoint_serves_prometheus_text() {
         "fakopp_dead_letters_total",
         "fakopp_consumer_lag",
         "fakopp_batch_latency_ms{quantile=\"0.99\"}",
+        "fakopp_rank0_seconds_total{phase=\"exchange\"}",
+        "fakopp_rank_busy_seconds_total{rank=\"0\"}",
     ] {
         assert!(body.contains(metric), "{metric} in {body}");
     }

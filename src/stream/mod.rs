@@ -21,7 +21,7 @@ pub mod work;
 use crate::chain::CompiledChain;
 use crate::config::Config;
 use crate::dist::{from_bytes, gather_buffers, scatter_buffers, to_bytes, Dist};
-use crate::metrics::Metrics;
+use crate::metrics::{Lap, Metrics, Phase};
 use crate::model::SensorPacket;
 use crate::output::Results;
 use crate::source::kafka;
@@ -72,16 +72,18 @@ fn exchange(dist: &Dist, worker: &mut Worker, cmds: Vec<Command>) -> Result<Vec<
 struct Ranks<'a> {
     dist: &'a Dist,
     worker: Worker,
+    metrics: Arc<Metrics>,
     written: Vec<Written>,
     /// The slowest rank's last Cassandra write.
     write_ms: Option<f64>,
 }
 
 impl<'a> Ranks<'a> {
-    fn new(dist: &'a Dist, worker: Worker) -> Ranks<'a> {
+    fn new(dist: &'a Dist, worker: Worker, metrics: Arc<Metrics>) -> Ranks<'a> {
         Ranks {
             dist,
             worker,
+            metrics,
             written: vec![Written::default(); dist.size()],
             write_ms: None,
         }
@@ -89,6 +91,7 @@ impl<'a> Ranks<'a> {
 
     fn exchange(&mut self, cmds: Vec<Command>) -> Result<Vec<Reply>> {
         let replies = exchange(self.dist, &mut self.worker, cmds)?;
+        self.metrics.add_busy(replies.iter().map(|r| r.busy_ns));
         for (r, reply) in replies.iter().enumerate() {
             if let Some(f) = &reply.failure {
                 if self.dist.size() > 1 {
@@ -368,13 +371,15 @@ fn coordinate(
     worker: Worker,
     chains: &[CompiledChain],
 ) -> Result<()> {
-    let mut ranks = Ranks::new(dist, worker);
+    let metrics = Metrics::new();
+    // Every rank listed from the first scrape on.
+    metrics.add_busy(vec![0; dist.size()]);
+    let mut ranks = Ranks::new(dist, worker, Arc::clone(&metrics));
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, Arc::clone(&stop))
             .context("installing signal handlers")?;
     }
-    let metrics = Metrics::new();
     if let Some(addr) = &args.metrics_addr {
         crate::metrics::serve(addr, Arc::clone(&metrics))?;
     }
@@ -446,11 +451,18 @@ fn coordinate(
     // one: a slow micro-batch is not idleness.
     let mut idle_for = Duration::ZERO;
     let mut last_status = Instant::now();
-    let mut status_base = (0u64, 0u64, Instant::now(), crate::metrics::process_cpu_s());
+    let mut status_base = (
+        0u64,
+        0u64,
+        Instant::now(),
+        crate::metrics::process_cpu_s(),
+        0u64,
+    );
     tracing::info!(ranks = dist.size(), topic = %cfg.kafka.topic, group = %cfg.kafka.group, "stream job started");
 
     loop {
         let batch_start = Instant::now();
+        let mut lap = Lap::new(&metrics);
         let mut intake = Intake::default();
         // 1. Consume for one batch interval.
         while batch_start.elapsed() < interval
@@ -464,8 +476,10 @@ fn coordinate(
                     .max(Duration::from_millis(1)),
             ) else {
                 idle_for += polled.elapsed();
+                lap.skip();
                 continue;
             };
+            lap.mark(Phase::Poll);
             let m = match msg {
                 Ok(m) => m,
                 Err(e) => {
@@ -478,7 +492,9 @@ fn coordinate(
             positions.insert(m.partition(), m.offset() + 1);
             let partition = m.partition();
             let payload = m.payload().unwrap_or_default();
-            match crate::codec::decode_valid(cfg.kafka.format, payload, &limits) {
+            let decoded = crate::codec::decode_valid(cfg.kafka.format, payload, &limits);
+            lap.mark(Phase::Decode);
+            match decoded {
                 Err(rej) => {
                     let (code, reason) = (rej.code(), rej.to_string());
                     metrics.dead_letters.fetch_add(1, Ordering::Relaxed);
@@ -492,6 +508,7 @@ fn coordinate(
                         &reason,
                         (&cfg.kafka.topic, m.partition(), m.offset()),
                     )?;
+                    lap.mark(Phase::Decode);
                 }
                 Ok(p) => {
                     let t = partition_time.entry(partition).or_insert(i64::MIN);
@@ -514,6 +531,7 @@ fn coordinate(
                             metrics.duplicate_packets.fetch_add(1, Ordering::Relaxed);
                         }
                     }
+                    lap.mark(Phase::Reorder);
                 }
             }
         }
@@ -529,6 +547,7 @@ fn coordinate(
         // 2. Process: each sensor's released samples on its rank.
         let span = tracing::info_span!("micro_batch", packets = intake.packets);
         let _enter = span.enter();
+        lap.skip();
         let lagging = kafka::lagging_partitions(&consumer, &cfg.kafka.topic, &positions);
         kafka::align(
             &consumer,
@@ -538,10 +557,12 @@ fn coordinate(
             skew_ns,
             &mut paused,
         )?;
+        lap.mark(Phase::Align);
         let work = reorder.release(finishing, retire_after_ns, &lagging);
         let per_rank = owners.split(work);
         let raw_per_rank = owners.split_raw(std::mem::take(&mut intake.raw));
         let mut results = Results::default();
+        lap.mark(Phase::Release);
         let mut replies = ranks.exchange(
             per_rank
                 .into_iter()
@@ -549,8 +570,11 @@ fn coordinate(
                 .map(|(items, raw)| Command::Work { items, raw })
                 .collect(),
         )?;
+        lap.mark_split(Phase::Exchange, Phase::Compute, replies[0].busy_ns);
         if finishing {
-            replies.extend(ranks.all(|| Command::Finish)?);
+            let finished = ranks.all(|| Command::Finish)?;
+            lap.mark_split(Phase::Exchange, Phase::Compute, finished[0].busy_ns);
+            replies.extend(finished);
         }
         for r in replies {
             events.observe(cfg, &r.results, &r.progress)?;
@@ -577,6 +601,7 @@ fn coordinate(
         })?;
         results.qc_tests.extend(CompiledChain::qc_labels(chains));
         results.sort();
+        lap.mark(Phase::Events);
         for p in &results.problems {
             tracing::warn!(chain = %p.chain, sensor = %p.sensor, "{}", p.reason);
         }
@@ -599,6 +624,7 @@ fn coordinate(
         {
             *metrics.sink_write_ms.lock().expect("metrics lock") = ms;
         }
+        lap.mark(Phase::Sinks);
         crate::fault::kill_at("after_sinks", micro_batches);
         if stopping || last_checkpoint.elapsed() >= checkpoint_every {
             sinks.settle()?;
@@ -633,6 +659,7 @@ fn coordinate(
                 tracing::warn!("{e:#}; retried at the next checkpoint");
             }
             last_checkpoint = Instant::now();
+            lap.mark(Phase::Checkpoint);
             tracing::debug!(path = %ck.path.display(), bytes, write_ms = checkpoint_ms, "checkpoint written");
         }
 
@@ -663,10 +690,15 @@ fn coordinate(
             );
             let secs = status_base.2.elapsed().as_secs_f64().max(1e-9);
             let cpu = crate::metrics::process_cpu_s();
-            let cpu_ns_per_sample = if sm > status_base.1 {
-                (cpu - status_base.3) * 1e9 / (sm - status_base.1) as f64
+            let serial = metrics.serial_ns();
+            let (cpu_ns_per_sample, serial_ns_per_sample) = if sm > status_base.1 {
+                let n = (sm - status_base.1) as f64;
+                (
+                    (cpu - status_base.3) * 1e9 / n,
+                    serial.saturating_sub(status_base.4) as f64 / n,
+                )
             } else {
-                0.0
+                (0.0, 0.0)
             };
             let st = metrics.state();
             let clocks = reorder.partition_clocks();
@@ -688,6 +720,7 @@ fn coordinate(
                 batch_p50_ms = format!("{p50:.1}"),
                 batch_p99_ms = format!("{p99:.1}"),
                 cpu_ns_per_sample = format!("{cpu_ns_per_sample:.1}"),
+                rank0_serial_ns_per_sample = format!("{serial_ns_per_sample:.1}"),
                 samples_total = sm,
                 cpu_s = format!("{cpu:.3}"),
                 dlq = metrics.dead_letters.load(Ordering::Relaxed),
@@ -708,15 +741,29 @@ fn coordinate(
                 data_time = %crate::model::format_time_us(st.data_time_ns),
                 "status"
             );
-            status_base = (pk, sm, Instant::now(), cpu);
+            status_base = (pk, sm, Instant::now(), cpu, serial);
             last_status = Instant::now();
+            lap.mark(Phase::Status);
         }
         if stopping {
             sinks.close()?;
             ranks.all(|| Command::Stop)?;
+            let per_sample = |ns: u64| {
+                let n = metrics.samples.load(Ordering::Relaxed).max(1);
+                format!("{:.2}", ns as f64 / n as f64)
+            };
+            let phases: Vec<String> = crate::metrics::Phase::ALL
+                .iter()
+                .zip(metrics.phase_ns())
+                .map(|(p, ns)| format!("{}:{}", p.name(), per_sample(ns)))
+                .collect();
+            let busy: Vec<String> = metrics.busy_by_rank().into_iter().map(per_sample).collect();
             tracing::info!(
                 raw_packets_by_rank = %ranks.by_rank(|w| w.raw_packets),
                 rows_by_rank = %ranks.by_rank(|w| w.rows),
+                rank0_serial_ns_per_sample = %per_sample(metrics.serial_ns()),
+                rank0_ns_per_sample = %format!("[{}]", phases.join(",")),
+                busy_ns_per_sample_by_rank = %format!("[{}]", busy.join(",")),
                 packets = metrics.packets.load(Ordering::Relaxed),
                 dead_letters = metrics.dead_letters.load(Ordering::Relaxed),
                 late = metrics.late_packets.load(Ordering::Relaxed),

@@ -76,6 +76,8 @@ pub struct Reply {
     /// What the rank has stored so far, and how long its last write took.
     pub written: Written,
     pub write_ms: Option<f64>,
+    /// Nanoseconds this rank spent on the command.
+    pub busy_ns: u64,
 }
 
 /// Everything one rank keeps about one sensor.
@@ -161,6 +163,7 @@ impl Worker {
     }
 
     pub fn handle(&mut self, cmd: Command) -> Reply {
+        let started = std::time::Instant::now();
         let mut reply = match self.handle_inner(cmd) {
             Ok(r) => r,
             Err(e) => Reply {
@@ -172,6 +175,7 @@ impl Worker {
             reply.written = s.totals();
             reply.write_ms = s.last_write_ms();
         }
+        reply.busy_ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         reply
     }
 
