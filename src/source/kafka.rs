@@ -229,7 +229,15 @@ pub fn consumer(
 pub struct Delivery {
     failed: std::sync::atomic::AtomicU64,
     last: std::sync::Mutex<Option<String>>,
+    /// The job's stop signal: a send waiting for room gives up after
+    /// [`SEND_STOP_GRACE`] once it is raised.
+    stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
+
+/// How long a send may still wait for room in the producer's queue after
+/// SIGTERM/SIGINT (the brokers are unreachable): then the job stops
+/// without committing, instead of hanging past Slurm's kill deadline.
+pub const SEND_STOP_GRACE: Duration = Duration::from_secs(20);
 
 impl ClientContext for Delivery {}
 
@@ -266,9 +274,18 @@ impl rdkafka::producer::ProducerContext for Delivery {
 /// The stream job's producer (dead letters, detections).
 pub type Producer = ThreadedProducer<Delivery>;
 
-pub fn producer(cfg: &KafkaConfig) -> Result<Producer> {
+/// The job's producer (dead letters, detections); `stop` bounds how long
+/// a send waits for room once the job is told to stop.
+pub fn producer(
+    cfg: &KafkaConfig,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Result<Producer> {
     let c = client_config(cfg, &[("enable.idempotence", "true"), ("linger.ms", "5")])?;
-    create(&c, Delivery::default(), cfg, "Kafka producer")
+    let ctx = Delivery {
+        stop: Some(stop),
+        ..Default::default()
+    };
+    create(&c, ctx, cfg, "Kafka producer")
 }
 
 /// Sends a record, waiting for room while librdkafka's local queue is full
@@ -279,6 +296,7 @@ where
     P: rdkafka::message::ToBytes + ?Sized,
 {
     let mut rec = rec;
+    let mut stopped_at = None;
     loop {
         match producer.send(rec) {
             Ok(()) => return Ok(()),
@@ -288,6 +306,17 @@ where
                 ),
                 r,
             )) => {
+                let stop = producer.context().stop.as_ref();
+                if stop.is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed)) {
+                    let since = *stopped_at.get_or_insert_with(std::time::Instant::now);
+                    if since.elapsed() >= SEND_STOP_GRACE {
+                        anyhow::bail!(
+                            "{what}: the producer's queue stayed full for {} s after the stop signal \
+                             (are the brokers reachable?); not committing: a restart sends it again",
+                            SEND_STOP_GRACE.as_secs()
+                        );
+                    }
+                }
                 producer.poll(Duration::from_millis(50));
                 rec = r;
             }
@@ -397,6 +426,32 @@ pub fn lag(consumer: &BaseConsumer, topic: &str, positions: &BTreeMap<i32, i64>)
         // Below the log start (retention removed it) there is nothing left.
         let pos = positions.get(&e.partition()).copied().unwrap_or(0).max(low);
         total += (high - pos).max(0);
+    }
+    Some(total)
+}
+
+/// [`lag`] from librdkafka's last-seen high watermarks (fetch responses),
+/// without a broker round trip per partition: the status line's figure,
+/// off the critical path. A partition not fetched yet is asked for.
+pub fn cached_lag(
+    consumer: &BaseConsumer,
+    topic: &str,
+    positions: &BTreeMap<i32, i64>,
+) -> Option<i64> {
+    let assignment = consumer.assignment().ok()?;
+    let mut total = 0;
+    for e in assignment.elements_for_topic(topic) {
+        let p = e.partition();
+        let high = match cached_high_watermark(consumer, topic, p) {
+            Some(h) => h,
+            None => {
+                consumer
+                    .fetch_watermarks(topic, p, Duration::from_secs(5))
+                    .ok()?
+                    .1
+            }
+        };
+        total += (high - positions.get(&p).copied().unwrap_or(0)).max(0);
     }
     Some(total)
 }

@@ -13,6 +13,7 @@
 //! rank's main thread only (funneled).
 
 mod events;
+mod owners;
 mod reorder;
 mod sinks;
 mod store;
@@ -32,9 +33,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use store::Written;
-use work::{Command, Reply, SensorState, SensorWork, StoreSpec, Worker};
+use work::{Command, Reply, SensorState, StoreSpec, Worker};
 
 pub use events::StreamEvents;
+pub use owners::Owners;
 pub use reorder::{Offer, Reorder};
 
 pub struct RunArgs {
@@ -166,73 +168,6 @@ fn worker_loop(dist: &Dist, mut worker: Worker) -> Result<()> {
     }
 }
 
-/// Which rank owns which sensor. A new sensor goes to the rank with the
-/// fewest sensors (lowest rank on ties), so the assignment depends only on
-/// the order sensors first appear.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
-pub struct Owners {
-    ranks: usize,
-    of: BTreeMap<String, usize>,
-    counts: Vec<usize>,
-}
-
-impl Owners {
-    pub fn new(ranks: usize) -> Owners {
-        Owners {
-            ranks,
-            of: BTreeMap::new(),
-            counts: vec![0; ranks],
-        }
-    }
-
-    pub fn owner(&mut self, sensor: &str) -> usize {
-        if let Some(&r) = self.of.get(sensor) {
-            return r;
-        }
-        let r = (0..self.ranks)
-            .min_by_key(|&r| (self.counts[r], r))
-            .expect("at least one rank");
-        self.counts[r] += 1;
-        self.of.insert(sensor.to_string(), r);
-        r
-    }
-
-    /// Forgets a retired sensor (its rank's load drops with it).
-    pub fn forget(&mut self, sensor: &str) {
-        if let Some(r) = self.of.remove(sensor) {
-            self.counts[r] -= 1;
-        }
-    }
-
-    /// Sensors assigned.
-    pub fn len(&self) -> usize {
-        self.of.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.of.is_empty()
-    }
-
-    pub fn split(&mut self, work: Vec<SensorWork>) -> Vec<Vec<SensorWork>> {
-        let mut per: Vec<Vec<SensorWork>> = (0..self.ranks).map(|_| Vec::new()).collect();
-        for w in work {
-            let r = self.owner(&w.sensor);
-            per[r].push(w);
-        }
-        per
-    }
-
-    /// Raw packets by the rank that stores them: their sensor's owner.
-    pub fn split_raw(&mut self, raw: Vec<(SensorPacket, bool)>) -> Vec<Vec<(SensorPacket, bool)>> {
-        let mut per: Vec<Vec<(SensorPacket, bool)>> = (0..self.ranks).map(|_| Vec::new()).collect();
-        for p in raw {
-            let r = self.owner(&p.0.sensor_id);
-            per[r].push(p);
-        }
-        per
-    }
-}
-
 pub fn run(cfg: &Config, args: RunArgs) -> Result<()> {
     let dist = Dist::init()?;
     let chains = CompiledChain::compile(cfg)?;
@@ -301,7 +236,12 @@ struct Resumed {
 
 /// Loads the newest good checkpoint and hands its sensor states to the
 /// ranks that now own them (any number of ranks).
-fn resume(cfg: &Config, args: &RunArgs, ranks: &mut Ranks) -> Result<Option<Resumed>> {
+fn resume(
+    cfg: &Config,
+    args: &RunArgs,
+    chains: &[CompiledChain],
+    ranks: &mut Ranks,
+) -> Result<Option<Resumed>> {
     let dist = ranks.dist;
     let ck = &cfg.checkpoint;
     let latest = match crate::checkpoint::Checkpoint::latest(&ck.path, ck.keep) {
@@ -334,7 +274,7 @@ fn resume(cfg: &Config, args: &RunArgs, ranks: &mut Ranks) -> Result<Option<Resu
         }
         .into());
     }
-    let mut owners = Owners::new(dist.size());
+    let mut owners = Owners::new(dist.size(), chains);
     let mut per: Vec<Vec<(String, SensorState)>> = (0..dist.size()).map(|_| Vec::new()).collect();
     let (sensors, events) = if same_chains {
         (c.sensors, c.events)
@@ -342,7 +282,7 @@ fn resume(cfg: &Config, args: &RunArgs, ranks: &mut Ranks) -> Result<Option<Resu
         (Vec::new(), StreamEvents::new(cfg)?)
     };
     for (sensor, st) in sensors {
-        let r = owners.owner(&sensor);
+        let r = owners.owner(&sensor, st.sample_rate_hz);
         per[r].push((sensor, st));
     }
     ranks.exchange(per.into_iter().map(Command::Restore).collect())?;
@@ -392,7 +332,7 @@ fn coordinate(
 
     // Resume from the newest good checkpoint, if any.
     let ck = &cfg.checkpoint;
-    let resumed = resume(cfg, args, &mut ranks)?;
+    let resumed = resume(cfg, args, chains, &mut ranks)?;
     let mut positions = resumed
         .as_ref()
         .map(|r| r.offsets.clone())
@@ -401,7 +341,7 @@ fn coordinate(
     for (p, o) in start {
         positions.entry(p).or_insert(o);
     }
-    let producer = kafka::producer(&cfg.kafka)?;
+    let producer = kafka::producer(&cfg.kafka, Arc::clone(&stop))?;
     let mut sinks = sinks::StreamSinks::open(
         cfg,
         Arc::clone(&stop),
@@ -431,7 +371,7 @@ fn coordinate(
                 cfg.stream.max_samples_per_packet,
             ),
             StreamEvents::new(cfg)?,
-            Owners::new(dist.size()),
+            Owners::new(dist.size(), chains),
             0,
             0.0,
         ),
@@ -673,7 +613,7 @@ fn coordinate(
         drop(_enter);
 
         if last_status.elapsed() >= status_every || stopping {
-            if let Some(lag) = kafka::lag(&consumer, &cfg.kafka.topic, &positions) {
+            if let Some(lag) = kafka::cached_lag(&consumer, &cfg.kafka.topic, &positions) {
                 metrics.consumer_lag.store(lag, Ordering::Relaxed);
             }
             metrics.set_state(crate::metrics::State {
@@ -814,7 +754,7 @@ trigger_off_extension_s = 0.5
         let mut worker = Worker::new(chains.clone());
         let mut reorder = Reorder::new(2.0, 15, 100_000);
         let mut events = StreamEvents::new(&cfg).unwrap();
-        let mut owners = Owners::new(1);
+        let mut owners = Owners::new(1, &chains);
         let (mut peak, mut triggers) = (0usize, 0usize);
         let mut x = 1u64;
         for sec in 0..hours * 3600 {
@@ -852,7 +792,7 @@ trigger_off_extension_s = 0.5
             events.ready(&chains, false, i64::MAX, |_| None).unwrap();
             if sec % 600 == 599 {
                 let states = worker.handle(Command::Snapshot).states;
-                let size = postcard::to_stdvec(&(&states, &reorder, &events, &owners))
+                let size = postcard::to_stdvec(&(&states, &reorder, &events))
                     .unwrap()
                     .len();
                 peak = peak.max(size);

@@ -1,0 +1,62 @@
+"""Summarises benches/scaling/run: per sink and rank count, the drain
+rate and where rank 0's time went (the job's own summary line)."""
+import json
+import sys
+from datetime import datetime
+
+channels = int(sys.argv[1])
+
+
+def wall(v):
+    return datetime.strptime(v["timestamp"][:26] + "Z", "%Y-%m-%dT%H:%M:%S.%fZ").timestamp()
+
+
+def parse_list(s):
+    return [x for x in s.strip("[]").split(",") if x]
+
+
+rows = []
+for arg in sys.argv[2:]:
+    sink, ranks, path = arg.split(":", 2)
+    started = done = None
+    last_total = 0
+    summary = None
+    for line in open(path):
+        try:
+            v = json.loads(line)
+        except ValueError:
+            continue
+        f = v.get("fields", {})
+        msg = f.get("message")
+        if msg == "stream job started":
+            started = wall(v)
+        elif msg == "status":
+            total = int(f["samples_total"])
+            if total > last_total:
+                # The first status line after the last sample came in:
+                # the drain ended within one status interval before it.
+                last_total, done = total, wall(v)
+        elif msg == "stream job finished":
+            summary = f
+    if summary is None or started is None or done is None:
+        sys.exit(f"{path}: no complete run (see the log)")
+    phases = dict(p.split(":") for p in parse_list(summary["rank0_ns_per_sample"]))
+    rows.append((sink, int(ranks), last_total, last_total / (done - started),
+                 float(summary["rank0_serial_ns_per_sample"]), phases,
+                 [float(b) for b in parse_list(summary["busy_ns_per_sample_by_rank"])],
+                 summary.get("raw_packets_by_rank", "")))
+
+print(f"| sink | ranks | samples | drain samples/s | vs 1 rank | rank-0 serial ns/sample | rank-0 compute ns/sample | busy ns/sample by rank | raw packets by rank |")
+print("|---|---:|---:|---:|---:|---:|---:|---|---|")
+base = {}
+for sink, n, total, rate, serial, phases, busy, raw in rows:
+    base.setdefault(sink, rate)
+    print(f"| {sink} | {n} | {total / 1e6:.1f} M | {rate / 1e6:.2f} M | {rate / base[sink]:.2f}x | "
+          f"{serial:.1f} | {float(phases['compute']):.1f} | {' / '.join(f'{b:.1f}' for b in busy)} | {raw} |")
+print()
+names = list(rows[0][5].keys())
+print("rank 0, ns per sample by phase:\n")
+print("| sink | ranks | " + " | ".join(names) + " |")
+print("|---|---:|" + "---:|" * len(names))
+for sink, n, _, _, _, phases, _, _ in rows:
+    print(f"| {sink} | {n} | " + " | ".join(f"{float(phases[k]):.1f}" for k in names) + " |")

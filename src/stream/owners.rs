@@ -1,0 +1,175 @@
+//! Which rank owns which sensor (docs/architecture.md, "Scale-out"). A new
+//! sensor goes to the rank with the least load so far, its load being its
+//! sample rate × the cost of what runs on it: one unit for storing and
+//! assembling its samples, plus one per step of every chain that selects
+//! it. A 100 Hz seismometer under a four-step picker weighs 25,000 times a
+//! logger read every ten minutes; assigning by count would let a few ranks
+//! get every seismometer. The assignment depends only on the order sensors
+//! first appear and their rates (lowest rank on ties).
+
+use super::work::SensorWork;
+use crate::chain::CompiledChain;
+use crate::model::SensorPacket;
+use std::collections::BTreeMap;
+
+/// The rate an irregular series (rate 0) is weighed at: one reading a
+/// minute, more than most loggers send.
+const IRREGULAR_HZ: f64 = 1.0 / 60.0;
+
+#[derive(Debug, Clone, Default)]
+pub struct Owners {
+    /// Per chain, its selection and its cost per sample (steps).
+    costs: Vec<(CompiledChain, f64)>,
+    /// Sensor → (rank, load it adds).
+    of: BTreeMap<String, (usize, f64)>,
+    load: Vec<f64>,
+}
+
+impl Owners {
+    pub fn new(ranks: usize, chains: &[CompiledChain]) -> Owners {
+        Owners {
+            costs: chains
+                .iter()
+                .map(|c| (c.clone(), c.cfg.steps.len() as f64))
+                .collect(),
+            of: BTreeMap::new(),
+            load: vec![0.0; ranks.max(1)],
+        }
+    }
+
+    /// Samples per second × work per sample.
+    pub fn load_of(&self, sensor: &str, rate_hz: f64) -> f64 {
+        let rate = if rate_hz > 0.0 { rate_hz } else { IRREGULAR_HZ };
+        let steps: f64 = self
+            .costs
+            .iter()
+            .filter(|(c, _)| c.matches(sensor))
+            .map(|(_, s)| s)
+            .sum();
+        rate * (1.0 + steps)
+    }
+
+    /// The sensor's rank, assigning it (by `rate_hz`) if it is new.
+    pub fn owner(&mut self, sensor: &str, rate_hz: f64) -> usize {
+        if let Some(&(r, _)) = self.of.get(sensor) {
+            return r;
+        }
+        let load = self.load_of(sensor, rate_hz);
+        let r = (0..self.load.len())
+            .min_by(|&a, &b| self.load[a].total_cmp(&self.load[b]).then(a.cmp(&b)))
+            .expect("at least one rank");
+        self.load[r] += load;
+        self.of.insert(sensor.to_string(), (r, load));
+        r
+    }
+
+    /// Forgets a retired sensor (its rank's load drops with it).
+    pub fn forget(&mut self, sensor: &str) {
+        if let Some((r, load)) = self.of.remove(sensor) {
+            self.load[r] = (self.load[r] - load).max(0.0);
+        }
+    }
+
+    /// Sensors assigned.
+    pub fn len(&self) -> usize {
+        self.of.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.of.is_empty()
+    }
+
+    /// Each rank's load (samples per second × work per sample).
+    pub fn loads(&self) -> &[f64] {
+        &self.load
+    }
+
+    /// Released work by owner. A new sensor's first chunk is its segment,
+    /// which gives its rate.
+    pub fn split(&mut self, work: Vec<SensorWork>) -> Vec<Vec<SensorWork>> {
+        let mut per: Vec<Vec<SensorWork>> = (0..self.load.len()).map(|_| Vec::new()).collect();
+        for w in work {
+            let rate = w
+                .chunks
+                .iter()
+                .find_map(|c| match c {
+                    super::work::Chunk::Segment { sample_rate_hz, .. } => Some(*sample_rate_hz),
+                    _ => None,
+                })
+                .unwrap_or(0.0);
+            let r = self.owner(&w.sensor, rate);
+            per[r].push(w);
+        }
+        per
+    }
+
+    /// Raw packets by the rank that stores them: their sensor's owner.
+    pub fn split_raw(&mut self, raw: Vec<(SensorPacket, bool)>) -> Vec<Vec<(SensorPacket, bool)>> {
+        let mut per: Vec<Vec<(SensorPacket, bool)>> =
+            (0..self.load.len()).map(|_| Vec::new()).collect();
+        for p in raw {
+            let r = self.owner(&p.0.sensor_id, p.0.sample_rate_hz);
+            per[r].push(p);
+        }
+        per
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, Mode};
+
+    fn chains() -> Vec<CompiledChain> {
+        let text = r#"
+[source]
+kind = "kafka"
+[sinks]
+kinds = ["jsonl"]
+[[chains]]
+name = "picker"
+select = ["XX.*"]
+steps = [
+  { op = "bandpass", freqmin = 1.0, freqmax = 10.0, corners = 4 },
+  { op = "recursive_sta_lta", sta = 0.5, lta = 10.0 },
+  { op = "trigger", on = 3.5, off = 1.0 },
+]
+[[chains]]
+name = "qc"
+select = ["EMB.*"]
+steps = [{ op = "gross_range", fail_span = [0.0, 14.0] }]
+"#;
+        let cfg = Config::parse(text, std::path::Path::new("t.toml"), Mode::Stream).unwrap();
+        CompiledChain::compile(&cfg).unwrap()
+    }
+
+    #[test]
+    fn seismometers_spread_over_the_ranks_whatever_the_loggers_between_them() {
+        let mut o = Owners::new(2, &chains());
+        // Alternating seismometer, logger: by count every seismometer
+        // would land on rank 0.
+        let mut seismic = [0usize; 2];
+        for i in 0..10 {
+            seismic[o.owner(&format!("XX.S{i}..HHZ"), 100.0)] += 1;
+            o.owner(&format!("EMB.L{i}..PH"), 1.0 / 900.0);
+        }
+        assert_eq!(seismic, [5, 5]);
+        let l = o.loads();
+        assert!((l[0] - l[1]).abs() <= 400.0 + 1.0, "{l:?}");
+    }
+
+    #[test]
+    fn a_retired_sensor_gives_its_load_back() {
+        let mut o = Owners::new(2, &chains());
+        assert_eq!(o.owner("XX.A..HHZ", 100.0), 0);
+        assert_eq!(o.owner("XX.B..HHZ", 100.0), 1);
+        assert_eq!(o.owner("XX.A..HHZ", 0.0), 0, "an owner is kept");
+        o.forget("XX.A..HHZ");
+        assert_eq!(o.owner("XX.C..HHZ", 100.0), 0, "rank 0 is free again");
+        assert_eq!(o.len(), 2);
+        // Irregular series weigh something: they do not all pile up.
+        let mut o = Owners::new(2, &chains());
+        let r: Vec<usize> = (0..4).map(|i| o.owner(&format!("EMB.I{i}"), 0.0)).collect();
+        assert_eq!(r, [0, 1, 0, 1]);
+    }
+}
