@@ -214,7 +214,7 @@ pub struct Segment {
 /// messages): one copy each way instead of a call per sample, which made
 /// shipping an archive's series between ranks slower than processing them.
 /// Human-readable formats keep a list of numbers.
-mod f64s_as_bytes {
+pub(crate) mod f64s_as_bytes {
     use serde::de::{Deserialize, Deserializer, Error};
     use serde::ser::Serializer;
 

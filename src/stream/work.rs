@@ -21,6 +21,7 @@ pub enum Chunk {
     /// Samples continuing the current segment; `times_ns` only for
     /// irregular series.
     Samples {
+        #[serde(with = "crate::model::f64s_as_bytes")]
         samples: Vec<f64>,
         times_ns: Vec<i64>,
     },
@@ -46,6 +47,7 @@ pub enum Command {
     /// rank's sensors (`true`: late, stored but not processed).
     Work {
         items: Vec<SensorWork>,
+        #[serde(with = "wire_packets")]
         raw: Vec<(SensorPacket, bool)>,
     },
     /// End of the stream: flush every sensor (open triggers, pending QC).
@@ -56,6 +58,75 @@ pub enum Command {
     Restore(Vec<(String, SensorState)>),
     /// Leave the loop.
     Stop,
+}
+
+/// Raw packets in MPI messages: each packet's samples as one byte string
+/// (one copy each way, not a call per sample). The checkpoint keeps its
+/// own encoding of [`SensorPacket`].
+mod wire_packets {
+    use crate::model::{SensorKind, SensorPacket};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize)]
+    struct Ref<'a> {
+        sensor_id: &'a str,
+        kind: SensorKind,
+        start_time_ns: i64,
+        sample_rate_hz: f64,
+        #[serde(with = "crate::model::f64s_as_bytes")]
+        samples: &'a [f64],
+        unit: &'a str,
+        seq: Option<i64>,
+        late: bool,
+    }
+
+    #[derive(Deserialize)]
+    struct Owned {
+        sensor_id: String,
+        kind: SensorKind,
+        start_time_ns: i64,
+        sample_rate_hz: f64,
+        #[serde(with = "crate::model::f64s_as_bytes")]
+        samples: Vec<f64>,
+        unit: String,
+        seq: Option<i64>,
+        late: bool,
+    }
+
+    pub fn serialize<S: Serializer>(v: &[(SensorPacket, bool)], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.iter().map(|(p, late)| Ref {
+            sensor_id: &p.sensor_id,
+            kind: p.kind,
+            start_time_ns: p.start_time_ns,
+            sample_rate_hz: p.sample_rate_hz,
+            samples: &p.samples,
+            unit: &p.unit,
+            seq: p.seq,
+            late: *late,
+        }))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Vec<(SensorPacket, bool)>, D::Error> {
+        Ok(Vec::<Owned>::deserialize(d)?
+            .into_iter()
+            .map(|o| {
+                (
+                    SensorPacket {
+                        sensor_id: o.sensor_id,
+                        kind: o.kind,
+                        start_time_ns: o.start_time_ns,
+                        sample_rate_hz: o.sample_rate_hz,
+                        samples: o.samples,
+                        unit: o.unit,
+                        seq: o.seq,
+                    },
+                    o.late,
+                )
+            })
+            .collect())
+    }
 }
 
 /// A rank's answer.
@@ -386,5 +457,57 @@ impl Worker {
             seg_samples: 0,
             gaps: 0,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dist::{from_bytes, to_bytes};
+    use crate::model::SensorKind;
+
+    #[test]
+    fn work_crosses_mpi_bit_for_bit_with_samples_as_bytes() {
+        let odd = vec![-0.0, f64::NAN, f64::MIN_POSITIVE / 3.0, 1e308, 7.12];
+        let packet = SensorPacket {
+            sensor_id: "XX.A..HHZ".into(),
+            kind: SensorKind::Seismic,
+            start_time_ns: 42,
+            sample_rate_hz: 100.0,
+            samples: odd.clone(),
+            unit: "counts".into(),
+            seq: Some(3),
+        };
+        let cmd = Command::Work {
+            items: vec![SensorWork {
+                sensor: "XX.A..HHZ".into(),
+                chunks: vec![Chunk::Samples {
+                    samples: odd.clone(),
+                    times_ns: vec![],
+                }],
+                last: false,
+            }],
+            raw: vec![(packet.clone(), true)],
+        };
+        let bytes = to_bytes(&cmd).unwrap();
+        let Command::Work { items, raw } = from_bytes(&bytes).unwrap() else {
+            panic!("not work")
+        };
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let Chunk::Samples { samples, .. } = &items[0].chunks[0] else {
+            panic!("not samples")
+        };
+        assert_eq!(bits(samples), bits(&odd));
+        assert_eq!(raw.len(), 1);
+        assert!(raw[0].1, "late flag kept");
+        assert_eq!(bits(&raw[0].0.samples), bits(&odd));
+        assert_eq!(
+            (
+                raw[0].0.sensor_id.as_str(),
+                raw[0].0.seq,
+                raw[0].0.start_time_ns
+            ),
+            ("XX.A..HHZ", Some(3), 42)
+        );
     }
 }
