@@ -54,6 +54,16 @@ pub fn mpi(dist: &Dist) -> Result<String> {
             total += buf.len();
         }
     }
+    // Nothing to send anywhere (a micro-batch with no data, or one rank
+    // under mpirun): the collectives still meet and deliver nothing.
+    let empty: Option<Vec<Vec<f64>>> = dist.is_root().then(|| vec![Vec::new(); size]);
+    let got = scatter_buffers(&world, empty.as_deref());
+    // As the stream job gathers its own reply: bytes, from a literal empty
+    // slice (the dangling address an empty buffer may share).
+    let back = gather_buffers::<u8>(&world, &[]);
+    if !got.is_empty() || back.is_some_and(|b| b.iter().any(|v| !v.is_empty())) {
+        bail!("rank {me}: an empty exchange delivered values");
+    }
     dist.barrier();
     Ok(format!(
         "mpi selftest: {size} ranks, {total} f64 values scattered and gathered intact"

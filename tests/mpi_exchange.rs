@@ -44,6 +44,23 @@ fn exchanges_over_the_message_limit_are_split_not_truncated() {
     );
 }
 
+/// One rank under mpirun: every exchange is rank 0 with itself, empty
+/// ones included.
+#[test]
+fn one_rank_under_mpirun_exchanges_with_itself() {
+    let out = mpirun(1)
+        .arg(env!("CARGO_BIN_EXE_fakopp"))
+        .args(["selftest", "mpi"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}\n{stdout}", stderr(&out));
+    assert_eq!(
+        stdout.trim(),
+        "mpi selftest: 1 ranks, 17 f64 values scattered and gathered intact"
+    );
+}
+
 #[test]
 fn without_mpirun_it_is_one_rank() {
     let out = fakopp().args(["selftest", "mpi"]).output().unwrap();

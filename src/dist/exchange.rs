@@ -124,7 +124,9 @@ where
         root.scatter_into(&mut my_len);
         root.broadcast_into(&mut plan[..]);
         let (per, n) = (plan[0] as usize, plan[1]);
-        let mut mine = vec![T::default(); my_len as usize];
+        // Storage even when empty (see gather_buffers).
+        let mut mine = Vec::with_capacity((my_len as usize).max(1));
+        mine.resize(my_len as usize, T::default());
         for k in 0..n {
             let (start, count) = piece(my_len, per, k);
             root.scatter_varcount_into(&mut mine[start..start + count]);
@@ -173,12 +175,22 @@ where
         for k in 0..n {
             let counts: Vec<Count> = lens.iter().map(|&l| piece(l, per, k).1 as Count).collect();
             let round_total: usize = counts.iter().map(|&c| c as usize).sum();
-            let mut flat = vec![T::default(); round_total];
+            // An empty buffer's dangling address can be Open MPI's
+            // MPI_IN_PLACE ((void *) 1, a byte buffer's) or equal another
+            // one's: every buffer passed gets real storage.
+            let mut flat = vec![T::default(); round_total.max(1)];
+            flat.truncate(round_total);
+            let dummy = [T::default()];
             let displs = displacements(&counts);
             let (start, count) = piece(my_len, per, k);
+            let send = if count == 0 {
+                &dummy[..0]
+            } else {
+                &mine[start..start + count]
+            };
             {
                 let mut partition = PartitionMut::new(&mut flat[..], counts.clone(), displs);
-                root.gather_varcount_into_root(&mine[start..start + count], &mut partition);
+                root.gather_varcount_into_root(send, &mut partition);
             }
             let mut rest = &flat[..];
             for (r, c) in counts.into_iter().enumerate() {
@@ -192,9 +204,15 @@ where
         root.gather_into(&my_len);
         root.broadcast_into(&mut plan[..]);
         let (per, n) = (plan[0] as usize, plan[1]);
+        let dummy = [T::default()];
         for k in 0..n {
             let (start, count) = piece(my_len, per, k);
-            root.gather_varcount_into(&mine[start..start + count]);
+            let send = if count == 0 {
+                &dummy[..0]
+            } else {
+                &mine[start..start + count]
+            };
+            root.gather_varcount_into(send);
         }
         None
     }
