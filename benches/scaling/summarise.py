@@ -17,7 +17,7 @@ def parse_list(s):
 
 rows = []
 for arg in sys.argv[2:]:
-    sink, ranks, path = arg.split(":", 2)
+    sink, ranks, label, path = arg.split(":", 3)
     started = done = None
     last_total = 0
     summary = None
@@ -40,23 +40,27 @@ for arg in sys.argv[2:]:
             summary = f
     if summary is None or started is None or done is None:
         sys.exit(f"{path}: no complete run (see the log)")
-    phases = dict(p.split(":") for p in parse_list(summary["rank0_ns_per_sample"]))
-    rows.append((sink, int(ranks), last_total, last_total / (done - started),
-                 float(summary["rank0_serial_ns_per_sample"]), phases,
-                 [float(b) for b in parse_list(summary["busy_ns_per_sample_by_rank"])],
-                 summary.get("raw_packets_by_rank", "")))
+    # A build before the instrumentation has the drain rate only.
+    phases = dict(p.split(":") for p in parse_list(summary.get("rank0_ns_per_sample", "")))
+    rows.append((sink, int(ranks), label, last_total, last_total / (done - started),
+                 float(summary.get("rank0_serial_ns_per_sample", "nan")), phases,
+                 [float(b) for b in parse_list(summary.get("busy_ns_per_sample_by_rank", ""))],
+                 summary.get("raw_packets_by_rank", "—")))
 
-print(f"| sink | ranks | samples | drain samples/s | vs 1 rank | rank-0 serial ns/sample | rank-0 compute ns/sample | busy ns/sample by rank | raw packets by rank |")
-print("|---|---:|---:|---:|---:|---:|---:|---|---|")
+print("| build | sink | ranks | samples | drain samples/s | vs 1 rank | rank-0 serial ns/sample | rank-0 compute ns/sample | busy ns/sample by rank | raw packets by rank |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---|---|")
 base = {}
-for sink, n, total, rate, serial, phases, busy, raw in rows:
-    base.setdefault(sink, rate)
-    print(f"| {sink} | {n} | {total / 1e6:.1f} M | {rate / 1e6:.2f} M | {rate / base[sink]:.2f}x | "
-          f"{serial:.1f} | {float(phases['compute']):.1f} | {' / '.join(f'{b:.1f}' for b in busy)} | {raw} |")
+for sink, n, label, total, rate, serial, phases, busy, raw in rows:
+    base.setdefault((label, sink), rate)
+    compute = float(phases["compute"]) if "compute" in phases else float("nan")
+    print(f"| {label} | {sink} | {n} | {total / 1e6:.1f} M | {rate / 1e6:.2f} M | {rate / base[(label, sink)]:.2f}x | "
+          f"{serial:.1f} | {compute:.1f} | {' / '.join(f'{b:.1f}' for b in busy) or '—'} | {raw} |")
 print()
-names = list(rows[0][5].keys())
-print("rank 0, ns per sample by phase:\n")
-print("| sink | ranks | " + " | ".join(names) + " |")
-print("|---|---:|" + "---:|" * len(names))
-for sink, n, _, _, _, phases, _, _ in rows:
-    print(f"| {sink} | {n} | " + " | ".join(f"{float(phases[k]):.1f}" for k in names) + " |")
+names = next((list(r[6].keys()) for r in rows if r[6]), [])
+if names:
+    print("rank 0, ns per sample by phase (wall time: inflated wherever Kafka or Cassandra take the cores):\n")
+    print("| build | sink | ranks | " + " | ".join(names) + " |")
+    print("|---|---|---:|" + "---:|" * len(names))
+    for sink, n, label, _, _, _, phases, _, _ in rows:
+        if phases:
+            print(f"| {label} | {sink} | {n} | " + " | ".join(f"{float(phases[k]):.1f}" for k in names) + " |")
