@@ -5,22 +5,32 @@
 mod common;
 use common::*;
 
-#[test]
-fn scatterv_gatherv_round_trip_on_three_ranks() {
-    let out = mpirun(3)
+/// `mpirun -n ranks fakopp selftest mpi` (with `limit` as the MPI message
+/// limit, if any): its report.
+fn selftest(ranks: usize, limit: Option<&str>) -> String {
+    let mut c = mpirun(ranks);
+    if let Some(l) = limit {
+        c.env("FAKOPP_MPI_MESSAGE_LIMIT", l);
+    }
+    let out = c
         .arg(env!("CARGO_BIN_EXE_fakopp"))
         .args(["selftest", "mpi"])
         .output()
         .expect("mpirun (scripts/bootstrap installs it)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
     assert!(
         out.status.success(),
         "mpirun failed: {}\n{stdout}",
         stderr(&out)
     );
+    stdout
+}
+
+#[test]
+fn scatterv_gatherv_round_trip_on_three_ranks() {
     // Only rank 0 reports; 17 + 0 + (17 + 2026) values.
     assert_eq!(
-        stdout.trim(),
+        selftest(3, None),
         "mpi selftest: 3 ranks, 2060 f64 values scattered and gathered intact"
     );
 }
@@ -30,16 +40,8 @@ fn scatterv_gatherv_round_trip_on_three_ranks() {
 /// buffers go in hundreds of rounds and still arrive intact.
 #[test]
 fn exchanges_over_the_message_limit_are_split_not_truncated() {
-    let out = mpirun(3)
-        .env("FAKOPP_MPI_MESSAGE_LIMIT", "7")
-        .arg(env!("CARGO_BIN_EXE_fakopp"))
-        .args(["selftest", "mpi"])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}\n{stdout}", stderr(&out));
     assert_eq!(
-        stdout.trim(),
+        selftest(3, Some("7")),
         "mpi selftest: 3 ranks, 2060 f64 values scattered and gathered intact"
     );
 }
@@ -48,15 +50,8 @@ fn exchanges_over_the_message_limit_are_split_not_truncated() {
 /// ones included.
 #[test]
 fn one_rank_under_mpirun_exchanges_with_itself() {
-    let out = mpirun(1)
-        .arg(env!("CARGO_BIN_EXE_fakopp"))
-        .args(["selftest", "mpi"])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}\n{stdout}", stderr(&out));
     assert_eq!(
-        stdout.trim(),
+        selftest(1, None),
         "mpi selftest: 1 ranks, 17 f64 values scattered and gathered intact"
     );
 }

@@ -6,12 +6,12 @@ use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
 use mpi::Count;
 
-fn displacements(counts: &[Count]) -> Vec<Count> {
+fn displacements<C: Copy + Default + std::ops::Add<Output = C>>(counts: &[C]) -> Vec<C> {
     counts
         .iter()
-        .scan(0, |acc, &c| {
+        .scan(C::default(), |acc, &c| {
             let d = *acc;
-            *acc += c;
+            *acc = *acc + c;
             Some(d)
         })
         .collect()
@@ -89,7 +89,7 @@ where
         };
         plan = [per as u64, n];
         root.broadcast_into(&mut plan[..]);
-        let offsets: Vec<usize> = displacements_usize(counts);
+        let offsets: Vec<usize> = displacements(counts);
         let mut mine = Vec::with_capacity((my_len as usize).max(1));
         // Empty slices share one dangling address, and Open MPI rejects a
         // send buffer equal to the receive buffer: give empty ones storage.
@@ -133,17 +133,6 @@ where
         }
         mine
     }
-}
-
-fn displacements_usize(counts: &[usize]) -> Vec<usize> {
-    counts
-        .iter()
-        .scan(0, |acc, &c| {
-            let d = *acc;
-            *acc += c;
-            Some(d)
-        })
-        .collect()
 }
 
 /// Every rank passes its buffer; rank 0 gets all of them in rank order,
