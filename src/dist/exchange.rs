@@ -35,11 +35,15 @@ where
 /// displacements are C `int`s. `FAKOPP_MPI_MESSAGE_LIMIT` lowers it (tests
 /// exercise the split with small messages).
 fn message_limit() -> usize {
-    let max = Count::MAX as usize;
-    std::env::var("FAKOPP_MPI_MESSAGE_LIMIT")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-        .map_or(max, |l| l.clamp(1, max))
+    // Read once: every collective of the job asks.
+    static LIMIT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *LIMIT.get_or_init(|| {
+        let max = Count::MAX as usize;
+        std::env::var("FAKOPP_MPI_MESSAGE_LIMIT")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .map_or(max, |l| l.clamp(1, max))
+    })
 }
 
 /// Elements per rank in each round of a split exchange, and the number of

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 /// minute, more than most loggers send.
 const IRREGULAR_HZ: f64 = 1.0 / 60.0;
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Owners {
     /// Per chain, its selection and its cost per sample (steps).
     costs: Vec<(CompiledChain, f64)>,
