@@ -1,6 +1,7 @@
 //! FåKopp: an MPI-native batch-and-stream processor for environmental
 //! sensor networks. Sources → chains (the `fakopp-kernels` crate) → sinks,
-//! around one core; see DESIGN.md for the contract.
+//! around one core; docs/reference.md is the contract, docs/architecture.md
+//! the design.
 
 pub mod assemble;
 pub mod batch;
@@ -22,6 +23,7 @@ pub mod output;
 pub mod produce;
 pub mod progress;
 pub mod selftest;
+pub mod shutdown;
 pub mod sink;
 pub mod source;
 pub mod startup;

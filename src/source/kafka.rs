@@ -235,7 +235,7 @@ pub struct Delivery {
 }
 
 /// How long a send may still wait for room in the producer's queue after
-/// SIGTERM/SIGINT (the brokers are unreachable): then the job stops
+/// SIGTERM/SIGINT, counted from the signal (the brokers are unreachable): then the job stops
 /// without committing, instead of hanging past Slurm's kill deadline.
 pub const SEND_STOP_GRACE: Duration = Duration::from_secs(20);
 
@@ -306,10 +306,13 @@ where
                 ),
                 r,
             )) => {
-                let stop = producer.context().stop.as_ref();
-                if stop.is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed)) {
-                    let since = *stopped_at.get_or_insert_with(std::time::Instant::now);
-                    if since.elapsed() >= SEND_STOP_GRACE {
+                let since = producer
+                    .context()
+                    .stop
+                    .as_ref()
+                    .and_then(|s| crate::shutdown::since_signal(s, &mut stopped_at));
+                if let Some(since) = since {
+                    if since >= SEND_STOP_GRACE {
                         anyhow::bail!(
                             "{what}: the producer's queue stayed full for {} s after the stop signal \
                              (are the brokers reachable?); not committing: a restart sends it again",

@@ -1,4 +1,4 @@
-//! `fakopp run`: the stream job (DESIGN §1, §7).
+//! `fakopp run`: the stream job (docs/architecture.md, "Data flow", "Delivery protocol (stream)").
 //!
 //! Rank 0 consumes Kafka, decodes and validates every packet (bad ones go
 //! to the dead-letter topic), assembles each sensor's packets in time order
@@ -29,7 +29,7 @@ use crate::source::kafka;
 use anyhow::{Context, Result};
 use rdkafka::message::Message;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use store::Written;
@@ -68,6 +68,14 @@ fn exchange(dist: &Dist, worker: &mut Worker, cmds: Vec<Command>) -> Result<Vec<
     Ok(replies)
 }
 
+/// A rank's reply reported a failure (its message names what failed).
+#[derive(Debug, thiserror::Error)]
+#[error("rank {rank}: {message}")]
+struct RankFailed {
+    rank: usize,
+    message: String,
+}
+
 /// Rank 0's side of the collective steps: each rank's failure stops the
 /// job with its message, and what each rank has stored is kept for the
 /// job's summary.
@@ -97,7 +105,11 @@ impl<'a> Ranks<'a> {
         for (r, reply) in replies.iter().enumerate() {
             if let Some(f) = &reply.failure {
                 if self.dist.size() > 1 {
-                    anyhow::bail!("rank {r}: {f}");
+                    return Err(RankFailed {
+                        rank: r,
+                        message: f.clone(),
+                    }
+                    .into());
                 }
                 anyhow::bail!("{f}");
             }
@@ -175,11 +187,7 @@ pub fn run(cfg: &Config, args: RunArgs) -> Result<()> {
         // Slurm signals every task; only rank 0 decides when to stop (after
         // its micro-batch and checkpoint), so the others must not die
         // first: the signal only bounds how long a write may still retry.
-        let signalled = Arc::new(AtomicBool::new(false));
-        for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-            signal_hook::flag::register(sig, Arc::clone(&signalled))
-                .context("installing signal handlers")?;
-        }
+        let signalled = crate::shutdown::install(None)?;
         let spec = cfg
             .sinks
             .kinds
@@ -193,7 +201,11 @@ pub fn run(cfg: &Config, args: RunArgs) -> Result<()> {
         if let Err(e) = &result {
             // Rank 0 waits for this rank in a collective: only an abort
             // ends the job instead of hanging it.
-            tracing::error!(rank = dist.rank(), "rank {} failed: {e:#}", dist.rank());
+            tracing::error!(
+                rank = dist.rank(),
+                "rank {} failed: {e:#}; aborting the MPI job",
+                dist.rank()
+            );
             dist.abort(1);
         }
         return result;
@@ -202,7 +214,11 @@ pub fn run(cfg: &Config, args: RunArgs) -> Result<()> {
     if let Err(e) = &result {
         if dist.size() > 1 {
             // The other ranks wait in a collective; a clean stop is impossible.
-            tracing::error!("rank 0 failed: {e:#}");
+            if e.chain().any(|c| c.is::<RankFailed>()) {
+                tracing::error!("{e:#}; aborting the MPI job");
+            } else {
+                tracing::error!("rank 0 failed: {e:#}; aborting the MPI job");
+            }
             dist.abort(1);
         }
     }
@@ -315,11 +331,7 @@ fn coordinate(
     // Every rank listed from the first scrape on.
     metrics.add_busy(vec![0; dist.size()]);
     let mut ranks = Ranks::new(dist, worker, Arc::clone(&metrics));
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(sig, Arc::clone(&stop))
-            .context("installing signal handlers")?;
-    }
+    let stop = crate::shutdown::install(Some(crate::shutdown::DEADLINE))?;
     if let Some(addr) = &args.metrics_addr {
         crate::metrics::serve(addr, Arc::clone(&metrics))?;
     }
@@ -688,6 +700,7 @@ fn coordinate(
         if stopping {
             sinks.close()?;
             ranks.all(|| Command::Stop)?;
+            ranks.written[0].rows += sinks.written().rows;
             let per_sample = |ns: u64| {
                 let n = metrics.samples.load(Ordering::Relaxed).max(1);
                 format!("{:.2}", ns as f64 / n as f64)

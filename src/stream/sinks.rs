@@ -5,7 +5,7 @@
 //! ([`super::store`]). No sink holds the run's results: HDF5, a file
 //! written whole, is refused in stream configs.
 
-use super::store::RankStore;
+use super::store::{RankStore, Written};
 use crate::config::{Config, SinkKind};
 use crate::output::Results;
 use crate::source::kafka::Producer;
@@ -80,6 +80,15 @@ impl StreamSinks {
     /// Milliseconds the last finished Cassandra write took.
     pub fn last_write_ms(&self) -> Option<f64> {
         self.cassandra.as_ref().and_then(RankStore::last_write_ms)
+    }
+
+    /// The network events made durable (rank 0's share beside its
+    /// sensors').
+    pub fn written(&self) -> Written {
+        self.cassandra
+            .as_ref()
+            .map(RankStore::totals)
+            .unwrap_or_default()
     }
 
     /// Whether raw packets are stored (by the ranks that own them).

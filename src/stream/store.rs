@@ -12,11 +12,12 @@ use crate::sink::cassandra::{CassandraSink, RawRow};
 use crate::startup::{Attempt, Deadline};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// How long a write may still retry after SIGTERM/SIGINT.
+/// How long a write may still retry after SIGTERM/SIGINT (counted from
+/// the signal).
 const SHUTDOWN_WRITE_GRACE: Duration = Duration::from_secs(20);
 
 /// What a rank has made durable so far (the job's summary reports it per
@@ -90,10 +91,14 @@ impl RankStore {
         let (tx, rx) = tokio::sync::watch::channel(false);
         // The task owns the sender: the signal lives as long as the runtime.
         rt.spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
+            let mut seen = None;
+            let since = loop {
+                if let Some(s) = crate::shutdown::since_signal(&stop, &mut seen) {
+                    break s;
+                }
                 tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            tokio::time::sleep(SHUTDOWN_WRITE_GRACE).await;
+            };
+            tokio::time::sleep(SHUTDOWN_WRITE_GRACE.saturating_sub(since)).await;
             let _ = tx.send(true);
         });
         Ok(RankStore {
