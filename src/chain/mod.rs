@@ -74,6 +74,11 @@ impl CompiledChain {
         self.matcher.is_match(sensor_id)
     }
 
+    /// The sensors the chain selects (its `select` globs).
+    pub fn selection(&self) -> &globset::GlobSet {
+        &self.matcher
+    }
+
     pub fn name(&self) -> &str {
         &self.cfg.name
     }

@@ -19,7 +19,7 @@ const IRREGULAR_HZ: f64 = 1.0 / 60.0;
 #[derive(Debug, Clone)]
 pub struct Owners {
     /// Per chain, its selection and its cost per sample (steps).
-    costs: Vec<(CompiledChain, f64)>,
+    costs: Vec<(globset::GlobSet, f64)>,
     /// Sensor → (rank, load it adds).
     of: BTreeMap<String, (usize, f64)>,
     load: Vec<f64>,
@@ -30,7 +30,7 @@ impl Owners {
         Owners {
             costs: chains
                 .iter()
-                .map(|c| (c.clone(), c.cfg.steps.len() as f64))
+                .map(|c| (c.selection().clone(), c.cfg.steps.len() as f64))
                 .collect(),
             of: BTreeMap::new(),
             load: vec![0.0; ranks.max(1)],
@@ -43,7 +43,7 @@ impl Owners {
         let steps: f64 = self
             .costs
             .iter()
-            .filter(|(c, _)| c.matches(sensor))
+            .filter(|(sel, _)| sel.is_match(sensor))
             .map(|(_, s)| s)
             .sum();
         rate * (1.0 + steps)
@@ -80,7 +80,8 @@ impl Owners {
     }
 
     /// Each rank's load (samples per second × work per sample).
-    pub fn loads(&self) -> &[f64] {
+    #[cfg(test)]
+    fn loads(&self) -> &[f64] {
         &self.load
     }
 

@@ -62,7 +62,8 @@ pub enum Command {
 
 /// Raw packets in MPI messages: each packet's samples as one byte string
 /// (one copy each way, not a call per sample). The checkpoint keeps its
-/// own encoding of [`SensorPacket`].
+/// own encoding of [`SensorPacket`]. postcard is positional: `Ref` and
+/// `Owned` must list the same fields in the same order.
 mod wire_packets {
     use crate::model::{SensorKind, SensorPacket};
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
