@@ -1,4 +1,4 @@
-//! The command line (DESIGN §3). Exit codes: 0 success, 2 usage or
+//! The command line (docs/reference.md, "Command line"). Exit codes: 0 success, 2 usage or
 //! configuration error, 1 runtime failure.
 
 use crate::config::{Config, ConfigError, Mode};

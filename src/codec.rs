@@ -1,6 +1,6 @@
-//! SensorPacket wire formats (DESIGN §6) and the checks a consumer makes
-//! before a packet enters the pipeline (DESIGN §7: bad ones go to the DLQ
-//! with a reason).
+//! SensorPacket wire formats (docs/reference.md, "Packets") and the
+//! checks a consumer makes before a packet enters the pipeline (bad ones
+//! go to the DLQ with a reason).
 //!
 //! * **Avro**: one binary *single datum* per Kafka message, exactly as
 //!   `schemas/sensor_packet.avsc` defines it (no container file, no

@@ -37,7 +37,7 @@ impl SensorKind {
     }
 }
 
-/// A run of evenly spaced readings from one sensor (DESIGN §6).
+/// A run of evenly spaced readings from one sensor (docs/reference.md, "Packets").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SensorPacket {

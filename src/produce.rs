@@ -1,5 +1,5 @@
 //! `fakopp produce`: publishes SensorPackets to Kafka from input files or
-//! the synthetic network (DESIGN §1, §3).
+//! the synthetic network (docs/reference.md, "Command line").
 //!
 //! Each series is cut into packets of at most N samples (irregular series:
 //! one packet per reading, `sample_rate_hz = 0`), numbered per sensor from

@@ -1,5 +1,5 @@
 //! Bad configurations exit with code 2 and a message naming the file, the
-//! key and the reason (DESIGN §3–§4).
+//! key and the reason (docs/reference.md, "Configuration").
 
 mod common;
 use common::*;

@@ -1,4 +1,4 @@
-//! The TOML configuration of DESIGN §4: loading, defaults and validation.
+//! The TOML configuration (docs/reference.md, "Configuration"): loading, defaults and validation.
 //!
 //! Every error names the file, the key (as a path such as
 //! `chains[0].steps[1].sta`) and the reason; the CLI maps it to exit code 2.

@@ -1,4 +1,4 @@
-//! Processing-chain steps as written in the config (DESIGN §4). Names and
+//! Processing-chain steps as written in the config (docs/reference.md, "Configuration"). Names and
 //! parameters follow ObsPy / ioos_qc; times are in seconds.
 
 use fakopp_kernels::qc;

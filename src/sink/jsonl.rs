@@ -1,4 +1,4 @@
-//! JSON-lines results (DESIGN §6): one object a line, `type` first, times
+//! JSON-lines results (docs/reference.md, "Outputs"): one object a line, `type` first, times
 //! as RFC 3339 UTC with microseconds; NaN statistics become `null`.
 
 use crate::model::format_time_us;

@@ -1,4 +1,4 @@
-//! Sinks: where results and raw data go (DESIGN §1).
+//! Sinks: where results and raw data go (docs/architecture.md, "Data flow").
 
 pub mod cassandra;
 pub mod hdf5;

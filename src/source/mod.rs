@@ -1,4 +1,4 @@
-//! Sources: where sensor data comes from (DESIGN §1).
+//! Sources: where sensor data comes from (docs/architecture.md, "Data flow").
 
 pub mod cassandra;
 pub mod files;

@@ -1,6 +1,7 @@
 //! The Cassandra sink proper: raw packets and chain results written with
 //! prepared statements, bounded concurrency, endless retry with backoff
-//! until success or cancellation (DESIGN §6, §7).
+//! until success or cancellation (docs/architecture.md, "Delivery
+//! protocol (stream)" and "Failures").
 //!
 //! * Every statement is prepared once in [`CassandraSink::connect`]; values
 //!   are always bound, never formatted into CQL. Only the keyspace name (a

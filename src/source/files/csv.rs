@@ -1,4 +1,4 @@
-//! CSV input (DESIGN §6): a header row and a `time` column, in one of two
+//! CSV input (docs/reference.md, "Input files"): a header row and a `time` column, in one of two
 //! layouts:
 //!
 //! - long: columns `time`, `sensor` (or `sensor_id`) and `value`, and

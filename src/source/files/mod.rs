@@ -1,5 +1,5 @@
 //! The `files` source: MiniSEED 2/3 and CSV inputs for `fakopp batch` and
-//! `fakopp produce` (DESIGN §6 "Input files").
+//! `fakopp produce` (docs/reference.md, "Input files").
 //!
 //! [`read_inputs`] reads every file, collects each sensor's data over all
 //! files and assembles it into one [`Series`] per sensor (see
