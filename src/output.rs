@@ -2,6 +2,7 @@
 //! All times are ns since the epoch (UTC).
 
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 
 /// One STA/LTA trigger of one sensor (`trigger` step), with its AIC pick
 /// when the chain has an `aic_pick` step.
@@ -59,6 +60,26 @@ pub fn gap_record(sensor: &str, gap_start_ns: i64, next_start_ns: i64, segment: 
         flags: vec![4],
         aggregate: 4,
     }
+}
+
+/// Map keys for the flags of one chain: the QC test names in step order; a
+/// name repeated in the chain gets `#k` appended for its k-th occurrence
+/// (k ≥ 2), so no flag is lost in a map (Cassandra's `flags`, JSON lines' `flags`
+/// object).
+pub fn qc_flag_keys(names: &[String]) -> Vec<String> {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    names
+        .iter()
+        .map(|n| {
+            let k = seen.entry(n.as_str()).or_insert(0);
+            *k += 1;
+            if *k == 1 {
+                n.clone()
+            } else {
+                format!("{n}#{k}")
+            }
+        })
+        .collect()
 }
 
 /// The flag names of the assembly pseudo-chain.
@@ -148,5 +169,21 @@ impl Results {
             (&a.chain, &a.sensor, &a.reason).cmp(&(&b.chain, &b.sensor, &b.reason))
         });
         self.qc_tests.sort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_test_names_get_numbered_keys() {
+        let names: Vec<String> = ["spike", "gross_range", "spike", "spike"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(
+            qc_flag_keys(&names),
+            ["spike", "gross_range", "spike#2", "spike#3"]
+        );
     }
 }

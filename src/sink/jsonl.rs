@@ -2,7 +2,7 @@
 //! as RFC 3339 UTC with microseconds; NaN statistics become `null`.
 
 use crate::model::format_time_us;
-use crate::output::Results;
+use crate::output::{qc_flag_keys, Results};
 use anyhow::Result;
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
@@ -106,10 +106,15 @@ pub fn write(results: &Results, w: &mut dyn Write) -> Result<()> {
         serde_json::to_writer(&mut *w, &line)?;
         w.write_all(b"\n")?;
     }
+    // Keys numbered as Cassandra's: a repeated test is not a duplicate key.
+    let keys: Vec<(&str, Vec<String>)> = results
+        .qc_tests
+        .iter()
+        .map(|(c, n)| (c.as_str(), qc_flag_keys(n)))
+        .collect();
     let empty = Vec::new();
     for q in &results.qc {
-        let names = results
-            .qc_tests
+        let names = keys
             .iter()
             .find(|(c, _)| *c == q.chain)
             .map(|(_, n)| n)
@@ -156,4 +161,30 @@ pub fn write_file(results: &Results, path: &std::path::Path) -> Result<()> {
         bw.flush()?;
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::QcRec;
+
+    #[test]
+    fn a_repeated_qc_test_is_not_a_duplicate_key() {
+        let mut r = Results::default();
+        r.qc_tests
+            .push(("c".into(), vec!["spike".into(), "spike".into()]));
+        r.qc.push(QcRec {
+            chain: "c".into(),
+            sensor: "XX.A..HHZ".into(),
+            time_ns: 0,
+            index: 0,
+            value: 1.0,
+            flags: vec![1, 4],
+            aggregate: 4,
+        });
+        let mut out = Vec::new();
+        write(&r, &mut out).unwrap();
+        let line: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(line["flags"], serde_json::json!({"spike": 1, "spike#2": 4}));
+    }
 }

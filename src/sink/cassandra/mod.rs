@@ -9,8 +9,8 @@ mod writer;
 pub use retry::permanent;
 pub use schema::{apply_schema, layout, schema_statements, SchemaError};
 pub use writer::{
-    qc_flag_keys, CassandraSink, PermanentWriteError, QcRow, RawDamage, RawDecodeError, RawRow,
-    SinkStats, StoredRaw, Table, WriteCancelled, BACKOFF_CAP, BACKOFF_START,
+    CassandraSink, PermanentWriteError, QcRow, RawDamage, RawDecodeError, RawRow, SinkStats,
+    StoredRaw, Table, WriteCancelled, BACKOFF_CAP, BACKOFF_START,
 };
 
 use crate::config::{CassandraConfig, CassandraTls};

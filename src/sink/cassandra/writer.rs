@@ -25,7 +25,7 @@
 use super::{apply_schema, connect};
 use crate::config::CassandraConfig;
 use crate::model::{day_of, SensorKind, SensorPacket};
-use crate::output::{EventRec, QcRec, Results, StatsRec, TriggerRec};
+use crate::output::{qc_flag_keys, EventRec, QcRec, Results, StatsRec, TriggerRec};
 use anyhow::{anyhow, bail, Context, Result};
 use scylla::client::session::Session;
 use scylla::deserialize::row::DeserializeRow;
@@ -340,25 +340,6 @@ fn event_vals(e: &EventRec) -> EventVals {
         sensors: e.sensors.clone(),
         coincidence_sum: e.coincidence_sum,
     }
-}
-
-/// Map keys for the flags of one chain: the QC test names in step order; a
-/// name repeated in the chain gets `#k` appended for its k-th occurrence
-/// (k ≥ 2), so no flag is lost in the map.
-pub fn qc_flag_keys(names: &[String]) -> Vec<String> {
-    let mut seen: HashMap<&str, usize> = HashMap::new();
-    names
-        .iter()
-        .map(|n| {
-            let k = seen.entry(n.as_str()).or_insert(0);
-            *k += 1;
-            if *k == 1 {
-                n.clone()
-            } else {
-                format!("{n}#{k}")
-            }
-        })
-        .collect()
 }
 
 fn flag(v: u8, what: &str) -> Result<i8> {
@@ -1263,17 +1244,6 @@ async fn write_with_retry(inner: &Inner, job: Job) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn repeated_test_names_get_numbered_keys() {
-        let names: Vec<String> = ["spike", "gross_range", "spike", "spike"]
-            .map(String::from)
-            .to_vec();
-        assert_eq!(
-            qc_flag_keys(&names),
-            ["spike", "gross_range", "spike#2", "spike#3"]
-        );
-    }
 
     #[test]
     fn backoff_doubles_from_100_ms_up_to_5_s() {
