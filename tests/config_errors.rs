@@ -178,3 +178,17 @@ fn a_stream_refuses_the_hdf5_sink_and_a_retirement_inside_the_window() {
         "must be a finite number > 0",
     );
 }
+
+#[test]
+fn properties_the_delivery_protocol_depends_on_are_refused() {
+    check(
+        "[source]\nkind = \"kafka\"\n[kafka.properties]\n\"enable.auto.commit\" = \"true\"\n",
+        "kafka.properties.\"enable.auto.commit\"",
+        "offsets are committed only after a checkpoint",
+    );
+    check(
+        "[source]\nkind = \"kafka\"\n[kafka.properties_env]\n\"group.id\" = \"SOME_VAR\"\n",
+        "kafka.properties_env.\"group.id\"",
+        "is set by kafka.group",
+    );
+}

@@ -5,6 +5,36 @@ use super::{Config, Mode, SourceKind, Step};
 
 type Check = Result<(), (String, String)>;
 
+/// librdkafka properties FåKopp sets itself because the delivery protocol
+/// depends on them (docs/reference.md, "Semantics"): a user's value would
+/// silently break it, so it is refused.
+const RESERVED_KAFKA_PROPERTIES: [(&str, &str); 9] = [
+    ("bootstrap.servers", "is set by kafka.brokers"),
+    ("metadata.broker.list", "is set by kafka.brokers"),
+    ("group.id", "is set by kafka.group"),
+    (
+        "enable.auto.commit",
+        "is fixed to false: offsets are committed only after a checkpoint",
+    ),
+    (
+        "enable.auto.offset.store",
+        "is fixed to false: offsets are committed only after a checkpoint",
+    ),
+    (
+        "auto.offset.reset",
+        "is fixed to earliest: start offsets come from the checkpoint or the group",
+    ),
+    ("enable.partition.eof", "is fixed to false by the consumer"),
+    (
+        "enable.idempotence",
+        "is fixed to true: the producers must not duplicate or reorder messages",
+    ),
+    (
+        "acks",
+        "is fixed to all by the producers: a message counts as sent only when every replica has it",
+    ),
+];
+
 fn fail(key: impl Into<String>, reason: impl Into<String>) -> Check {
     Err((key.into(), reason.into()))
 }
@@ -133,6 +163,16 @@ pub(super) fn validate(cfg: &Config, mode: Mode) -> Check {
     ] {
         if v.trim().is_empty() {
             fail(k, "must not be empty")?;
+        }
+    }
+    for (table, props) in [
+        ("kafka.properties", cfg.kafka.properties.keys()),
+        ("kafka.properties_env", cfg.kafka.properties_env.keys()),
+    ] {
+        for prop in props {
+            if let Some((_, why)) = RESERVED_KAFKA_PROPERTIES.iter().find(|(p, _)| p == prop) {
+                fail(format!("{table}.\"{prop}\""), *why)?;
+            }
         }
     }
     for (prop, var) in &cfg.kafka.properties_env {
