@@ -19,6 +19,9 @@ pub struct Metrics {
     pub consumer_lag: AtomicI64,
     /// Recent micro-batch latencies in ms (ring).
     latencies_ms: Mutex<Vec<f64>>,
+    /// How long the slowest rank's last finished Cassandra write took:
+    /// it keeps its value while nothing is written,
+    /// as the write it describes is still the latest.
     pub sink_write_ms: Mutex<f64>,
     /// Size of the last checkpoint file and how long writing it took.
     pub checkpoint_bytes: AtomicU64,
@@ -255,7 +258,7 @@ impl Metrics {
              # TYPE fakopp_batches_total counter\nfakopp_batches_total {}\n\
              # TYPE fakopp_consumer_lag gauge\nfakopp_consumer_lag {}\n\
              # TYPE fakopp_batch_latency_ms summary\nfakopp_batch_latency_ms{{quantile=\"0.5\"}} {p50}\nfakopp_batch_latency_ms{{quantile=\"0.99\"}} {p99}\n\
-             # TYPE fakopp_sink_write_ms gauge\nfakopp_sink_write_ms {}\n\
+             # HELP fakopp_sink_write_ms Duration of the slowest rank's last finished Cassandra write.\n# TYPE fakopp_sink_write_ms gauge\nfakopp_sink_write_ms {}\n\
              # TYPE fakopp_checkpoint_bytes gauge\nfakopp_checkpoint_bytes {}\n\
              # TYPE fakopp_checkpoint_write_ms gauge\nfakopp_checkpoint_write_ms {}\n\
              # TYPE fakopp_commit_failures_total counter\nfakopp_commit_failures_total {}\n\
