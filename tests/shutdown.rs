@@ -13,16 +13,6 @@ use std::process::{Child, Command, Stdio};
 
 use std::time::{Duration, Instant};
 
-/// Stops a child process however the test ends.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Turns Cassandra's client port back on however the test ends.
 struct Reenable;
 
@@ -100,22 +90,6 @@ fn await_checkpoint(ck: &Path, since: std::time::SystemTime, job: &mut Child, lo
     }
 }
 
-/// Waits until `log` has a line containing `what`, while `job` runs.
-fn await_log(log: &Path, what: &str, job: &mut Child, limit: Duration) {
-    let t0 = Instant::now();
-    loop {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        if text.contains(what) {
-            return;
-        }
-        if let Some(st) = job.try_wait().unwrap() {
-            panic!("the job ended ({st}) before logging {what:?}:\n{text}");
-        }
-        assert!(t0.elapsed() < limit, "no {what:?} in the log:\n{text}");
-        std::thread::sleep(Duration::from_millis(50)); // polling interval
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signal_to_rank_0_alone_ends_the_job_during_an_outage() {
     let dir = tempfile::tempdir().unwrap();
@@ -157,14 +131,20 @@ async fn a_signal_to_rank_0_alone_ends_the_job_during_an_outage() {
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap());
     let started = std::time::SystemTime::now();
-    let mut job = cmd.spawn().unwrap();
-    await_checkpoint(&dir.path().join("a-state/ckpt.h5"), started, &mut job, &log);
+    let mut job = KillOnDrop(cmd.spawn().unwrap());
+    await_checkpoint(
+        &dir.path().join("a-state/ckpt.h5"),
+        started,
+        &mut job.0,
+        &log,
+    );
     let _reenable = Reenable;
     nodetool("disablebinary");
     await_log(
         &log,
         "Cassandra write failed; retrying",
-        &mut job,
+        1,
+        &mut job.0,
         Duration::from_secs(60),
     );
     let rank0 = rank_pid(&a, 0).expect("rank 0's process");
@@ -173,11 +153,10 @@ async fn a_signal_to_rank_0_alone_ends_the_job_during_an_outage() {
     assert_eq!(unsafe { libc::kill(rank0, libc::SIGTERM) }, 0);
     let signalled = Instant::now();
     let status = loop {
-        if let Some(s) = job.try_wait().unwrap() {
+        if let Some(s) = job.0.try_wait().unwrap() {
             break s;
         }
         if signalled.elapsed() > Duration::from_secs(120) {
-            job.kill().unwrap();
             panic!(
                 "the job hung after the signal:\n{}",
                 std::fs::read_to_string(&log).unwrap()

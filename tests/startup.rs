@@ -7,7 +7,6 @@
 mod common;
 use common::*;
 use scylla::client::session_builder::SessionBuilder;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 const SECTIONS: &str = r#"interval_s = 1.0
@@ -33,25 +32,6 @@ steps = [
 ]
 "#;
 
-/// Waits until the log holds `n` lines containing `what`.
-fn await_log(log: &Path, what: &str, n: usize, job: &mut std::process::Child) {
-    let t0 = Instant::now();
-    loop {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        if text.matches(what).count() >= n {
-            return;
-        }
-        if let Some(s) = job.try_wait().unwrap() {
-            panic!("the job ended ({s}) while waiting for `{what}`:\n{text}");
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(120),
-            "no `{what}`:\n{text}"
-        );
-        std::thread::sleep(Duration::from_millis(50)); // polling interval
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_started_before_its_services_waits_for_them() {
     let _restore = Restore;
@@ -68,11 +48,11 @@ async fn a_job_started_before_its_services_waits_for_them() {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    await_log(&log, "Kafka brokers", 2, &mut job);
+    await_log(&log, "Kafka brokers", 2, &mut job, Duration::from_secs(120));
     // The broker comes up: the job creates its topics, waits for their
     // leaders and the group coordinator, then waits for Cassandra.
     services("start", "kafka");
-    await_log(&log, "Cassandra at", 2, &mut job);
+    await_log(&log, "Cassandra at", 2, &mut job, Duration::from_secs(120));
     produce_synthetic(&cfg);
     services("start", "cassandra");
 

@@ -267,3 +267,36 @@ pub fn batch_sorted_lines(
     lines.sort();
     lines
 }
+
+/// Waits until `log` holds `n` lines containing `what`, while `job` runs
+/// (at most `limit`).
+pub fn await_log(
+    log: &std::path::Path,
+    what: &str,
+    n: usize,
+    job: &mut std::process::Child,
+    limit: std::time::Duration,
+) {
+    let t0 = std::time::Instant::now();
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.matches(what).count() >= n {
+            return;
+        }
+        if let Some(s) = job.try_wait().unwrap() {
+            panic!("the job ended ({s}) while waiting for `{what}`:\n{text}");
+        }
+        assert!(t0.elapsed() < limit, "no `{what}` in the log:\n{text}");
+        std::thread::sleep(std::time::Duration::from_millis(50)); // polling interval
+    }
+}
+
+/// Kills a child process however the test ends (a panic included).
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
