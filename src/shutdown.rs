@@ -6,8 +6,8 @@
 //! Why a deadline: rank 0 may be waiting in a collective for a rank that
 //! never got the signal (a launcher that signals only the first process)
 //! and keeps retrying writes to an unreachable Cassandra. Nothing can
-//! reach that rank's main thread, so rank 0 ends the process; the MPI
-//! launcher then ends the others. Nothing is lost: offsets are committed
+//! reach that rank's main thread, so rank 0 ends the process; the
+//! launcher then ends the others (`mpirun`; `srun --kill-on-bad-exit`). Nothing is lost: offsets are committed
 //! only at checkpoints, and the job resumes from the last one.
 
 use anyhow::{Context, Result};
@@ -15,6 +15,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+/// When the first stop signal came (set by the signal thread): the graces
+/// of every waiting write and send count from it.
 static SIGNALLED_AT: OnceLock<Instant> = OnceLock::new();
 
 /// How long rank 0 may take to stop after a signal: the write and send
@@ -40,12 +42,16 @@ pub fn install(deadline: Option<Duration>) -> Result<Arc<AtomicBool>> {
                 return;
             };
             let _ = SIGNALLED_AT.set(Instant::now());
+            let Some(limit) = deadline else {
+                tracing::info!(signal = sig, "stop signal: rank 0 ends the job; a write still retrying gives up after its grace");
+                return;
+            };
             tracing::info!(signal = sig, "stop signal: ending after this micro-batch");
-            let Some(limit) = deadline else { return };
             std::thread::sleep(limit);
             tracing::error!(
-                "the job did not stop within {} s of the signal (a rank is still retrying \
-                 its writes?); exiting without a final checkpoint: a restart resumes from the last one",
+                "the job did not stop within {} s of the signal (a rank still waiting for \
+                 Cassandra or Kafka, or start-up not finished); exiting: a restart resumes \
+                 from the last checkpoint",
                 limit.as_secs()
             );
             // SAFETY: `_exit` ends the process at once; it runs no

@@ -399,13 +399,13 @@ fn property_values_never_reach_the_output() {
     let text = config_text(
         "fakopp_test_never_created",
         "avro",
-        "[kafka.properties]\n\"sasl.password\" = \"hunter2-s3cret\"\n\"enable.idempotence\" = \"s3cret-bogus\"\n",
+        "[kafka.properties]\n\"sasl.password\" = \"hunter2-s3cret\"\n\"linger.ms\" = \"s3cret-bogus\"\n",
     );
     let cfg_path = write_config(dir.path(), "secret.toml", &text);
     let out = produce(&cfg_path, &["--synthetic"]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("`enable.idempotence`"), "{err}");
+    assert!(err.contains("`linger.ms`"), "{err}");
     assert!(err.contains("sasl.password"), "keys are logged: {err}");
     assert!(!err.contains("s3cret") && !err.contains("hunter2"), "{err}");
 
@@ -414,7 +414,7 @@ fn property_values_never_reach_the_output() {
     let text = config_text(
         "fakopp_test_never_created",
         "avro",
-        "[kafka.properties_env]\n\"enable.idempotence\" = \"FAKOPP_TEST_IDEMPOTENCE\"\n",
+        "[kafka.properties_env]\n\"linger.ms\" = \"FAKOPP_TEST_LINGER\"\n",
     );
     let env_cfg = write_config(dir.path(), "secret-env.toml", &text);
     let run = |var: Option<&str>| {
@@ -423,8 +423,8 @@ fn property_values_never_reach_the_output() {
             .arg(&env_cfg)
             .arg("--synthetic");
         match var {
-            Some(v) => c.env("FAKOPP_TEST_IDEMPOTENCE", v),
-            None => c.env_remove("FAKOPP_TEST_IDEMPOTENCE"),
+            Some(v) => c.env("FAKOPP_TEST_LINGER", v),
+            None => c.env_remove("FAKOPP_TEST_LINGER"),
         };
         c.output().unwrap()
     };
@@ -432,7 +432,7 @@ fn property_values_never_reach_the_output() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
-        err.contains("kafka.properties_env") && err.contains("`enable.idempotence`"),
+        err.contains("kafka.properties_env") && err.contains("`linger.ms`"),
         "{err}"
     );
     assert!(!err.contains("s3cret"), "{err}");
@@ -440,7 +440,7 @@ fn property_values_never_reach_the_output() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
-        err.contains("`FAKOPP_TEST_IDEMPOTENCE`, which is not set"),
+        err.contains("`FAKOPP_TEST_LINGER`, which is not set"),
         "{err}"
     );
     // The stream job's consumer reports a bad value the same way.

@@ -10,7 +10,6 @@ use common::*;
 use scylla::client::session_builder::SessionBuilder;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-
 use std::time::{Duration, Instant};
 
 /// Turns Cassandra's client port back on however the test ends.
@@ -37,7 +36,7 @@ const SECTIONS: &str = r#"interval_s = 1.0
 kinds = ["cassandra"]
 [synthetic]
 seismic_stations = 4
-duration_s = 120.0
+duration_s = 180.0
 events = 1
 groundwater_sensors = 0
 ph_sensors = 0
@@ -106,7 +105,8 @@ async fn a_signal_to_rank_0_alone_ends_the_job_during_an_outage() {
             .unwrap();
         assert!(out.status.success(), "creating topics: {}", stderr(&out));
     }
-    // Input keeps arriving (60 s of it) while the job runs.
+    // Input keeps arriving (90 s of it) while the job runs: the outage
+    // must find writes to fail even when the job starts slowly.
     let mut producer = KillOnDrop(
         fakopp()
             .args([
@@ -125,7 +125,8 @@ async fn a_signal_to_rank_0_alone_ends_the_job_during_an_outage() {
     );
     let log = dir.path().join("job.log");
     let mut cmd = mpirun(2);
-    cmd.arg(env!("CARGO_BIN_EXE_fakopp"))
+    cmd.arg("--tag-output")
+        .arg(env!("CARGO_BIN_EXE_fakopp"))
         .args(["run", "--exit-when-idle", "120", "--config"])
         .arg(&a)
         .stdout(Stdio::null())
@@ -139,11 +140,19 @@ async fn a_signal_to_rank_0_alone_ends_the_job_during_an_outage() {
         &log,
     );
     let _reenable = Reenable;
+    // Rank 1's retries (mpirun tags each line with its rank): only then
+    // is rank 0 sure to wait for it in a collective after the signal.
+    let retrying = ["[1,1]<stderr>", "Cassandra write failed; retrying"];
+    let before = std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| retrying.iter().all(|w| l.contains(w)))
+        .count();
     nodetool("disablebinary");
     await_log(
         &log,
-        "Cassandra write failed; retrying",
-        1,
+        &retrying,
+        before + 1,
         &mut job.0,
         Duration::from_secs(60),
     );
@@ -164,11 +173,16 @@ async fn a_signal_to_rank_0_alone_ends_the_job_during_an_outage() {
         }
         std::thread::sleep(Duration::from_millis(50)); // polling interval
     };
+    let ended_after = signalled.elapsed();
     let err = std::fs::read_to_string(&log).unwrap();
     assert!(!status.success(), "no clean stop was possible:\n{err}");
     assert!(
-        err.contains("did not stop within") || err.contains("aborting the MPI job"),
-        "the reason is logged:\n{err}"
+        err.contains("did not stop within 45 s"),
+        "rank 0's deadline ended the job, and says so:\n{err}"
+    );
+    assert!(
+        ended_after >= fakopp::shutdown::DEADLINE - Duration::from_secs(1),
+        "not before the deadline ({ended_after:?}):\n{err}"
     );
     nodetool("enablebinary");
     assert!(producer.0.wait().unwrap().success(), "produce failed");

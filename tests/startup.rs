@@ -48,11 +48,23 @@ async fn a_job_started_before_its_services_waits_for_them() {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    await_log(&log, "Kafka brokers", 2, &mut job, Duration::from_secs(120));
+    await_log(
+        &log,
+        &["Kafka brokers"],
+        2,
+        &mut job,
+        Duration::from_secs(120),
+    );
     // The broker comes up: the job creates its topics, waits for their
     // leaders and the group coordinator, then waits for Cassandra.
     services("start", "kafka");
-    await_log(&log, "Cassandra at", 2, &mut job, Duration::from_secs(120));
+    await_log(
+        &log,
+        &["Cassandra at"],
+        2,
+        &mut job,
+        Duration::from_secs(120),
+    );
     produce_synthetic(&cfg);
     services("start", "cassandra");
 

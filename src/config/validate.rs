@@ -8,7 +8,7 @@ type Check = Result<(), (String, String)>;
 /// librdkafka properties FåKopp sets itself because the delivery protocol
 /// depends on them (docs/reference.md, "Semantics"): a user's value would
 /// silently break it, so it is refused.
-const RESERVED_KAFKA_PROPERTIES: [(&str, &str); 9] = [
+const RESERVED_KAFKA_PROPERTIES: &[(&str, &str)] = &[
     ("bootstrap.servers", "is set by kafka.brokers"),
     ("metadata.broker.list", "is set by kafka.brokers"),
     ("group.id", "is set by kafka.group"),
@@ -30,8 +30,12 @@ const RESERVED_KAFKA_PROPERTIES: [(&str, &str); 9] = [
         "is fixed to true: the producers must not duplicate or reorder messages",
     ),
     (
+        "request.required.acks",
+        "is fixed to all (an alias of acks): a message counts as sent only when every replica has it",
+    ),
+    (
         "acks",
-        "is fixed to all by the producers: a message counts as sent only when every replica has it",
+        "is fixed to all (idempotent producers): a message counts as sent only when every replica has it",
     ),
 ];
 

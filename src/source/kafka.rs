@@ -234,9 +234,10 @@ pub struct Delivery {
     stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
-/// How long a send may still wait for room in the producer's queue after
-/// SIGTERM/SIGINT, counted from the signal (the brokers are unreachable): then the job stops
-/// without committing, instead of hanging past Slurm's kill deadline.
+/// How long a send may still wait for room in the producer's queue (the
+/// brokers are unreachable) after SIGTERM/SIGINT, counted from the signal:
+/// then the job stops without committing, instead of hanging past Slurm's
+/// kill deadline.
 pub const SEND_STOP_GRACE: Duration = Duration::from_secs(20);
 
 impl ClientContext for Delivery {}

@@ -268,11 +268,11 @@ pub fn batch_sorted_lines(
     lines
 }
 
-/// Waits until `log` holds `n` lines containing `what`, while `job` runs
-/// (at most `limit`).
+/// Waits until `log` holds `n` lines containing every part of `what`,
+/// while `job` runs (at most `limit`).
 pub fn await_log(
     log: &std::path::Path,
-    what: &str,
+    what: &[&str],
     n: usize,
     job: &mut std::process::Child,
     limit: std::time::Duration,
@@ -280,22 +280,40 @@ pub fn await_log(
     let t0 = std::time::Instant::now();
     loop {
         let text = std::fs::read_to_string(log).unwrap_or_default();
-        if text.matches(what).count() >= n {
+        if text
+            .lines()
+            .filter(|l| what.iter().all(|w| l.contains(w)))
+            .count()
+            >= n
+        {
             return;
         }
         if let Some(s) = job.try_wait().unwrap() {
-            panic!("the job ended ({s}) while waiting for `{what}`:\n{text}");
+            panic!("the job ended ({s}) while waiting for {what:?}:\n{text}");
         }
-        assert!(t0.elapsed() < limit, "no `{what}` in the log:\n{text}");
+        assert!(t0.elapsed() < limit, "no {what:?} in the log:\n{text}");
         std::thread::sleep(std::time::Duration::from_millis(50)); // polling interval
     }
 }
 
-/// Kills a child process however the test ends (a panic included).
+/// Ends a child process however the test ends (a panic included):
+/// SIGTERM first, so that `mpirun` can end its ranks (SIGKILL would orphan
+/// them), then SIGKILL if it is still there after 10 s.
 pub struct KillOnDrop(pub std::process::Child);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            // SAFETY: kill(2) on our own child, which has not been reaped.
+            unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+            let t0 = std::time::Instant::now();
+            while t0.elapsed() < std::time::Duration::from_secs(10) {
+                if let Ok(Some(_)) = self.0.try_wait() {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50)); // polling interval
+            }
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
