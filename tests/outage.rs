@@ -7,7 +7,6 @@
 
 mod common;
 use common::*;
-use scylla::client::session_builder::SessionBuilder;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -187,23 +186,11 @@ async fn broker_restart_and_cassandra_outage_lose_nothing() {
         .output()
         .unwrap();
     assert!(out.status.success(), "reference run: {}", stderr(&out));
-    let s = SessionBuilder::new()
-        .known_node(cassandra_node())
-        .build()
-        .await
-        .unwrap();
-    for t in ["raw_packets", "triggers", "qc_flags"] {
-        let (ra, rb) = (
-            table_rows(&s, &ks_a, t).await,
-            table_rows(&s, &ks_b, t).await,
-        );
-        assert!(!ra.is_empty(), "{t} has rows");
-        assert_eq!(ra.len(), rb.len(), "{t}: same rows after the outage");
-        assert!(ra == rb, "{t}: rows differ after the outage");
-    }
-    for ks in [ks_a, ks_b] {
-        s.query_unpaged(format!("DROP KEYSPACE {ks}"), &[])
-            .await
-            .unwrap();
-    }
+    assert_same_rows_and_drop(
+        &ks_b,
+        &ks_a,
+        &["raw_packets", "triggers", "qc_flags"],
+        "after the outage",
+    )
+    .await;
 }

@@ -7,7 +7,6 @@
 
 mod common;
 use common::*;
-use scylla::client::session_builder::SessionBuilder;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -143,11 +142,7 @@ async fn a_signal_to_rank_0_alone_ends_the_job_during_an_outage() {
     // Rank 1's retries (mpirun tags each line with its rank): only then
     // is rank 0 sure to wait for it in a collective after the signal.
     let retrying = ["[1,1]<stderr>", "Cassandra write failed; retrying"];
-    let before = std::fs::read_to_string(&log)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| retrying.iter().all(|w| l.contains(w)))
-        .count();
+    let before = log_lines(&log, &retrying);
     nodetool("disablebinary");
     await_log(
         &log,
@@ -197,20 +192,11 @@ async fn a_signal_to_rank_0_alone_ends_the_job_during_an_outage() {
             .unwrap();
         assert!(out.status.success(), "draining: {}", stderr(&out));
     }
-    let s = SessionBuilder::new()
-        .known_node(cassandra_node())
-        .build()
-        .await
-        .unwrap();
-    for t in ["raw_packets", "triggers"] {
-        let (ra, rb) = (
-            table_rows(&s, &ks_a, t).await,
-            table_rows(&s, &ks_b, t).await,
-        );
-        assert!(!rb.is_empty(), "{t} has rows");
-        assert_eq!(
-            ra, rb,
-            "{t}: the interrupted job stored what an uninterrupted one did"
-        );
-    }
+    assert_same_rows_and_drop(
+        &ks_a,
+        &ks_b,
+        &["raw_packets", "triggers"],
+        "after the interrupted job as after an uninterrupted one",
+    )
+    .await;
 }

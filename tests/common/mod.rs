@@ -165,6 +165,27 @@ pub async fn table_rows(
     rows
 }
 
+/// Asserts that keyspace `got` holds the rows of keyspace `want` in each
+/// table (`want` non-empty), then drops both.
+pub async fn assert_same_rows_and_drop(got: &str, want: &str, tables: &[&str], what: &str) {
+    let s = scylla::client::session_builder::SessionBuilder::new()
+        .known_node(cassandra_node())
+        .build()
+        .await
+        .unwrap();
+    for t in tables {
+        let (g, w) = (table_rows(&s, got, t).await, table_rows(&s, want, t).await);
+        assert!(!w.is_empty(), "{t} has rows");
+        assert_eq!(g.len(), w.len(), "{t}: as many rows {what}");
+        assert!(g == w, "{t}: rows differ {what}");
+    }
+    for ks in [got, want] {
+        s.query_unpaged(format!("DROP KEYSPACE {ks}"), &[])
+            .await
+            .unwrap();
+    }
+}
+
 /// `scripts/services ACTION WHICH` (start/stop kafka|cassandra|all);
 /// fails the test if it fails.
 pub fn services(action: &str, which: &str) {
@@ -268,6 +289,15 @@ pub fn batch_sorted_lines(
     lines
 }
 
+/// How many lines of `log` contain every part of `what`.
+pub fn log_lines(log: &std::path::Path, what: &[&str]) -> usize {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| what.iter().all(|w| l.contains(w)))
+        .count()
+}
+
 /// Waits until `log` holds `n` lines containing every part of `what`,
 /// while `job` runs (at most `limit`).
 pub fn await_log(
@@ -279,19 +309,17 @@ pub fn await_log(
 ) {
     let t0 = std::time::Instant::now();
     loop {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        if text
-            .lines()
-            .filter(|l| what.iter().all(|w| l.contains(w)))
-            .count()
-            >= n
-        {
+        if log_lines(log, what) >= n {
             return;
         }
         if let Some(s) = job.try_wait().unwrap() {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
             panic!("the job ended ({s}) while waiting for {what:?}:\n{text}");
         }
-        assert!(t0.elapsed() < limit, "no {what:?} in the log:\n{text}");
+        if t0.elapsed() >= limit {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            panic!("no {what:?} in the log:\n{text}");
+        }
         std::thread::sleep(std::time::Duration::from_millis(50)); // polling interval
     }
 }
