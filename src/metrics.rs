@@ -35,14 +35,20 @@ pub struct Metrics {
     state: Mutex<State>,
 }
 
-/// Where rank 0's time goes (docs/architecture.md, "Scale-out"): every
-/// phase but `Compute` is serial work that more ranks do not share.
+/// Where rank 0's time goes (docs/architecture.md, "Scale-out"). `Poll`
+/// and `Decode` run on the consumer thread, overlapping the rest; of the
+/// main thread's phases, all but `Compute` and `Wait` are serial work that
+/// more ranks do not share ([`Phase::serial`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
-    /// Fetching messages from librdkafka (not waiting for new ones).
+    /// Consumer thread: fetching messages from librdkafka (not waiting
+    /// for new ones).
     Poll,
-    /// Decoding and validating packets; dead letters.
+    /// Consumer thread: decoding and validating packets.
     Decode,
+    /// Taking messages from the consumer thread: offsets, counters, dead
+    /// letters.
+    Intake,
     /// Offering packets to the reorder buffers.
     Reorder,
     /// Pausing and resuming partitions (partition alignment).
@@ -53,6 +59,8 @@ pub enum Phase {
     Exchange,
     /// Rank 0's own share of the chains (and its writes' hand-off).
     Compute,
+    /// Waiting in the gather for the other ranks to finish their shares.
+    Wait,
     /// Network coincidence and sorting the results.
     Events,
     /// JSON lines, detections and the events' Cassandra hand-off.
@@ -64,29 +72,47 @@ pub enum Phase {
 }
 
 impl Phase {
-    pub const ALL: [Phase; 11] = [
+    pub const ALL: [Phase; 13] = [
         Phase::Poll,
         Phase::Decode,
+        Phase::Intake,
         Phase::Reorder,
         Phase::Align,
         Phase::Release,
         Phase::Exchange,
         Phase::Compute,
+        Phase::Wait,
         Phase::Events,
         Phase::Sinks,
         Phase::Checkpoint,
         Phase::Status,
     ];
 
+    /// Serial work of the main thread: what bounds the job's rate however
+    /// many ranks share the chains.
+    pub fn serial(self) -> bool {
+        !matches!(
+            self,
+            Phase::Poll | Phase::Decode | Phase::Compute | Phase::Wait
+        )
+    }
+
+    /// Work of the consumer thread.
+    pub fn consumer(self) -> bool {
+        matches!(self, Phase::Poll | Phase::Decode)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Phase::Poll => "poll",
             Phase::Decode => "decode",
+            Phase::Intake => "intake",
             Phase::Reorder => "reorder",
             Phase::Align => "align",
             Phase::Release => "release",
             Phase::Exchange => "exchange",
             Phase::Compute => "compute",
+            Phase::Wait => "wait",
             Phase::Events => "events",
             Phase::Sinks => "sinks",
             Phase::Checkpoint => "checkpoint",
@@ -162,14 +188,17 @@ impl<'a> Lap<'a> {
         self.at = std::time::Instant::now();
     }
 
-    /// The time since the last mark: `part_ns` of it in `part`, the rest in
-    /// `rest`.
-    pub fn mark_split(&mut self, rest: Phase, part: Phase, part_ns: u64) {
+    /// The time since the last mark was a collective step: `own_ns` of it
+    /// rank 0's own command ([`Phase::Compute`]), `wait_ns` waiting for
+    /// the other ranks ([`Phase::Wait`]), the rest in `rest`.
+    pub fn mark_step(&mut self, rest: Phase, own_ns: u64, wait_ns: u64) {
         let now = std::time::Instant::now();
         let all = now - self.at;
-        let part_d = std::time::Duration::from_nanos(part_ns).min(all);
-        self.metrics.add_phase(part, part_d);
-        self.metrics.add_phase(rest, all - part_d);
+        let own = std::time::Duration::from_nanos(own_ns).min(all);
+        let wait = std::time::Duration::from_nanos(wait_ns).min(all - own);
+        self.metrics.add_phase(Phase::Compute, own);
+        self.metrics.add_phase(Phase::Wait, wait);
+        self.metrics.add_phase(rest, all - own - wait);
         self.at = now;
     }
 }
@@ -199,11 +228,20 @@ impl Metrics {
         std::array::from_fn(|i| self.phases[i].load(Ordering::Relaxed))
     }
 
-    /// Rank 0's serial nanoseconds so far (every phase but its compute).
+    /// Rank 0's serial nanoseconds so far ([`Phase::serial`]).
     pub fn serial_ns(&self) -> u64 {
+        self.sum_ns(Phase::serial)
+    }
+
+    /// The consumer thread's working nanoseconds so far.
+    pub fn consumer_ns(&self) -> u64 {
+        self.sum_ns(Phase::consumer)
+    }
+
+    fn sum_ns(&self, pick: fn(Phase) -> bool) -> u64 {
         Phase::ALL
             .iter()
-            .filter(|&&p| p != Phase::Compute)
+            .filter(|&&p| pick(p))
             .map(|&p| self.phases[p as usize].load(Ordering::Relaxed))
             .sum()
     }
@@ -269,7 +307,7 @@ impl Metrics {
              # TYPE fakopp_resident_memory_bytes gauge\nfakopp_resident_memory_bytes {}\n\
              # HELP fakopp_cpu_seconds_total CPU time (user + system) of the process; rate() over fakopp_samples_total's is the CPU per sample\n\
              # TYPE fakopp_cpu_seconds_total counter\nfakopp_cpu_seconds_total {}\n\
-             # HELP fakopp_rank0_seconds_total rank 0's time per phase of its loop; all but compute is serial\n\
+             # HELP fakopp_rank0_seconds_total rank 0's time per phase; poll and decode on the consumer thread, the rest on the main thread, where all but compute and wait is serial\n\
              # TYPE fakopp_rank0_seconds_total counter\n{}\
              # HELP fakopp_rank_busy_seconds_total each rank's time handling its commands (chains, write hand-off)\n\
              # TYPE fakopp_rank_busy_seconds_total counter\n{}",

@@ -14,6 +14,8 @@
 
 mod events;
 mod owners;
+mod prefetch;
+mod ranks;
 mod reorder;
 mod sinks;
 mod store;
@@ -21,19 +23,18 @@ pub mod work;
 
 use crate::chain::CompiledChain;
 use crate::config::Config;
-use crate::dist::{from_bytes, gather_buffers, scatter_buffers, to_bytes, Dist};
+use crate::dist::Dist;
 use crate::metrics::{Lap, Metrics, Phase};
-use crate::model::SensorPacket;
 use crate::output::Results;
 use crate::source::kafka;
 use anyhow::{Context, Result};
-use rdkafka::message::Message;
+use prefetch::{Polled, Prefetch};
+use ranks::{RankFailed, Ranks};
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use store::Written;
-use work::{Command, Reply, SensorState, StoreSpec, Worker};
+use work::{Command, SensorState, StoreSpec, Worker};
 
 pub use events::StreamEvents;
 pub use owners::Owners;
@@ -43,141 +44,6 @@ pub struct RunArgs {
     pub exit_when_idle: Option<f64>,
     pub metrics_addr: Option<String>,
     pub reset_state: bool,
-}
-
-/// One collective step: rank 0 sends each rank its command, every rank
-/// (rank 0 too) handles its own, rank 0 gets all replies.
-fn exchange(dist: &Dist, worker: &mut Worker, cmds: Vec<Command>) -> Result<Vec<Reply>> {
-    let Some(world) = dist.world() else {
-        let cmd = cmds.into_iter().next().expect("one command for one rank");
-        return Ok(vec![worker.handle(cmd)]);
-    };
-    // Rank 0's own command and reply never go through serialisation.
-    let mut cmds = cmds.into_iter();
-    let own = cmds.next().expect("one command per rank");
-    let mut bytes = vec![Vec::new()];
-    for c in cmds {
-        bytes.push(to_bytes(&c)?);
-    }
-    drop(scatter_buffers(&world, Some(&bytes)));
-    let mut replies = vec![handle_or_abort(dist, worker, own)];
-    let all = gather_buffers::<u8>(&world, &[]).expect("rank 0 gathers");
-    for b in &all[1..] {
-        replies.push(from_bytes(b)?);
-    }
-    Ok(replies)
-}
-
-/// A rank's reply reported a failure (its message names what failed).
-#[derive(Debug, thiserror::Error)]
-#[error("rank {rank}: {message}")]
-struct RankFailed {
-    rank: usize,
-    message: String,
-}
-
-/// Rank 0's side of the collective steps: each rank's failure stops the
-/// job with its message, and what each rank has stored is kept for the
-/// job's summary.
-struct Ranks<'a> {
-    dist: &'a Dist,
-    worker: Worker,
-    metrics: Arc<Metrics>,
-    written: Vec<Written>,
-    /// The slowest rank's last Cassandra write.
-    write_ms: Option<f64>,
-}
-
-impl<'a> Ranks<'a> {
-    fn new(dist: &'a Dist, worker: Worker, metrics: Arc<Metrics>) -> Ranks<'a> {
-        Ranks {
-            dist,
-            worker,
-            metrics,
-            written: vec![Written::default(); dist.size()],
-            write_ms: None,
-        }
-    }
-
-    fn exchange(&mut self, cmds: Vec<Command>) -> Result<Vec<Reply>> {
-        let replies = exchange(self.dist, &mut self.worker, cmds)?;
-        self.metrics.add_busy(replies.iter().map(|r| r.busy_ns));
-        for (r, reply) in replies.iter().enumerate() {
-            if let Some(f) = &reply.failure {
-                if self.dist.size() > 1 {
-                    return Err(RankFailed {
-                        rank: r,
-                        message: f.clone(),
-                    }
-                    .into());
-                }
-                anyhow::bail!("{f}");
-            }
-            self.written[r] = reply.written;
-        }
-        self.write_ms = replies.iter().filter_map(|r| r.write_ms).reduce(f64::max);
-        Ok(replies)
-    }
-
-    /// The same command to every rank.
-    fn all(&mut self, cmd: impl Fn() -> Command) -> Result<Vec<Reply>> {
-        let cmds = (0..self.dist.size()).map(|_| cmd()).collect();
-        self.exchange(cmds)
-    }
-
-    /// Per rank, a list for the summary line.
-    fn by_rank(&self, f: impl Fn(&Written) -> u64) -> String {
-        let v: Vec<String> = self.written.iter().map(|w| f(w).to_string()).collect();
-        format!("[{}]", v.join(","))
-    }
-}
-
-/// Handles a command on a rank of an MPI world. A panic in the chains
-/// (rayon re-raises it here, past the panic hook) would unwind this rank
-/// out of the collectives while the others wait for it: it aborts the
-/// world instead, naming the rank.
-fn handle_or_abort(dist: &Dist, worker: &mut Worker, cmd: Command) -> Reply {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker.handle(cmd))) {
-        Ok(reply) => reply,
-        Err(p) => {
-            let what = p
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| p.downcast_ref::<&str>().copied())
-                .unwrap_or("a panic");
-            tracing::error!(
-                rank = dist.rank(),
-                "rank {} failed: {what}; aborting the MPI job",
-                dist.rank()
-            );
-            dist.abort(101);
-        }
-    }
-}
-
-/// Ranks ≥ 1: receive a command, handle it, reply; until `Stop`.
-fn worker_loop(dist: &Dist, mut worker: Worker) -> Result<()> {
-    let world = dist.world().expect("ranks >= 1 run under MPI");
-    let mut batches = 0u64;
-    loop {
-        let buf = scatter_buffers::<u8>(&world, None);
-        let cmd: Command = from_bytes(&buf)?;
-        let stop = matches!(cmd, Command::Stop);
-        if matches!(cmd, Command::Work { .. }) {
-            batches += 1;
-            if dist.rank() == 1 {
-                crate::fault::kill_at("worker", batches);
-                if crate::fault::hit("worker_error", batches) {
-                    anyhow::bail!("injected failure (FAKOPP_FAULT=worker_error:{batches})");
-                }
-            }
-        }
-        let reply = handle_or_abort(dist, &mut worker, cmd);
-        gather_buffers(&world, &to_bytes(&reply)?);
-        if stop {
-            return Ok(());
-        }
-    }
 }
 
 pub fn run(cfg: &Config, args: RunArgs) -> Result<()> {
@@ -197,7 +63,7 @@ pub fn run(cfg: &Config, args: RunArgs) -> Result<()> {
                 stop: signalled,
                 startup_timeout_s: cfg.stream.startup_timeout_s,
             });
-        let result = worker_loop(&dist, Worker::storing(chains.clone(), spec));
+        let result = ranks::worker_loop(&dist, Worker::storing(chains.clone(), spec));
         if let Err(e) = &result {
             // Rank 0 waits for this rank in a collective: only an abort
             // ends the job instead of hanging it.
@@ -228,7 +94,7 @@ pub fn run(cfg: &Config, args: RunArgs) -> Result<()> {
 /// Counts of one micro-batch's input.
 #[derive(Default)]
 struct Intake {
-    raw: Vec<(SensorPacket, bool)>,
+    raw: Vec<work::RawPacket>,
     packets: u64,
 }
 
@@ -353,6 +219,7 @@ fn coordinate(
     for (p, o) in start {
         positions.entry(p).or_insert(o);
     }
+    let consumer = Arc::new(consumer);
     let producer = kafka::producer(&cfg.kafka, Arc::clone(&stop))?;
     let mut sinks = sinks::StreamSinks::open(
         cfg,
@@ -366,7 +233,15 @@ fn coordinate(
     let store_raw = sinks.stores_raw();
     ranks.worker.attach(sinks.rank_store());
     ranks.all(|| Command::Open)?;
-    let limits = crate::codec::Limits::from_config(&cfg.stream);
+    // Reading starts once every rank is ready.
+    let prefetch = Prefetch::start(
+        Arc::clone(&consumer),
+        cfg.kafka.format,
+        crate::codec::Limits::from_config(&cfg.stream),
+        cfg.stream.max_packets_per_batch,
+        Arc::clone(&metrics),
+    )
+    .context("starting the Kafka consumer thread")?;
     let (mut reorder, mut events, mut owners, mut micro_batches, mut checkpoint_ms) = match resumed
     {
         Some(r) => (
@@ -416,59 +291,76 @@ fn coordinate(
         let batch_start = Instant::now();
         let mut lap = Lap::new(&metrics);
         let mut intake = Intake::default();
-        // 1. Consume for one batch interval.
+        // 1. Take what the consumer thread read, for one batch interval.
         while batch_start.elapsed() < interval
             && !stop.load(Ordering::Relaxed)
             && (intake.packets as usize) < cfg.stream.max_packets_per_batch
         {
-            let polled = Instant::now();
-            let Some(msg) = consumer.poll(
-                interval
-                    .saturating_sub(batch_start.elapsed())
-                    .max(Duration::from_millis(1)),
-            ) else {
-                idle_for += polled.elapsed();
-                lap.skip();
-                continue;
+            let polled = match prefetch.ready()? {
+                Some(p) => p,
+                None => {
+                    let waiting = Instant::now();
+                    let next = prefetch.next(
+                        interval
+                            .saturating_sub(batch_start.elapsed())
+                            .max(Duration::from_millis(1)),
+                    )?;
+                    lap.skip();
+                    match next {
+                        prefetch::Next::Ready(p) => p,
+                        prefetch::Next::Empty => {
+                            idle_for += waiting.elapsed();
+                            continue;
+                        }
+                    }
+                }
             };
-            lap.mark(Phase::Poll);
-            let m = match msg {
-                Ok(m) => m,
-                Err(e) => {
+            let (partition, offset) = match &polled {
+                Polled::Error(e) => {
                     tracing::warn!("Kafka: {e}");
                     continue;
                 }
+                Polled::Packet {
+                    partition, offset, ..
+                }
+                | Polled::Rejected {
+                    partition, offset, ..
+                } => (*partition, *offset),
             };
             idle_for = Duration::ZERO;
             intake.packets += 1;
-            positions.insert(m.partition(), m.offset() + 1);
-            let partition = m.partition();
-            let payload = m.payload().unwrap_or_default();
-            let decoded = crate::codec::decode_valid(cfg.kafka.format, payload, &limits);
-            lap.mark(Phase::Decode);
-            match decoded {
-                Err(rej) => {
-                    let (code, reason) = (rej.code(), rej.to_string());
+            positions.insert(partition, offset + 1);
+            match polled {
+                Polled::Error(_) => unreachable!("handled above"),
+                Polled::Rejected {
+                    key,
+                    payload,
+                    reject,
+                    ..
+                } => {
+                    let (code, reason) = (reject.code(), reject.to_string());
                     metrics.dead_letters.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(partition = m.partition(), offset = m.offset(), %code, "dead letter: {reason}");
+                    tracing::debug!(partition, offset, %code, "dead letter: {reason}");
                     kafka::dead_letter(
                         &producer,
                         &cfg.kafka.dlq_topic,
-                        m.key(),
-                        payload,
+                        key.as_deref(),
+                        &payload,
                         code,
                         &reason,
-                        (&cfg.kafka.topic, m.partition(), m.offset()),
+                        (&cfg.kafka.topic, partition, offset),
                     )?;
-                    lap.mark(Phase::Decode);
+                    lap.mark(Phase::Intake);
                 }
-                Ok(p) => {
+                Polled::Packet { packet: p, .. } => {
+                    let p = Arc::new(p);
                     let t = partition_time.entry(partition).or_insert(i64::MIN);
                     *t = (*t).max(p.start_time_ns);
                     metrics.packets.fetch_add(1, Ordering::Relaxed);
                     metrics
                         .samples
                         .fetch_add(p.samples.len() as u64, Ordering::Relaxed);
+                    lap.mark(Phase::Intake);
                     match reorder.offer(&p, partition) {
                         Offer::Accepted if store_raw => intake.raw.push((p, false)),
                         Offer::Accepted => {}
@@ -522,10 +414,10 @@ fn coordinate(
                 .map(|(items, raw)| Command::Work { items, raw })
                 .collect(),
         )?;
-        lap.mark_split(Phase::Exchange, Phase::Compute, replies[0].busy_ns);
+        lap.mark_step(Phase::Exchange, ranks.own_ns, ranks.wait_ns);
         if finishing {
             let finished = ranks.all(|| Command::Finish)?;
-            lap.mark_split(Phase::Exchange, Phase::Compute, finished[0].busy_ns);
+            lap.mark_step(Phase::Exchange, ranks.own_ns, ranks.wait_ns);
             replies.extend(finished);
         }
         for r in replies {
@@ -715,6 +607,7 @@ fn coordinate(
                 raw_packets_by_rank = %ranks.by_rank(|w| w.raw_packets),
                 rows_by_rank = %ranks.by_rank(|w| w.rows),
                 rank0_serial_ns_per_sample = %per_sample(metrics.serial_ns()),
+                consumer_thread_ns_per_sample = %per_sample(metrics.consumer_ns()),
                 rank0_ns_per_sample = %format!("[{}]", phases.join(",")),
                 busy_ns_per_sample_by_rank = %format!("[{}]", busy.join(",")),
                 packets = metrics.packets.load(Ordering::Relaxed),
@@ -735,7 +628,7 @@ fn coordinate(
 mod tests {
     use super::*;
     use crate::config::Mode;
-    use crate::model::SensorKind;
+    use crate::model::{SensorKind, SensorPacket};
 
     /// Rank 0's structures and one worker fed `hours` of 3 noisy 100 Hz
     /// sensors with a trigger that fires every few seconds and a network
@@ -790,7 +683,7 @@ trigger_off_extension_s = 0.5
                     unit: "counts".into(),
                     seq: None,
                 };
-                reorder.offer(&p, 0);
+                reorder.offer(&Arc::new(p), 0);
             }
             let work = reorder.release(false, 3_600_000_000_000, &[]);
             let per = owners.split(work);

@@ -7,9 +7,9 @@
 //! get every seismometer. The assignment depends only on the order sensors
 //! first appear and their rates (lowest rank on ties).
 
+use super::work::RawPacket;
 use super::work::SensorWork;
 use crate::chain::CompiledChain;
-use crate::model::SensorPacket;
 use std::collections::BTreeMap;
 
 /// The rate an irregular series (rate 0) is weighed at: one reading a
@@ -105,9 +105,8 @@ impl Owners {
     }
 
     /// Raw packets by the rank that stores them: their sensor's owner.
-    pub fn split_raw(&mut self, raw: Vec<(SensorPacket, bool)>) -> Vec<Vec<(SensorPacket, bool)>> {
-        let mut per: Vec<Vec<(SensorPacket, bool)>> =
-            (0..self.load.len()).map(|_| Vec::new()).collect();
+    pub fn split_raw(&mut self, raw: Vec<RawPacket>) -> Vec<Vec<RawPacket>> {
+        let mut per: Vec<Vec<RawPacket>> = (0..self.load.len()).map(|_| Vec::new()).collect();
         for p in raw {
             let r = self.owner(&p.0.sensor_id, p.0.sample_rate_hz);
             per[r].push(p);

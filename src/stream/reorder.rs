@@ -21,6 +21,7 @@ use crate::assemble::{AssembleReport, Piece, Placement, SegmentCursor};
 use crate::model::SensorPacket;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// What happened to an offered packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +46,8 @@ struct SensorBuf {
     /// Irregular series: time of the last released reading.
     last_time_ns: Option<i64>,
     /// Waiting packets by (start time, arrival number).
-    pending: BTreeMap<(i64, u64), SensorPacket>,
+    /// Shared with the raw store's copy of the micro-batch they came in.
+    pending: BTreeMap<(i64, u64), Arc<SensorPacket>>,
     /// Latest packet end time seen: the sensor's watermark.
     max_end_ns: i64,
     /// The data time of its partition's clock when its last packet came
@@ -140,22 +142,26 @@ impl Reorder {
     }
 
     /// Takes a validated packet read from Kafka partition `partition`.
-    pub fn offer(&mut self, p: &SensorPacket, partition: i32) -> Offer {
+    pub fn offer(&mut self, p: &Arc<SensorPacket>, partition: i32) -> Offer {
         let clock = self.judged.get(&partition).copied();
         let seen_at = clock.unwrap_or(i64::MIN).max(end_ns(p));
-        let buf = self
-            .sensors
-            .entry(p.sensor_id.clone())
-            .or_insert_with(|| SensorBuf {
-                partition,
-                largest: 0,
-                rate: p.sample_rate_hz,
-                cursor: None,
-                last_time_ns: None,
-                pending: BTreeMap::new(),
-                max_end_ns: i64::MIN,
-                seen_at_ns: i64::MIN,
-            });
+        // A known sensor (nearly every packet) costs no key allocation.
+        if !self.sensors.contains_key(&p.sensor_id) {
+            self.sensors.insert(
+                p.sensor_id.clone(),
+                SensorBuf {
+                    partition,
+                    largest: 0,
+                    rate: p.sample_rate_hz,
+                    cursor: None,
+                    last_time_ns: None,
+                    pending: BTreeMap::new(),
+                    max_end_ns: i64::MIN,
+                    seen_at_ns: i64::MIN,
+                },
+            );
+        }
+        let buf = self.sensors.get_mut(&p.sensor_id).expect("inserted above");
         // Any packet, late or repeated too, shows the sensor is alive.
         buf.seen_at_ns = buf.seen_at_ns.max(seen_at);
         // Behind what was released already?
@@ -185,7 +191,7 @@ impl Reorder {
         buf.max_end_ns = buf.max_end_ns.max(end_ns(p));
         self.arrivals += 1;
         buf.pending
-            .insert((p.start_time_ns, self.arrivals), p.clone());
+            .insert((p.start_time_ns, self.arrivals), Arc::clone(p));
         Offer::Accepted
     }
 
@@ -257,7 +263,9 @@ impl Reorder {
                 if entry.key().0 > horizon {
                     break;
                 }
-                let p = entry.remove();
+                // The raw store has let go of it by now, unless the
+                // window is shorter than a write.
+                let p = Arc::try_unwrap(entry.remove()).unwrap_or_else(|p| (*p).clone());
                 place(
                     buf,
                     p,
@@ -363,8 +371,8 @@ mod tests {
     use super::*;
     use crate::model::SensorKind;
 
-    fn packet(sensor: &str, start_ns: i64, n: usize, rate: f64) -> SensorPacket {
-        SensorPacket {
+    fn packet(sensor: &str, start_ns: i64, n: usize, rate: f64) -> Arc<SensorPacket> {
+        Arc::new(SensorPacket {
             sensor_id: sensor.into(),
             kind: SensorKind::Seismic,
             start_time_ns: start_ns,
@@ -374,7 +382,7 @@ mod tests {
                 .collect(),
             unit: "counts".into(),
             seq: None,
-        }
+        })
     }
 
     /// `hours` of 100 Hz data from `sensors` sensors in 100-sample packets,
@@ -517,7 +525,7 @@ mod tests {
         r.release(false, 3600 * s, &[]);
         for k in 0..80 {
             let mut p = packet("EMB.PH01..PH", k * 900 * s, 1, 0.0);
-            p.kind = SensorKind::Ph;
+            Arc::make_mut(&mut p).kind = SensorKind::Ph;
             r.offer(&p, 0);
             let work = r.release(false, 3600 * s, &[]);
             assert!(work.iter().all(|w| !w.last), "retired at reading {k}");

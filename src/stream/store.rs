@@ -6,7 +6,6 @@
 //! on every rank before offsets are committed) waits until it is durable.
 
 use crate::config::CassandraConfig;
-use crate::model::SensorPacket;
 use crate::output::Results;
 use crate::sink::cassandra::{CassandraSink, RawRow};
 use crate::startup::{Attempt, Deadline};
@@ -140,7 +139,7 @@ impl RankStore {
 
     /// Settles the previous write, then starts writing these packets
     /// (`true`: late, stored but not processed) and results.
-    pub fn write(&mut self, raw: Vec<(SensorPacket, bool)>, results: Results) -> Result<()> {
+    pub fn write(&mut self, raw: Vec<super::work::RawPacket>, results: Results) -> Result<()> {
         self.settle()?;
         let w = Written {
             raw_packets: raw.len() as u64,
@@ -159,7 +158,7 @@ impl RankStore {
             let rows: Vec<RawRow<'_>> = raw
                 .iter()
                 .map(|(p, late)| RawRow {
-                    packet: p,
+                    packet: p.as_ref(),
                     late: *late,
                 })
                 .collect();

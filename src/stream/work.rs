@@ -48,7 +48,7 @@ pub enum Command {
     Work {
         items: Vec<SensorWork>,
         #[serde(with = "wire_packets")]
-        raw: Vec<(SensorPacket, bool)>,
+        raw: Vec<RawPacket>,
     },
     /// End of the stream: flush every sensor (open triggers, pending QC).
     Finish,
@@ -59,6 +59,10 @@ pub enum Command {
     /// Leave the loop.
     Stop,
 }
+
+/// A raw packet to store (`true`: late, stored but not processed), shared
+/// with the reorder buffer that holds it for processing.
+pub type RawPacket = (Arc<SensorPacket>, bool);
 
 /// Raw packets in MPI messages: each packet's samples as one byte string
 /// (one copy each way, not a call per sample). The checkpoint keeps its
@@ -94,7 +98,7 @@ mod wire_packets {
         late: bool,
     }
 
-    pub fn serialize<S: Serializer>(v: &[(SensorPacket, bool)], s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(v: &[super::RawPacket], s: S) -> Result<S::Ok, S::Error> {
         s.collect_seq(v.iter().map(|(p, late)| Ref {
             sensor_id: &p.sensor_id,
             kind: p.kind,
@@ -107,14 +111,12 @@ mod wire_packets {
         }))
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Vec<(SensorPacket, bool)>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<super::RawPacket>, D::Error> {
         Ok(Vec::<Owned>::deserialize(d)?
             .into_iter()
             .map(|o| {
                 (
-                    SensorPacket {
+                    std::sync::Arc::new(SensorPacket {
                         sensor_id: o.sensor_id,
                         kind: o.kind,
                         start_time_ns: o.start_time_ns,
@@ -122,7 +124,7 @@ mod wire_packets {
                         samples: o.samples,
                         unit: o.unit,
                         seq: o.seq,
-                    },
+                    }),
                     o.late,
                 )
             })
@@ -209,11 +211,7 @@ impl Worker {
 
     /// Settles the write in flight, then starts storing `raw` and the
     /// per-sensor part of `results` (rank 0 stores the events).
-    fn persist(
-        &mut self,
-        raw: Vec<(SensorPacket, bool)>,
-        results: Option<&Results>,
-    ) -> anyhow::Result<()> {
+    fn persist(&mut self, raw: Vec<RawPacket>, results: Option<&Results>) -> anyhow::Result<()> {
         let Some(store) = self.store.as_mut() else {
             return Ok(());
         };
@@ -488,7 +486,7 @@ mod tests {
                 }],
                 last: false,
             }],
-            raw: vec![(packet.clone(), true)],
+            raw: vec![(Arc::new(packet.clone()), true)],
         };
         let bytes = to_bytes(&cmd).unwrap();
         let Command::Work { items, raw } = from_bytes(&bytes).unwrap() else {
