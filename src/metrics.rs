@@ -190,7 +190,8 @@ impl<'a> Lap<'a> {
 
     /// The time since the last mark was a collective step: `own_ns` of it
     /// rank 0's own command ([`Phase::Compute`]), `wait_ns` waiting for
-    /// the other ranks ([`Phase::Wait`]), the rest in `rest`.
+    /// the other ranks or its own previous write ([`Phase::Wait`]), the
+    /// rest in `rest`.
     pub fn mark_step(&mut self, rest: Phase, own_ns: u64, wait_ns: u64) {
         let now = std::time::Instant::now();
         let all = now - self.at;
@@ -309,7 +310,7 @@ impl Metrics {
              # TYPE fakopp_cpu_seconds_total counter\nfakopp_cpu_seconds_total {}\n\
              # HELP fakopp_rank0_seconds_total rank 0's time per phase; poll and decode on the consumer thread, the rest on the main thread, where all but compute and wait is serial\n\
              # TYPE fakopp_rank0_seconds_total counter\n{}\
-             # HELP fakopp_rank_busy_seconds_total each rank's time handling its commands (chains, write hand-off)\n\
+             # HELP fakopp_rank_busy_seconds_total each rank's time handling its commands (chains, write hand-off; not waiting for Cassandra)\n\
              # TYPE fakopp_rank_busy_seconds_total counter\n{}",
             c(&self.packets),
             c(&self.samples),

@@ -43,24 +43,26 @@ for arg in sys.argv[2:]:
     # A build before the instrumentation has the drain rate only.
     phases = dict(p.split(":") for p in parse_list(summary.get("rank0_ns_per_sample", "")))
     rows.append((sink, int(ranks), label, last_total, last_total / (done - started),
-                 float(summary.get("rank0_serial_ns_per_sample", "nan")), phases,
+                 float(summary.get("rank0_serial_ns_per_sample", "nan")),
+                 float(summary.get("consumer_thread_ns_per_sample", "nan")), phases,
                  [float(b) for b in parse_list(summary.get("busy_ns_per_sample_by_rank", ""))],
                  summary.get("raw_packets_by_rank", "—")))
 
-print("| build | sink | ranks | samples | drain samples/s | vs 1 rank | rank-0 serial ns/sample | rank-0 compute ns/sample | busy ns/sample by rank | raw packets by rank |")
-print("|---|---|---:|---:|---:|---:|---:|---:|---|---|")
+print("| build | sink | ranks | samples | drain samples/s | vs 1 rank | rank-0 serial ns/sample | consumer thread ns/sample | rank-0 compute ns/sample | busy ns/sample by rank | raw packets by rank |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|")
 base = {}
-for sink, n, label, total, rate, serial, phases, busy, raw in rows:
+for sink, n, label, total, rate, serial, consumer, phases, busy, raw in rows:
     base.setdefault((label, sink), rate)
     compute = float(phases["compute"]) if "compute" in phases else float("nan")
     print(f"| {label} | {sink} | {n} | {total / 1e6:.1f} M | {rate / 1e6:.2f} M | {rate / base[(label, sink)]:.2f}x | "
-          f"{serial:.1f} | {compute:.1f} | {' / '.join(f'{b:.1f}' for b in busy) or '—'} | {raw} |")
+          f"{serial:.1f} | {consumer:.1f} | {compute:.1f} | {' / '.join(f'{b:.1f}' for b in busy) or '—'} | {raw} |")
 print()
-names = next((list(r[6].keys()) for r in rows if r[6]), [])
+# Builds differ in their phases: a column for every phase any build has.
+names = list(dict.fromkeys(k for r in rows for k in r[7]))
 if names:
     print("rank 0, ns per sample by phase (wall time: inflated wherever Kafka or Cassandra take the cores):\n")
     print("| build | sink | ranks | " + " | ".join(names) + " |")
     print("|---|---|---:|" + "---:|" * len(names))
-    for sink, n, label, _, _, _, phases, _, _ in rows:
+    for sink, n, label, _, _, _, _, phases, _, _ in rows:
         if phases:
-            print(f"| {label} | {sink} | {n} | " + " | ".join(f"{float(phases[k]):.1f}" for k in names) + " |")
+            print(f"| {label} | {sink} | {n} | " +  " | ".join(f"{float(phases[k]):.1f}" if k in phases else "—" for k in names) + " |")

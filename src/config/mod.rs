@@ -228,6 +228,10 @@ pub struct StreamConfig {
     /// catch up, so draining a backlog keeps what waits for network
     /// coincidence bounded (watermark alignment).
     pub max_partition_skew_s: f64,
+    /// Rank 0's share of the sensors relative to another rank's (it also
+    /// coordinates the job); 0 leaves it only coordinating. Ignored on
+    /// one rank.
+    pub rank0_weight: f64,
 }
 
 impl Default for StreamConfig {
@@ -242,6 +246,7 @@ impl Default for StreamConfig {
             startup_timeout_s: 300.0,
             status_interval_s: 5.0,
             max_partition_skew_s: 60.0,
+            rank0_weight: 0.5,
         }
     }
 }

@@ -219,6 +219,9 @@ pub(super) fn validate(cfg: &Config, mode: Mode) -> Check {
         "stream.max_partition_skew_s".into(),
         cfg.stream.max_partition_skew_s,
     )?;
+    if !(0.0..=1.0).contains(&cfg.stream.rank0_weight) {
+        fail("stream.rank0_weight", "must be a number from 0 to 1")?;
+    }
     if cfg.stream.retire_after_s <= cfg.stream.reorder_window_s {
         fail(
             "stream.retire_after_s",

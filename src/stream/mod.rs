@@ -156,7 +156,7 @@ fn resume(
         }
         .into());
     }
-    let mut owners = Owners::new(dist.size(), chains);
+    let mut owners = Owners::new(dist.size(), cfg.stream.rank0_weight, chains);
     let mut per: Vec<Vec<(String, SensorState)>> = (0..dist.size()).map(|_| Vec::new()).collect();
     let (sensors, events) = if same_chains {
         (c.sensors, c.events)
@@ -258,7 +258,7 @@ fn coordinate(
                 cfg.stream.max_samples_per_packet,
             ),
             StreamEvents::new(cfg)?,
-            Owners::new(dist.size(), chains),
+            Owners::new(dist.size(), cfg.stream.rank0_weight, chains),
             0,
             0.0,
         ),
@@ -660,7 +660,7 @@ trigger_off_extension_s = 0.5
         let mut worker = Worker::new(chains.clone());
         let mut reorder = Reorder::new(2.0, 15, 100_000);
         let mut events = StreamEvents::new(&cfg).unwrap();
-        let mut owners = Owners::new(1, &chains);
+        let mut owners = Owners::new(1, 1.0, &chains);
         let (mut peak, mut triggers) = (0usize, 0usize);
         let mut x = 1u64;
         for sec in 0..hours * 3600 {

@@ -4,8 +4,10 @@
 //! assembling its samples, plus one per step of every chain that selects
 //! it. A 100 Hz seismometer under a four-step picker weighs 25,000 times a
 //! logger read every ten minutes; assigning by count would let a few ranks
-//! get every seismometer. The assignment depends only on the order sensors
-//! first appear and their rates (lowest rank on ties).
+//! get every seismometer. Rank 0 also coordinates (consumes, reorders,
+//! exchanges, checkpoints), so it is filled to `stream.rank0_weight` of
+//! what another rank carries. The assignment depends only on the order
+//! sensors first appear and their rates (lowest rank on ties).
 
 use super::work::RawPacket;
 use super::work::SensorWork;
@@ -23,17 +25,26 @@ pub struct Owners {
     /// Sensor → (rank, load it adds).
     of: BTreeMap<String, (usize, f64)>,
     load: Vec<f64>,
+    /// Each rank's capacity relative to the others (rank 0's is the
+    /// configured weight, or 1 when it is alone).
+    capacity: Vec<f64>,
 }
 
 impl Owners {
-    pub fn new(ranks: usize, chains: &[CompiledChain]) -> Owners {
+    pub fn new(ranks: usize, rank0_weight: f64, chains: &[CompiledChain]) -> Owners {
+        let ranks = ranks.max(1);
+        let mut capacity = vec![1.0; ranks];
+        if ranks > 1 {
+            capacity[0] = rank0_weight;
+        }
         Owners {
             costs: chains
                 .iter()
                 .map(|c| (c.selection().clone(), c.cfg.steps.len() as f64))
                 .collect(),
             of: BTreeMap::new(),
-            load: vec![0.0; ranks.max(1)],
+            load: vec![0.0; ranks],
+            capacity,
         }
     }
 
@@ -55,9 +66,13 @@ impl Owners {
             return r;
         }
         let load = self.load_of(sensor, rate_hz);
+        // The rank least full once it has the sensor; a rank of capacity
+        // 0 takes none.
+        let fill = |r: usize| (self.load[r] + load) / self.capacity[r];
         let r = (0..self.load.len())
-            .min_by(|&a, &b| self.load[a].total_cmp(&self.load[b]).then(a.cmp(&b)))
-            .expect("at least one rank");
+            .filter(|&r| self.capacity[r] > 0.0)
+            .min_by(|&a, &b| fill(a).total_cmp(&fill(b)).then(a.cmp(&b)))
+            .expect("a rank with capacity");
         self.load[r] += load;
         self.of.insert(sensor.to_string(), (r, load));
         r
@@ -145,7 +160,7 @@ steps = [{ op = "gross_range", fail_span = [0.0, 14.0] }]
 
     #[test]
     fn seismometers_spread_over_the_ranks_whatever_the_loggers_between_them() {
-        let mut o = Owners::new(2, &chains());
+        let mut o = Owners::new(2, 1.0, &chains());
         // Alternating seismometer, logger: by count every seismometer
         // would land on rank 0.
         let mut seismic = [0usize; 2];
@@ -160,7 +175,7 @@ steps = [{ op = "gross_range", fail_span = [0.0, 14.0] }]
 
     #[test]
     fn a_retired_sensor_gives_its_load_back() {
-        let mut o = Owners::new(2, &chains());
+        let mut o = Owners::new(2, 1.0, &chains());
         assert_eq!(o.owner("XX.A..HHZ", 100.0), 0);
         assert_eq!(o.owner("XX.B..HHZ", 100.0), 1);
         assert_eq!(o.owner("XX.A..HHZ", 0.0), 0, "an owner is kept");
@@ -168,8 +183,26 @@ steps = [{ op = "gross_range", fail_span = [0.0, 14.0] }]
         assert_eq!(o.owner("XX.C..HHZ", 100.0), 0, "rank 0 is free again");
         assert_eq!(o.len(), 2);
         // Irregular series weigh something: they do not all pile up.
-        let mut o = Owners::new(2, &chains());
+        let mut o = Owners::new(2, 1.0, &chains());
         let r: Vec<usize> = (0..4).map(|i| o.owner(&format!("EMB.I{i}"), 0.0)).collect();
         assert_eq!(r, [0, 1, 0, 1]);
+    }
+
+    #[test]
+    fn rank_0_carries_its_weight() {
+        // Ten equal sensors on three ranks: rank 0 at half weight takes
+        // one for every two the others take.
+        let mut o = Owners::new(3, 0.5, &chains());
+        let mut n = [0usize; 3];
+        for i in 0..10 {
+            n[o.owner(&format!("XX.S{i}..HHZ"), 100.0)] += 1;
+        }
+        assert_eq!(n, [2, 4, 4]);
+        // Weight 0: rank 0 only coordinates.
+        let mut o = Owners::new(2, 0.0, &chains());
+        assert!((0..4).all(|i| o.owner(&format!("XX.S{i}..HHZ"), 100.0) == 1));
+        // Alone, rank 0 takes everything whatever its weight.
+        let mut o = Owners::new(1, 0.0, &chains());
+        assert_eq!(o.owner("XX.A..HHZ", 100.0), 0);
     }
 }

@@ -30,8 +30,9 @@ pub struct Ranks<'a> {
     /// The slowest rank's last Cassandra write.
     pub write_ms: Option<f64>,
     /// Of the last step: rank 0's time handling its own command, and its
-    /// time waiting in the gather for the others to finish theirs
-    /// (nanoseconds). Neither is rank 0's serial work.
+    /// time waiting (for its previous Cassandra write, and in the gather
+    /// for the others to finish theirs), in nanoseconds. Neither is rank
+    /// 0's serial work.
     pub own_ns: u64,
     pub wait_ns: u64,
 }
@@ -87,7 +88,7 @@ impl<'a> Ranks<'a> {
         let Some(world) = self.dist.world() else {
             let cmd = cmds.into_iter().next().expect("one command for one rank");
             let reply = self.worker.handle(cmd);
-            (self.own_ns, self.wait_ns) = (reply.busy_ns, 0);
+            (self.own_ns, self.wait_ns) = (reply.busy_ns, reply.store_wait_ns);
             return Ok(vec![reply]);
         };
         // Rank 0's own command and reply never go through serialisation.
@@ -102,7 +103,9 @@ impl<'a> Ranks<'a> {
         let waiting = Instant::now();
         let all = gather_buffers::<u8>(&world, &[]).expect("rank 0 gathers");
         self.own_ns = replies[0].busy_ns;
-        self.wait_ns = u64::try_from(waiting.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.wait_ns = u64::try_from(waiting.elapsed().as_nanos())
+            .unwrap_or(u64::MAX)
+            .saturating_add(replies[0].store_wait_ns);
         for b in &all[1..] {
             replies.push(from_bytes(b)?);
         }

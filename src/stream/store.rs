@@ -54,6 +54,9 @@ pub struct RankStore {
     pending: Option<tokio::task::JoinHandle<Result<(Duration, Written)>>>,
     last_write: Option<Duration>,
     totals: Written,
+    /// Time spent blocked in [`RankStore::settle`]: waiting for Cassandra
+    /// is not the rank's work.
+    waited: Duration,
 }
 
 impl RankStore {
@@ -106,6 +109,7 @@ impl RankStore {
             pending: None,
             last_write: None,
             totals: Written::default(),
+            waited: Duration::ZERO,
         })
     }
 
@@ -118,6 +122,7 @@ impl RankStore {
             pending: None,
             last_write: None,
             totals: Written::default(),
+            waited: Duration::ZERO,
         }
     }
 
@@ -126,10 +131,10 @@ impl RankStore {
     /// (then the write is given up and this fails).
     pub fn settle(&mut self) -> Result<()> {
         if let Some(handle) = self.pending.take() {
-            let (took, w) = self
-                .rt
-                .block_on(handle)
-                .context("the Cassandra write task failed")??;
+            let blocked = Instant::now();
+            let done = self.rt.block_on(handle);
+            self.waited += blocked.elapsed();
+            let (took, w) = done.context("the Cassandra write task failed")??;
             self.last_write = Some(took);
             self.totals.raw_packets += w.raw_packets;
             self.totals.rows += w.rows;
@@ -172,6 +177,11 @@ impl RankStore {
     /// Milliseconds the last finished write took.
     pub fn last_write_ms(&self) -> Option<f64> {
         self.last_write.map(|d| d.as_secs_f64() * 1e3)
+    }
+
+    /// Time blocked waiting for writes so far.
+    pub fn waited(&self) -> Duration {
+        self.waited
     }
 
     /// What this writer has made durable.

@@ -150,8 +150,10 @@ pub struct Reply {
     /// What the rank has stored so far, and how long its last write took.
     pub written: Written,
     pub write_ms: Option<f64>,
-    /// Nanoseconds this rank spent on the command.
+    /// Nanoseconds this rank spent on the command, and of the rest,
+    /// waiting for its previous Cassandra write to be durable.
     pub busy_ns: u64,
+    pub store_wait_ns: u64,
 }
 
 /// Everything one rank keeps about one sensor.
@@ -234,6 +236,7 @@ impl Worker {
 
     pub fn handle(&mut self, cmd: Command) -> Reply {
         let started = std::time::Instant::now();
+        let waited = self.store.as_ref().map(RankStore::waited);
         let mut reply = match self.handle_inner(cmd) {
             Ok(r) => r,
             Err(e) => Reply {
@@ -245,7 +248,14 @@ impl Worker {
             reply.written = s.totals();
             reply.write_ms = s.last_write_ms();
         }
-        reply.busy_ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        // Busy: handling the command, not waiting for the previous write.
+        let blocked = match (&self.store, waited) {
+            (Some(s), Some(before)) => s.waited().saturating_sub(before),
+            _ => std::time::Duration::ZERO,
+        };
+        let busy = started.elapsed().saturating_sub(blocked);
+        reply.busy_ns = u64::try_from(busy.as_nanos()).unwrap_or(u64::MAX);
+        reply.store_wait_ns = u64::try_from(blocked.as_nanos()).unwrap_or(u64::MAX);
         reply
     }
 
