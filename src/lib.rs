@@ -6,7 +6,6 @@
 pub mod assemble;
 pub mod batch;
 pub mod chain;
-pub mod checkpoint;
 pub mod cli;
 pub mod codec;
 pub mod config;

@@ -176,6 +176,20 @@ async fn killed_and_restarted_job_equals_an_uninterrupted_run() {
     );
     let done = run(&b, 3, None).expect("the final run ends by itself");
     assert!(done.contains("resuming from checkpoint"), "{done}");
+    // Each of the three ranks wrote its own part of the last checkpoint;
+    // only the kept generations' parts remain (keep = 2: three).
+    let parts: Vec<String> = std::fs::read_dir(dir.join("b-state"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("ckpt.h5.g"))
+        .collect();
+    for r in 0..3 {
+        assert!(
+            parts.iter().any(|n| n.ends_with(&format!(".r{r}"))),
+            "rank {r} wrote no part: {parts:?}"
+        );
+    }
+    assert!(parts.len() <= 3 * 3, "{parts:?}");
 
     // The JSON-lines output is truncated back to each checkpoint on restart.
     let lines = |n: &str| {

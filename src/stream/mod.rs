@@ -12,8 +12,10 @@
 //! the next one is consumed and processed. MPI calls are made by each
 //! rank's main thread only (funneled).
 
+mod checkpoint;
 mod events;
 mod owners;
+mod part;
 mod prefetch;
 mod ranks;
 mod reorder;
@@ -108,6 +110,7 @@ fn now_ns() -> i64 {
 /// What a resumed job starts from.
 struct Resumed {
     offsets: BTreeMap<i32, i64>,
+    generation: u64,
     reorder: Reorder,
     events: StreamEvents,
     owners: Owners,
@@ -126,14 +129,14 @@ fn resume(
 ) -> Result<Option<Resumed>> {
     let dist = ranks.dist;
     let ck = &cfg.checkpoint;
-    let latest = match crate::checkpoint::Checkpoint::latest(&ck.path, ck.keep) {
+    let latest = match checkpoint::Checkpoint::latest(&ck.path, ck.keep) {
         Err(e) if args.reset_state => {
             tracing::warn!("{e:#}: --reset-state, starting fresh");
             None
         }
         other => other?,
     };
-    let Some((c, path)) = latest else {
+    let Some((c, sensors, path)) = latest else {
         tracing::info!(path = %ck.path.display(), "no checkpoint: starting fresh");
         return Ok(None);
     };
@@ -159,7 +162,7 @@ fn resume(
     let mut owners = Owners::new(dist.size(), cfg.stream.rank0_weight, chains);
     let mut per: Vec<Vec<(String, SensorState)>> = (0..dist.size()).map(|_| Vec::new()).collect();
     let (sensors, events) = if same_chains {
-        (c.sensors, c.events)
+        (sensors, c.events)
     } else {
         (Vec::new(), StreamEvents::new(cfg)?)
     };
@@ -177,6 +180,7 @@ fn resume(
     );
     Ok(Some(Resumed {
         offsets: c.offsets,
+        generation: c.generation,
         reorder: c.reorder,
         events,
         owners,
@@ -242,6 +246,8 @@ fn coordinate(
         Arc::clone(&metrics),
     )
     .context("starting the Kafka consumer thread")?;
+    // Checkpoints go on counting from the one resumed.
+    let mut generation = resumed.as_ref().map_or(0, |r| r.generation);
     let (mut reorder, mut events, mut owners, mut micro_batches, mut checkpoint_ms) = match resumed
     {
         Some(r) => (
@@ -475,13 +481,28 @@ fn coordinate(
             kafka::flush(&producer, &stop)?;
             checkpoints += 1;
             let started = Instant::now();
-            let replies = ranks.all(|| Command::Snapshot)?;
-            let snapshot = crate::checkpoint::Checkpoint {
+            // Every rank writes its own sensors' states; the manifest,
+            // last, makes them one checkpoint.
+            generation += 1;
+            let replies = ranks.exchange(
+                (0..dist.size())
+                    .map(|r| Command::Snapshot {
+                        part: part::path(&ck.path, generation, r),
+                        rank: r,
+                        generation,
+                    })
+                    .collect(),
+            )?;
+            let snapshot = checkpoint::Checkpoint {
                 config_hash: cfg.chains_hash(),
                 ranks: dist.size(),
                 topic: cfg.kafka.topic.clone(),
                 offsets: positions.clone(),
-                sensors: replies.into_iter().flat_map(|r| r.states).collect(),
+                generation,
+                parts: replies
+                    .into_iter()
+                    .map(|r| r.part.context("a rank wrote no checkpoint part"))
+                    .collect::<Result<_>>()?,
                 reorder: reorder.clone(),
                 events: events.clone(),
                 jsonl_len: sinks.jsonl_len()?,
@@ -697,8 +718,7 @@ trigger_off_extension_s = 0.5
             triggers += reply.results.triggers.len();
             events.ready(&chains, false, i64::MAX, |_| None).unwrap();
             if sec % 600 == 599 {
-                let states = worker.handle(Command::Snapshot).states;
-                let size = postcard::to_stdvec(&(&states, &reorder, &events))
+                let size = postcard::to_stdvec(&(&worker.states(), &reorder, &events))
                     .unwrap()
                     .len();
                 peak = peak.max(size);

@@ -2,6 +2,7 @@
 //! rank does with it. Each sensor lives on one rank (affinity), which keeps
 //! the sensor's chain states between micro-batches.
 
+use super::part::Part;
 use super::store::{RankStore, Written};
 use crate::chain::{ChainState, CompiledChain};
 use crate::config::CassandraConfig;
@@ -52,8 +53,13 @@ pub enum Command {
     },
     /// End of the stream: flush every sensor (open triggers, pending QC).
     Finish,
-    /// Send every sensor state (checkpoint); nothing is processed.
-    Snapshot,
+    /// Write every sensor state of this rank to `part` (checkpoint
+    /// `generation`) once its writes are durable; nothing is processed.
+    Snapshot {
+        part: std::path::PathBuf,
+        rank: usize,
+        generation: u64,
+    },
     /// Install these states (restart from a checkpoint).
     Restore(Vec<(String, SensorState)>),
     /// Leave the loop.
@@ -140,8 +146,8 @@ pub struct Reply {
     /// the on time of a trigger still open, if any (network coincidence
     /// cannot finalise events later than these).
     pub progress: Vec<(String, i64, Option<i64>)>,
-    /// Sensor states, for `Snapshot`.
-    pub states: Vec<(String, SensorState)>,
+    /// The checkpoint part written, for `Snapshot`.
+    pub part: Option<Part>,
     /// Sensors retired in this step (their state is gone).
     pub retired: Vec<String>,
     /// Why this rank could not do its part (its Cassandra writes failed
@@ -204,6 +210,11 @@ impl Worker {
             spec,
             ..Worker::new(chains)
         }
+    }
+
+    /// This rank's sensor states, by sensor.
+    pub fn states(&self) -> Vec<(&String, &SensorState)> {
+        self.sensors.iter().collect()
     }
 
     /// Gives this worker its writer (rank 0 shares its session).
@@ -354,15 +365,19 @@ impl Worker {
                 reply.progress = self.progress();
                 self.persist(Vec::new(), Some(&reply.results))?;
             }
-            Command::Snapshot => {
+            Command::Snapshot {
+                part,
+                rank,
+                generation,
+            } => {
                 // A checkpoint commits offsets: what came before must be
                 // durable on every rank.
                 self.persist(Vec::new(), None)?;
-                reply.states = self
-                    .sensors
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect();
+                let states = self.states();
+                let names: Vec<&str> = states.iter().map(|(k, _)| k.as_str()).collect();
+                reply.part = Some(super::part::write(
+                    &part, rank, generation, &names, &states,
+                )?);
             }
             Command::Restore(states) => {
                 self.sensors.extend(states);

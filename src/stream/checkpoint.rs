@@ -1,0 +1,349 @@
+//! HDF5 checkpoints of the stream job (layout in `schemas/hdf5.md`).
+//!
+//! A checkpoint holds everything needed to resume exactly: the Kafka
+//! offsets to read next, every sensor's chain state (filter sections,
+//! STA/LTA accumulators, trigger and QC state), the reorder buffers with
+//! packets not yet processed, the network-event state and how far the
+//! JSON-lines output had got. The sensor states are in parts, one per
+//! rank, each written by its rank ([`super::part`]); this manifest, which
+//! rank 0 writes once every part is durable, holds the rest and lists the
+//! parts with their checksums. It is written atomically (temporary file,
+//! fsync, rename, fsync of the directory); the previous `keep` manifests
+//! stay beside it as `<path>.1`, `<path>.2`, ... with their parts, and are
+//! used, with a warning, when the newest or one of its parts fails its
+//! checksum.
+
+use super::events::StreamEvents;
+use super::part::{self, fnv1a64, Part, FORMAT_VERSION};
+use super::reorder::Reorder;
+use super::work::SensorState;
+use crate::h5io::set_str_attr;
+use anyhow::{bail, Context, Result};
+use hdf5::H5Type;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Sensor states by sensor, as a part holds them.
+pub type States = Vec<(String, SensorState)>;
+
+/// The resumable state of a stream job, but for the sensor states (in
+/// [`Checkpoint::parts`]). Format 4: states in parts; 3 and older are
+/// refused with a message naming both versions.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// Hash of the chains and coincidence sections it was made with.
+    pub config_hash: u64,
+    /// Ranks of the job that wrote it (informational: states are per
+    /// sensor and are redistributed over any number of ranks).
+    pub ranks: usize,
+    pub topic: String,
+    /// Next offset to read, per partition.
+    pub offsets: BTreeMap<i32, i64>,
+    /// Counts the checkpoints of a job's lineage (continued on resume);
+    /// names the parts.
+    pub generation: u64,
+    /// One per rank of the job that wrote it.
+    pub parts: Vec<Part>,
+    pub reorder: Reorder,
+    pub events: StreamEvents,
+    /// Bytes of the JSON-lines output that belong to this state.
+    pub jsonl_len: Option<u64>,
+    pub micro_batches: u64,
+    pub created_ns: i64,
+    /// How long writing the previous checkpoint took (ms), for operators.
+    pub write_ms: f64,
+}
+
+#[derive(H5Type, Clone, Copy)]
+#[repr(C)]
+struct OffsetRow {
+    partition: i32,
+    offset: i64,
+}
+
+/// `<path>.k` (k ≥ 1) for older checkpoints.
+fn older(path: &Path, k: usize) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(format!(".{k}"));
+    PathBuf::from(s)
+}
+
+impl Checkpoint {
+    /// Writes the manifest (atomically), keeping `keep` older ones, then
+    /// removes the parts no kept manifest can list; returns the bytes of
+    /// the manifest and its parts.
+    pub fn write(&self, path: &Path, keep: usize, nth: u64) -> Result<u64> {
+        let blob = postcard::to_stdvec(self).context("serialising the checkpoint")?;
+        let checksum = fnv1a64(&blob);
+        crate::fsutil::ensure_parent(path)?;
+        let tmp = crate::fsutil::temp_path(path);
+        let result = (|| -> Result<()> {
+            let f = hdf5::File::create(&tmp)
+                .with_context(|| format!("cannot create {}", tmp.display()))?;
+            f.new_attr::<i64>()
+                .create("format_version")?
+                .write_scalar(&FORMAT_VERSION)?;
+            f.new_attr::<u64>()
+                .create("config_hash")?
+                .write_scalar(&self.config_hash)?;
+            f.new_attr::<u64>()
+                .create("ranks")?
+                .write_scalar(&(self.ranks as u64))?;
+            f.new_attr::<u64>()
+                .create("generation")?
+                .write_scalar(&self.generation)?;
+            f.new_attr::<u64>()
+                .create("micro_batches")?
+                .write_scalar(&self.micro_batches)?;
+            f.new_attr::<i64>()
+                .create("created_ns")?
+                .write_scalar(&self.created_ns)?;
+            f.new_attr::<u64>()
+                .create("checksum")?
+                .write_scalar(&checksum)?;
+            f.new_attr::<u64>()
+                .create("state_bytes")?
+                .write_scalar(&(blob.len() as u64))?;
+            f.new_attr::<f64>()
+                .create("previous_write_ms")?
+                .write_scalar(&self.write_ms)?;
+            set_str_attr(&f, "creator", concat!("fakopp ", env!("CARGO_PKG_VERSION")))?;
+            set_str_attr(&f, "topic", &self.topic)?;
+            let rows: Vec<OffsetRow> = self
+                .offsets
+                .iter()
+                .map(|(&partition, &offset)| OffsetRow { partition, offset })
+                .collect();
+            f.new_dataset_builder()
+                .with_data(&rows)
+                .create("kafka_offsets")?;
+            let files: Vec<hdf5::types::VarLenUnicode> = self
+                .parts
+                .iter()
+                .map(|p| p.file.parse().expect("part names are plain ASCII"))
+                .collect();
+            f.new_dataset_builder().with_data(&files).create("parts")?;
+            if crate::fault::hit("checkpoint_write", nth) {
+                f.flush()?;
+                // SAFETY: raising a signal on ourselves has no memory effects.
+                unsafe { libc::raise(libc::SIGKILL) };
+            }
+            f.new_dataset_builder().with_data(&blob).create("state")?;
+            f.flush()?;
+            f.close()?;
+            Ok(())
+        })();
+        if let Err(e) = result {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        // Rotate older checkpoints, newest last into place.
+        for k in (1..keep).rev() {
+            let from = older(path, k);
+            if from.exists() {
+                std::fs::rename(&from, older(path, k + 1))?;
+            }
+        }
+        if keep > 0 && path.exists() {
+            std::fs::rename(path, older(path, 1))?;
+        }
+        let bytes = std::fs::metadata(&tmp)
+            .with_context(|| format!("cannot stat {}", tmp.display()))?
+            .len();
+        crate::fsutil::commit(&tmp, path)?;
+        self.remove_stale_parts(path, keep);
+        Ok(bytes + self.parts.iter().map(|p| p.bytes).sum::<u64>())
+    }
+
+    /// Kept manifests are this generation and the `keep` before it (a
+    /// lineage counts up by one per checkpoint, and a resumed job goes on
+    /// from the manifest it resumed): parts of any other generation are
+    /// left over and removed. A failure only leaves a file behind.
+    fn remove_stale_parts(&self, path: &Path, keep: usize) {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let oldest = self.generation.saturating_sub(keep as u64);
+        for e in entries.flatten() {
+            let p = e.path();
+            if let Some(g) = part::generation_of(path, &p) {
+                if !(oldest..=self.generation).contains(&g) {
+                    if let Err(err) = std::fs::remove_file(&p) {
+                        tracing::warn!("cannot remove old checkpoint part {}: {err}", p.display());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads one manifest and its parts, verifying every checksum: the
+    /// checkpoint and the sensor states of all its ranks.
+    pub fn read(path: &Path) -> Result<(Checkpoint, States)> {
+        let f = hdf5::File::open(path)
+            .with_context(|| format!("cannot open checkpoint {}", path.display()))?;
+        let version: i64 = f.attr("format_version")?.read_scalar()?;
+        if version != FORMAT_VERSION {
+            bail!(
+                "{}: checkpoint format {version}, this fakopp reads {FORMAT_VERSION}",
+                path.display()
+            );
+        }
+        let stored: u64 = f.attr("checksum")?.read_scalar()?;
+        let blob: Vec<u8> = f
+            .dataset("state")
+            .context("no /state dataset")?
+            .read_raw()?;
+        if fnv1a64(&blob) != stored {
+            bail!(
+                "{}: checksum mismatch (the file is damaged)",
+                path.display()
+            );
+        }
+        let c: Checkpoint = postcard::from_bytes(&blob)
+            .with_context(|| format!("{}: undecodable state", path.display()))?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let mut sensors = Vec::new();
+        for p in &c.parts {
+            sensors.extend(part::read::<States>(dir, p)?);
+        }
+        Ok((c, sensors))
+    }
+
+    /// The newest readable checkpoint among `path`, `path.1`, ...; a
+    /// damaged one (manifest or part) is skipped with a warning. `None` if there is no file;
+    /// an error if there are files but none is usable (starting afresh
+    /// then would silently lose state: that takes `--reset-state`).
+    pub fn latest(path: &Path, keep: usize) -> Result<Option<(Checkpoint, States, PathBuf)>> {
+        let mut damaged = Vec::new();
+        for k in 0..=keep {
+            let p = if k == 0 {
+                path.to_path_buf()
+            } else {
+                older(path, k)
+            };
+            if !p.exists() {
+                continue;
+            }
+            match Checkpoint::read(&p) {
+                Ok((c, sensors)) => return Ok(Some((c, sensors, p))),
+                Err(e) => {
+                    tracing::warn!("skipping checkpoint: {e:#}");
+                    damaged.push(p.display().to_string());
+                }
+            }
+        }
+        if !damaged.is_empty() {
+            bail!(
+                "no usable checkpoint ({} damaged); to start over from the consumer group's \
+                 committed offsets with fresh state, run with --reset-state",
+                damaged.join(", ")
+            );
+        }
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, Mode};
+
+    fn state(rate: f64) -> SensorState {
+        SensorState {
+            sample_rate_hz: rate,
+            chains: Vec::new(),
+            next_ns: 7,
+            seg_start_ns: 0,
+            seg_samples: 3,
+            gaps: 0,
+        }
+    }
+
+    /// Generation `g` of a two-rank job: its parts, then its manifest.
+    fn checkpoint(m: &Path, g: u64, keep: usize) {
+        let cfg = Config::parse(
+            "[source]\nkind = \"kafka\"\n[sinks]\nkinds = [\"jsonl\"]\n",
+            Path::new("t.toml"),
+            Mode::Stream,
+        )
+        .unwrap();
+        let parts = (0..2)
+            .map(|r| {
+                let name = format!("S{g}.{r}");
+                let states = vec![(name.clone(), state(g as f64))];
+                part::write(&part::path(m, g, r), r, g, &[name.as_str()], &states).unwrap()
+            })
+            .collect();
+        Checkpoint {
+            config_hash: 1,
+            ranks: 2,
+            topic: "t".into(),
+            offsets: BTreeMap::from([(0, g as i64)]),
+            generation: g,
+            parts,
+            reorder: Reorder::new(1.0, 0, 10),
+            events: StreamEvents::new(&cfg).unwrap(),
+            jsonl_len: None,
+            micro_batches: g,
+            created_ns: 0,
+            write_ms: 0.0,
+        }
+        .write(m, keep, g)
+        .unwrap();
+    }
+
+    fn part_files(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".g"))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn every_ranks_part_comes_back_and_a_damaged_part_falls_back_a_generation() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = dir.path().join("ckpt.h5");
+        for g in 1..=3 {
+            checkpoint(&m, g, 1);
+        }
+        // Manifests 3 and 2 are kept, so are their parts; 1's are gone.
+        assert_eq!(
+            part_files(dir.path()),
+            [
+                "ckpt.h5.g2.r0",
+                "ckpt.h5.g2.r1",
+                "ckpt.h5.g3.r0",
+                "ckpt.h5.g3.r1"
+            ]
+        );
+        let (c, sensors, p) = Checkpoint::latest(&m, 1).unwrap().unwrap();
+        assert_eq!(
+            (c.generation, c.offsets[&0], p.as_path()),
+            (3, 3, m.as_path())
+        );
+        let names: Vec<&str> = sensors.iter().map(|(s, _)| s.as_str()).collect();
+        assert_eq!(names, ["S3.0", "S3.1"]);
+        assert_eq!(sensors[1].1.seg_samples, 3);
+
+        // Rank 1's part replaced by other content: generation 2 is used.
+        let other = vec![("S3.1".to_string(), state(99.0))];
+        part::write(&part::path(&m, 3, 1), 1, 3, &["S3.1"], &other).unwrap();
+        let (c, sensors, p) = Checkpoint::latest(&m, 1).unwrap().unwrap();
+        assert_eq!((c.generation, p), (2, dir.path().join("ckpt.h5.1")));
+        assert_eq!(sensors.len(), 2);
+        assert!(sensors.iter().all(|(_, s)| s.sample_rate_hz == 2.0));
+
+        // With both generations' parts gone there is nothing to resume.
+        std::fs::remove_file(part::path(&m, 2, 0)).unwrap();
+        let e = Checkpoint::latest(&m, 1).unwrap_err();
+        assert!(format!("{e:#}").contains("no usable checkpoint"), "{e:#}");
+    }
+}
