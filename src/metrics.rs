@@ -59,7 +59,9 @@ pub enum Phase {
     Exchange,
     /// Rank 0's own share of the chains (and its writes' hand-off).
     Compute,
-    /// Waiting in the gather for the other ranks to finish their shares.
+    /// Waiting: in the gather for the other ranks to finish their shares
+    /// (receiving their replies included), and for rank 0's previous
+    /// Cassandra writes.
     Wait,
     /// Network coincidence and sorting the results.
     Events,
@@ -204,6 +206,11 @@ impl<'a> Lap<'a> {
     }
 }
 
+/// A duration in whole nanoseconds (saturating: 584 years).
+pub fn nanos(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
 const KEEP: usize = 1024;
 
 impl Metrics {
@@ -220,8 +227,7 @@ impl Metrics {
     }
 
     pub fn add_phase(&self, p: Phase, d: std::time::Duration) {
-        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        self.phases[p as usize].fetch_add(ns, Ordering::Relaxed);
+        self.phases[p as usize].fetch_add(nanos(d), Ordering::Relaxed);
     }
 
     /// Rank 0's nanoseconds so far in each phase, [`Phase::ALL`] order.

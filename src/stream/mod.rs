@@ -32,7 +32,7 @@ use crate::source::kafka;
 use anyhow::{Context, Result};
 use prefetch::{Polled, Prefetch};
 use ranks::{RankFailed, Ranks};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -96,7 +96,7 @@ pub fn run(cfg: &Config, args: RunArgs) -> Result<()> {
 /// Counts of one micro-batch's input.
 #[derive(Default)]
 struct Intake {
-    raw: Vec<work::RawPacket>,
+    raw: Vec<store::RawPacket>,
     packets: u64,
 }
 
@@ -293,6 +293,11 @@ fn coordinate(
     );
     tracing::info!(ranks = dist.size(), topic = %cfg.kafka.topic, group = %cfg.kafka.group, "stream job started");
 
+    // Messages of paused partitions the consumer thread had already read
+    // (at most its channel's capacity), and those of resumed partitions
+    // to take before anything new.
+    let mut held: BTreeMap<i32, VecDeque<Polled>> = BTreeMap::new();
+    let mut replay: VecDeque<Polled> = VecDeque::new();
     loop {
         let batch_start = Instant::now();
         let mut lap = Lap::new(&metrics);
@@ -302,38 +307,42 @@ fn coordinate(
             && !stop.load(Ordering::Relaxed)
             && (intake.packets as usize) < cfg.stream.max_packets_per_batch
         {
-            let polled = match prefetch.ready()? {
+            let polled = match replay.pop_front() {
                 Some(p) => p,
-                None => {
-                    let waiting = Instant::now();
-                    let next = prefetch.next(
-                        interval
-                            .saturating_sub(batch_start.elapsed())
-                            .max(Duration::from_millis(1)),
-                    )?;
-                    lap.skip();
-                    match next {
-                        prefetch::Next::Ready(p) => p,
-                        prefetch::Next::Empty => {
-                            idle_for += waiting.elapsed();
-                            continue;
+                None => match prefetch.ready()? {
+                    Some(p) => p,
+                    None => {
+                        let waiting = Instant::now();
+                        let next = prefetch.next(
+                            interval
+                                .saturating_sub(batch_start.elapsed())
+                                .max(Duration::from_millis(1)),
+                        )?;
+                        lap.skip();
+                        match next {
+                            prefetch::Next::Ready(p) => p,
+                            prefetch::Next::Empty => {
+                                idle_for += waiting.elapsed();
+                                continue;
+                            }
                         }
                     }
-                }
+                },
             };
-            let (partition, offset) = match &polled {
-                Polled::Error(e) => {
+            let Some((partition, offset)) = polled.position() else {
+                if let Polled::Error(e) = polled {
                     tracing::warn!("Kafka: {e}");
-                    continue;
                 }
-                Polled::Packet {
-                    partition, offset, ..
-                }
-                | Polled::Rejected {
-                    partition, offset, ..
-                } => (*partition, *offset),
+                continue;
             };
             idle_for = Duration::ZERO;
+            // Read before its partition was paused: kept back, not
+            // consumed, until it is resumed, so a pause bounds the
+            // partition's lead at once (watermark alignment).
+            if paused.contains(&partition) {
+                held.entry(partition).or_default().push_back(polled);
+                continue;
+            }
             intake.packets += 1;
             positions.insert(partition, offset + 1);
             match polled {
@@ -407,6 +416,13 @@ fn coordinate(
             skew_ns,
             &mut paused,
         )?;
+        held.retain(|p, q| {
+            if paused.contains(p) {
+                return true;
+            }
+            replay.extend(q.drain(..));
+            false
+        });
         lap.mark(Phase::Align);
         let work = reorder.release(finishing, retire_after_ns, &lagging);
         let per_rank = owners.split(work);
@@ -466,7 +482,9 @@ fn coordinate(
             results.events.len() as u64,
             results.qc.len() as u64,
         );
+        let waited = sinks.waited();
         sinks.write(results, &producer, cfg)?;
+        let sinks_wait = sinks.waited().saturating_sub(waited);
         if let Some(ms) = [sinks.last_write_ms(), ranks.write_ms]
             .into_iter()
             .flatten()
@@ -474,7 +492,7 @@ fn coordinate(
         {
             *metrics.sink_write_ms.lock().expect("metrics lock") = ms;
         }
-        lap.mark(Phase::Sinks);
+        lap.mark_step(Phase::Sinks, 0, crate::metrics::nanos(sinks_wait));
         crate::fault::kill_at("after_sinks", micro_batches);
         if stopping || last_checkpoint.elapsed() >= checkpoint_every {
             sinks.settle()?;

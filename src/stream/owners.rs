@@ -9,7 +9,7 @@
 //! what another rank carries. The assignment depends only on the order
 //! sensors first appear and their rates (lowest rank on ties).
 
-use super::work::RawPacket;
+use super::store::RawPacket;
 use super::work::SensorWork;
 use crate::chain::CompiledChain;
 use std::collections::BTreeMap;

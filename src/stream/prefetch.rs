@@ -38,6 +38,21 @@ pub enum Polled {
     Error(rdkafka::error::KafkaError),
 }
 
+impl Polled {
+    /// Partition and offset of a message; `None` for an error.
+    pub fn position(&self) -> Option<(i32, i64)> {
+        match self {
+            Polled::Packet {
+                partition, offset, ..
+            }
+            | Polled::Rejected {
+                partition, offset, ..
+            } => Some((*partition, *offset)),
+            Polled::Error(_) => None,
+        }
+    }
+}
+
 /// What [`Prefetch::next`] found.
 pub enum Next {
     Ready(Polled),

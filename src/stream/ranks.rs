@@ -103,9 +103,8 @@ impl<'a> Ranks<'a> {
         let waiting = Instant::now();
         let all = gather_buffers::<u8>(&world, &[]).expect("rank 0 gathers");
         self.own_ns = replies[0].busy_ns;
-        self.wait_ns = u64::try_from(waiting.elapsed().as_nanos())
-            .unwrap_or(u64::MAX)
-            .saturating_add(replies[0].store_wait_ns);
+        self.wait_ns =
+            crate::metrics::nanos(waiting.elapsed()).saturating_add(replies[0].store_wait_ns);
         for b in &all[1..] {
             replies.push(from_bytes(b)?);
         }

@@ -82,6 +82,14 @@ impl StreamSinks {
         self.cassandra.as_ref().and_then(RankStore::last_write_ms)
     }
 
+    /// Time blocked waiting for Cassandra writes so far.
+    pub fn waited(&self) -> std::time::Duration {
+        self.cassandra
+            .as_ref()
+            .map(RankStore::waited)
+            .unwrap_or_default()
+    }
+
     /// The network events made durable (rank 0's share beside its
     /// sensors').
     pub fn written(&self) -> Written {

@@ -6,6 +6,7 @@
 //! on every rank before offsets are committed) waits until it is durable.
 
 use crate::config::CassandraConfig;
+use crate::model::SensorPacket;
 use crate::output::Results;
 use crate::sink::cassandra::{CassandraSink, RawRow};
 use crate::startup::{Attempt, Deadline};
@@ -14,6 +15,10 @@ use serde::{Deserialize, Serialize};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// A raw packet to store (`true`: late, stored but not processed), shared
+/// with the reorder buffer that holds it for processing.
+pub type RawPacket = (Arc<SensorPacket>, bool);
 
 /// How long a write may still retry after SIGTERM/SIGINT (counted from
 /// the signal).
@@ -144,7 +149,7 @@ impl RankStore {
 
     /// Settles the previous write, then starts writing these packets
     /// (`true`: late, stored but not processed) and results.
-    pub fn write(&mut self, raw: Vec<super::work::RawPacket>, results: Results) -> Result<()> {
+    pub fn write(&mut self, raw: Vec<RawPacket>, results: Results) -> Result<()> {
         self.settle()?;
         let w = Written {
             raw_packets: raw.len() as u64,

@@ -3,10 +3,9 @@
 //! the sensor's chain states between micro-batches.
 
 use super::part::Part;
-use super::store::{RankStore, Written};
+use super::store::{RankStore, RawPacket, Written};
 use crate::chain::{ChainState, CompiledChain};
 use crate::config::CassandraConfig;
-use crate::model::SensorPacket;
 use crate::output::{Problem, Results};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -66,13 +65,9 @@ pub enum Command {
     Stop,
 }
 
-/// A raw packet to store (`true`: late, stored but not processed), shared
-/// with the reorder buffer that holds it for processing.
-pub type RawPacket = (Arc<SensorPacket>, bool);
-
 /// Raw packets in MPI messages: each packet's samples as one byte string
 /// (one copy each way, not a call per sample). The checkpoint keeps its
-/// own encoding of [`SensorPacket`]. postcard is positional: `Ref` and
+/// own encoding of [`crate::model::SensorPacket`]. postcard is positional: `Ref` and
 /// `Owned` must list the same fields in the same order.
 mod wire_packets {
     use crate::model::{SensorKind, SensorPacket};
@@ -248,6 +243,8 @@ impl Worker {
     pub fn handle(&mut self, cmd: Command) -> Reply {
         let started = std::time::Instant::now();
         let waited = self.store.as_ref().map(RankStore::waited);
+        // Connecting is waiting for Cassandra, all of it.
+        let opening = matches!(cmd, Command::Open);
         let mut reply = match self.handle_inner(cmd) {
             Ok(r) => r,
             Err(e) => Reply {
@@ -261,12 +258,13 @@ impl Worker {
         }
         // Busy: handling the command, not waiting for the previous write.
         let blocked = match (&self.store, waited) {
+            _ if opening => started.elapsed(),
             (Some(s), Some(before)) => s.waited().saturating_sub(before),
             _ => std::time::Duration::ZERO,
         };
         let busy = started.elapsed().saturating_sub(blocked);
-        reply.busy_ns = u64::try_from(busy.as_nanos()).unwrap_or(u64::MAX);
-        reply.store_wait_ns = u64::try_from(blocked.as_nanos()).unwrap_or(u64::MAX);
+        reply.busy_ns = crate::metrics::nanos(busy);
+        reply.store_wait_ns = crate::metrics::nanos(blocked);
         reply
     }
 
@@ -488,7 +486,7 @@ impl Worker {
 mod tests {
     use super::*;
     use crate::dist::{from_bytes, to_bytes};
-    use crate::model::SensorKind;
+    use crate::model::{SensorKind, SensorPacket};
 
     #[test]
     fn work_crosses_mpi_bit_for_bit_with_samples_as_bytes() {
