@@ -11,6 +11,11 @@ def wall(v):
     return datetime.strptime(v["timestamp"][:26] + "Z", "%Y-%m-%dT%H:%M:%S.%fZ").timestamp()
 
 
+def dash(x):
+    """A figure, or a dash where the build does not report it."""
+    return "—" if x != x else f"{x:.1f}"
+
+
 def parse_list(s):
     return [x for x in s.strip("[]").split(",") if x]
 
@@ -55,7 +60,7 @@ for sink, n, label, total, rate, serial, consumer, phases, busy, raw in rows:
     base.setdefault((label, sink), rate)
     compute = float(phases["compute"]) if "compute" in phases else float("nan")
     print(f"| {label} | {sink} | {n} | {total / 1e6:.1f} M | {rate / 1e6:.2f} M | {rate / base[(label, sink)]:.2f}x | "
-          f"{serial:.1f} | {consumer:.1f} | {compute:.1f} | {' / '.join(f'{b:.1f}' for b in busy) or '—'} | {raw} |")
+          f"{serial:.1f} | {dash(consumer)} | {compute:.1f} | {' / '.join(f'{b:.1f}' for b in busy) or '—'} | {raw} |")
 print()
 # Builds differ in their phases: a column for every phase any build has.
 names = list(dict.fromkeys(k for r in rows for k in r[7]))
