@@ -263,12 +263,17 @@ impl Reorder {
                 if entry.key().0 > horizon {
                     break;
                 }
-                // The raw store has let go of it by now, unless the
-                // window is shorter than a write.
-                let p = Arc::try_unwrap(entry.remove()).unwrap_or_else(|p| (*p).clone());
+                // Only the samples are needed. They are moved when the raw
+                // store has let go of the packet; copied when it still
+                // holds it (stored in this micro-batch, or a write in
+                // flight).
+                let (start_ns, rate, samples) = match Arc::try_unwrap(entry.remove()) {
+                    Ok(p) => (p.start_time_ns, p.sample_rate_hz, p.samples),
+                    Err(p) => (p.start_time_ns, p.sample_rate_hz, p.samples.clone()),
+                };
                 place(
                     buf,
-                    p,
+                    (start_ns, rate, samples),
                     self.max_gap,
                     self.tail_cap,
                     self.window_ns,
@@ -294,16 +299,16 @@ impl Reorder {
     }
 }
 
+/// Places one packet's samples, `(start_ns, rate_hz, samples)`.
 fn place(
     buf: &mut SensorBuf,
-    p: SensorPacket,
+    (start_ns, rate, samples): (i64, f64, Vec<f64>),
     max_gap: u64,
     tail_cap: usize,
     window_ns: i64,
     report: &mut AssembleReport,
     chunks: &mut Vec<Chunk>,
 ) {
-    let rate = p.sample_rate_hz;
     if rate != buf.rate {
         // A new sampling rate: a new series for the chains.
         buf.rate = rate;
@@ -312,19 +317,19 @@ fn place(
     }
     if rate == 0.0 {
         // Irregular readings: one reading per packet, in time order.
-        if buf.last_time_ns.is_some_and(|t| p.start_time_ns <= t) {
+        if buf.last_time_ns.is_some_and(|t| start_ns <= t) {
             report.duplicates_dropped += 1;
             return;
         }
         if buf.last_time_ns.is_none() {
             chunks.push(Chunk::Segment {
-                start_ns: p.start_time_ns,
+                start_ns,
                 sample_rate_hz: 0.0,
             });
         }
-        buf.last_time_ns = Some(p.start_time_ns);
-        let times = vec![p.start_time_ns; p.samples.len()];
-        push_samples(chunks, p.samples, times);
+        buf.last_time_ns = Some(start_ns);
+        let times = vec![start_ns; samples.len()];
+        push_samples(chunks, samples, times);
         return;
     }
     // Packets are released in start order and each was accepted only if
@@ -336,7 +341,7 @@ fn place(
         .cursor
         .get_or_insert_with(|| SegmentCursor::new(rate, max_gap, keep));
     cursor.set_tail_cap(keep);
-    match cursor.place(Piece::new(p.start_time_ns, p.samples), report) {
+    match cursor.place(Piece::new(start_ns, samples), report) {
         Placement::NewSegment { start_ns, samples } => {
             chunks.push(Chunk::Segment {
                 start_ns,
