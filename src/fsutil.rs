@@ -14,7 +14,8 @@ pub fn temp_path(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
 }
 
-fn parent_dir(path: &Path) -> PathBuf {
+/// The directory holding `path` (`.` for a bare file name).
+pub fn parent_dir(path: &Path) -> PathBuf {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
         _ => PathBuf::from("."),
@@ -35,6 +36,11 @@ pub fn commit(tmp: &Path, path: &Path) -> Result<()> {
         .with_context(|| format!("fsync {}", tmp.display()))?;
     std::fs::rename(tmp, path)
         .with_context(|| format!("rename {} to {}", tmp.display(), path.display()))?;
+    sync_parent_dir(path)
+}
+
+/// Makes renames into `path`'s directory durable.
+pub fn sync_parent_dir(path: &Path) -> Result<()> {
     let dir = parent_dir(path);
     std::fs::File::open(&dir)
         .and_then(|d| d.sync_all())

@@ -74,6 +74,24 @@ impl Checkpoint {
     /// removes the parts no kept manifest can list; returns the bytes of
     /// the manifest and its parts.
     pub fn write(&self, path: &Path, keep: usize, nth: u64) -> Result<u64> {
+        // Every rank writes its own part: one on a disk rank 0 cannot see
+        // would only show at the restart that needs it.
+        let dir = crate::fsutil::parent_dir(path);
+        for p in &self.parts {
+            let seen = std::fs::metadata(dir.join(&p.file)).map(|m| m.len()).ok();
+            if seen != Some(p.bytes) {
+                bail!(
+                    "rank {}'s checkpoint part {} is not visible to rank 0 ({}); checkpoint.path \
+                     must be on a file system every rank sees",
+                    p.rank,
+                    dir.join(&p.file).display(),
+                    match seen {
+                        Some(n) => format!("{n} bytes, not {}", p.bytes),
+                        None => "missing".into(),
+                    }
+                );
+            }
+        }
         let blob = postcard::to_stdvec(self).context("serialising the checkpoint")?;
         let checksum = fnv1a64(&blob);
         crate::fsutil::ensure_parent(path)?;
@@ -152,33 +170,84 @@ impl Checkpoint {
             .with_context(|| format!("cannot stat {}", tmp.display()))?
             .len();
         crate::fsutil::commit(&tmp, path)?;
-        self.remove_stale_parts(path, keep);
+        Self::remove_stale_parts(path, keep);
         Ok(bytes + self.parts.iter().map(|p| p.bytes).sum::<u64>())
     }
 
-    /// Kept manifests are this generation and the `keep` before it (a
-    /// lineage counts up by one per checkpoint, and a resumed job goes on
-    /// from the manifest it resumed): parts of any other generation are
-    /// left over and removed. A failure only leaves a file behind.
-    fn remove_stale_parts(&self, path: &Path, keep: usize) {
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        let Ok(entries) = std::fs::read_dir(dir) else {
+    /// Removes the part files no kept manifest (`path`, `path.1`, …,
+    /// `path.keep`) lists: those of older generations, of a job with more
+    /// ranks, of a manifest that was never committed. A manifest that
+    /// cannot be read keeps nothing (it cannot be resumed). A failure only
+    /// leaves a file behind.
+    fn remove_stale_parts(path: &Path, keep: usize) {
+        let mut listed = std::collections::BTreeSet::new();
+        for k in 0..=keep {
+            let m = if k == 0 {
+                path.to_path_buf()
+            } else {
+                older(path, k)
+            };
+            let files = hdf5::File::open(&m)
+                .and_then(|f| f.dataset("parts"))
+                .and_then(|d| d.read_raw::<hdf5::types::VarLenUnicode>());
+            if let Ok(files) = files {
+                listed.extend(files.into_iter().map(|f| f.as_str().to_owned()));
+            }
+        }
+        let Ok(entries) = std::fs::read_dir(crate::fsutil::parent_dir(path)) else {
             return;
         };
-        let oldest = self.generation.saturating_sub(keep as u64);
         for e in entries.flatten() {
             let p = e.path();
-            if let Some(g) = part::generation_of(path, &p) {
-                if !(oldest..=self.generation).contains(&g) {
-                    if let Err(err) = std::fs::remove_file(&p) {
-                        tracing::warn!("cannot remove old checkpoint part {}: {err}", p.display());
-                    }
+            let name = e.file_name().to_string_lossy().into_owned();
+            if part::generation_of(path, &p).is_some() && !listed.contains(&name) {
+                if let Err(err) = std::fs::remove_file(&p) {
+                    tracing::warn!("cannot remove old checkpoint part {}: {err}", p.display());
                 }
             }
         }
+    }
+
+    /// The newest generation any part file of `path` has: a new lineage
+    /// (a fresh start, a fallback) numbers its checkpoints above it, so it
+    /// never overwrites a part some kept manifest may list.
+    pub fn newest_generation(path: &Path) -> u64 {
+        std::fs::read_dir(crate::fsutil::parent_dir(path))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| part::generation_of(path, &e.path()))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// After a fallback to `path.k`: the newer manifests that failed are
+    /// moved aside (`path.damaged.1`, …) and the one used becomes `path`,
+    /// so the next checkpoint's rotation keeps it rather than pushing it
+    /// out behind the damaged ones.
+    pub fn promote(path: &Path, used: &Path, keep: usize) -> Result<()> {
+        if used == path {
+            return Ok(());
+        }
+        for k in 0..=keep {
+            let m = if k == 0 {
+                path.to_path_buf()
+            } else {
+                older(path, k)
+            };
+            if m == used {
+                break;
+            }
+            if m.exists() {
+                let mut aside = path.as_os_str().to_owned();
+                aside.push(format!(".damaged.{}", k + 1));
+                std::fs::rename(&m, PathBuf::from(aside))
+                    .with_context(|| format!("moving aside {}", m.display()))?;
+            }
+        }
+        std::fs::rename(used, path)
+            .with_context(|| format!("rename {} to {}", used.display(), path.display()))?;
+        crate::fsutil::sync_parent_dir(path)
     }
 
     /// Reads one manifest and its parts, verifying every checksum: the
@@ -337,13 +406,51 @@ mod tests {
         let other = vec![("S3.1".to_string(), state(99.0))];
         part::write(&part::path(&m, 3, 1), 1, 3, &["S3.1"], &other).unwrap();
         let (c, sensors, p) = Checkpoint::latest(&m, 1).unwrap().unwrap();
-        assert_eq!((c.generation, p), (2, dir.path().join("ckpt.h5.1")));
+        assert_eq!((c.generation, &p), (2, &dir.path().join("ckpt.h5.1")));
         assert_eq!(sensors.len(), 2);
         assert!(sensors.iter().all(|(_, s)| s.sample_rate_hz == 2.0));
+
+        // Resuming from it puts it first, the damaged one aside, and the
+        // next checkpoint numbers above every part on disk (4, not 3):
+        // the one resumed stays usable behind it.
+        Checkpoint::promote(&m, &p, 1).unwrap();
+        assert!(dir.path().join("ckpt.h5.damaged.1").exists());
+        assert_eq!(Checkpoint::newest_generation(&m), 3);
+        checkpoint(&m, 4, 1);
+        assert_eq!(
+            part_files(dir.path()),
+            [
+                "ckpt.h5.g2.r0",
+                "ckpt.h5.g2.r1",
+                "ckpt.h5.g4.r0",
+                "ckpt.h5.g4.r1"
+            ]
+        );
+        std::fs::remove_file(part::path(&m, 4, 0)).unwrap();
+        let (c, _, _) = Checkpoint::latest(&m, 1).unwrap().unwrap();
+        assert_eq!(c.generation, 2);
 
         // With both generations' parts gone there is nothing to resume.
         std::fs::remove_file(part::path(&m, 2, 0)).unwrap();
         let e = Checkpoint::latest(&m, 1).unwrap_err();
         assert!(format!("{e:#}").contains("no usable checkpoint"), "{e:#}");
+    }
+
+    #[test]
+    fn a_part_rank_0_cannot_see_stops_the_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = dir.path().join("ckpt.h5");
+        checkpoint(&m, 1, 1);
+        let (mut c, _, _) = Checkpoint::latest(&m, 1).unwrap().unwrap();
+        c.generation = 2;
+        c.parts[1].file = "ckpt.h5.g2.r1".into();
+        let e = c.write(&m, 1, 2).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("rank 1's checkpoint part")
+                && format!("{e:#}").contains("every rank sees"),
+            "{e:#}"
+        );
+        // Nothing was committed: generation 1 is still the newest.
+        assert_eq!(Checkpoint::latest(&m, 1).unwrap().unwrap().0.generation, 1);
     }
 }

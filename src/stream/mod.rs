@@ -178,6 +178,7 @@ fn resume(
         reset_state = !same_chains,
         "resuming from checkpoint"
     );
+    checkpoint::Checkpoint::promote(&ck.path, &path, ck.keep)?;
     Ok(Some(Resumed {
         offsets: c.offsets,
         generation: c.generation,
@@ -246,8 +247,13 @@ fn coordinate(
         Arc::clone(&metrics),
     )
     .context("starting the Kafka consumer thread")?;
-    // Checkpoints go on counting from the one resumed.
-    let mut generation = resumed.as_ref().map_or(0, |r| r.generation);
+    // Checkpoints count on from the one resumed, and above any part on
+    // disk: a generation is never written twice, so no kept manifest's
+    // part is overwritten (after a fallback, or a fresh start beside old
+    // files).
+    let mut generation = resumed.as_ref().map_or(0, |r| r.generation).max(
+        checkpoint::Checkpoint::newest_generation(&cfg.checkpoint.path),
+    );
     let (mut reorder, mut events, mut owners, mut micro_batches, mut checkpoint_ms) = match resumed
     {
         Some(r) => (
@@ -294,8 +300,8 @@ fn coordinate(
     tracing::info!(ranks = dist.size(), topic = %cfg.kafka.topic, group = %cfg.kafka.group, "stream job started");
 
     // Messages of paused partitions the consumer thread had already read
-    // (at most its channel's capacity), and those of resumed partitions
-    // to take before anything new.
+    // (at most a channel's worth per pause), and those of resumed
+    // partitions to take before anything new.
     let mut held: BTreeMap<i32, VecDeque<Polled>> = BTreeMap::new();
     let mut replay: VecDeque<Polled> = VecDeque::new();
     loop {
@@ -336,6 +342,12 @@ fn coordinate(
                 continue;
             };
             idle_for = Duration::ZERO;
+            // A message taken by the thread just as its partition was
+            // paused is fetched again after the resume: taken once.
+            if positions.get(&partition).is_some_and(|&next| offset < next) {
+                tracing::debug!(partition, offset, "read again after a pause: skipped");
+                continue;
+            }
             // Read before its partition was paused: kept back, not
             // consumed, until it is resumed, so a pause bounds the
             // partition's lead at once (watermark alignment).

@@ -1,4 +1,5 @@
-//! One rank's part of a checkpoint (docs/architecture.md, "Checkpoints"):
+//! One rank's part of a checkpoint (docs/architecture.md, "Checkpoint
+//! layout"):
 //! the states of the sensors it owns, written by that rank, in parallel
 //! with the others, to a file of its own beside the manifest rank 0
 //! writes last. Part files are named `<manifest>.g<generation>.r<rank>`;
@@ -41,13 +42,15 @@ pub fn path(manifest: &Path, generation: u64, rank: usize) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// The generation of a part file of `manifest`, from its name.
+/// The generation of a part file of `manifest`, from its name: only a
+/// name [`path`] gives (no sign, no leading zero), so another job's file
+/// that merely looks alike is never taken for a part.
 pub fn generation_of(manifest: &Path, file: &Path) -> Option<u64> {
     let base = manifest.file_name()?.to_str()?;
     let rest = file.file_name()?.to_str()?.strip_prefix(base)?;
     let (g, r) = rest.strip_prefix(".g")?.split_once(".r")?;
-    r.parse::<u32>().ok()?;
-    g.parse().ok()
+    let (g, r): (u64, usize) = (g.parse().ok()?, r.parse().ok()?);
+    (path(manifest, g, r).file_name() == file.file_name()).then_some(g)
 }
 
 /// Writes `states` (serialised with postcard; `names` are the sensors,
