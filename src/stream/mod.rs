@@ -14,6 +14,7 @@
 
 mod checkpoint;
 mod events;
+mod held;
 mod owners;
 mod part;
 mod prefetch;
@@ -30,9 +31,10 @@ use crate::metrics::{Lap, Metrics, Phase};
 use crate::output::Results;
 use crate::source::kafka;
 use anyhow::{Context, Result};
+use held::HeldBack;
 use prefetch::{Polled, Prefetch};
 use ranks::{RankFailed, Ranks};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -299,11 +301,9 @@ fn coordinate(
     );
     tracing::info!(ranks = dist.size(), topic = %cfg.kafka.topic, group = %cfg.kafka.group, "stream job started");
 
-    // Messages of paused partitions the consumer thread had already read
-    // (at most a channel's worth per pause), and those of resumed
-    // partitions to take before anything new.
-    let mut held: BTreeMap<i32, VecDeque<Polled>> = BTreeMap::new();
-    let mut replay: VecDeque<Polled> = VecDeque::new();
+    // What the consumer thread had read of paused partitions (at most a
+    // channel's worth per pause).
+    let mut held: HeldBack<Polled> = HeldBack::default();
     loop {
         let batch_start = Instant::now();
         let mut lap = Lap::new(&metrics);
@@ -313,7 +313,7 @@ fn coordinate(
             && !stop.load(Ordering::Relaxed)
             && (intake.packets as usize) < cfg.stream.max_packets_per_batch
         {
-            let polled = match replay.pop_front() {
+            let polled = match held.next() {
                 Some(p) => p,
                 None => match prefetch.ready()? {
                     Some(p) => p,
@@ -352,7 +352,7 @@ fn coordinate(
             // consumed, until it is resumed, so a pause bounds the
             // partition's lead at once (watermark alignment).
             if paused.contains(&partition) {
-                held.entry(partition).or_default().push_back(polled);
+                held.hold(partition, polled);
                 continue;
             }
             intake.packets += 1;
@@ -428,13 +428,7 @@ fn coordinate(
             skew_ns,
             &mut paused,
         )?;
-        held.retain(|p, q| {
-            if paused.contains(p) {
-                return true;
-            }
-            replay.extend(q.drain(..));
-            false
-        });
+        held.resume(&paused);
         lap.mark(Phase::Align);
         let work = reorder.release(finishing, retire_after_ns, &lagging);
         let per_rank = owners.split(work);
@@ -629,6 +623,8 @@ fn coordinate(
                 triggers_held = st.triggers_held,
                 events_behind_s = format!("{events_behind_s:.1}"),
                 partition_skew_s = format!("{skew_s:.1}"),
+                paused_partitions = paused.len(),
+                held_back = held.len(),
                 reorder_samples = st.reorder_samples,
                 rss_bytes = st.rss_bytes,
                 checkpoint_bytes = metrics.checkpoint_bytes.load(Ordering::Relaxed),
