@@ -501,7 +501,13 @@ fn coordinate(
         lap.mark_step(Phase::Sinks, 0, crate::metrics::nanos(sinks_wait));
         crate::fault::kill_at("after_sinks", micro_batches);
         if stopping || last_checkpoint.elapsed() >= checkpoint_every {
+            let waited = sinks.waited();
             sinks.settle()?;
+            lap.mark_step(
+                Phase::Checkpoint,
+                0,
+                crate::metrics::nanos(sinks.waited().saturating_sub(waited)),
+            );
             kafka::flush(&producer, &stop)?;
             checkpoints += 1;
             let started = Instant::now();
