@@ -251,16 +251,27 @@ impl Checkpoint {
     }
 
     /// Reads one manifest and its parts, verifying every checksum: the
-    /// checkpoint and the sensor states of all its ranks.
+    /// checkpoint and the sensor states of all its ranks. Errors name the
+    /// file.
     pub fn read(path: &Path) -> Result<(Checkpoint, States)> {
-        let f = hdf5::File::open(path)
-            .with_context(|| format!("cannot open checkpoint {}", path.display()))?;
-        let version: i64 = f.attr("format_version")?.read_scalar()?;
+        let c =
+            Self::read_manifest(path).with_context(|| format!("checkpoint {}", path.display()))?;
+        let dir = crate::fsutil::parent_dir(path);
+        let mut sensors = Vec::new();
+        for p in &c.parts {
+            sensors.extend(part::read::<States>(&dir, p)?);
+        }
+        Ok((c, sensors))
+    }
+
+    fn read_manifest(path: &Path) -> Result<Checkpoint> {
+        let f = hdf5::File::open(path).context("cannot open it")?;
+        let version: i64 = f
+            .attr("format_version")
+            .and_then(|a| a.read_scalar())
+            .context("no format_version: not a fakopp checkpoint")?;
         if version != FORMAT_VERSION {
-            bail!(
-                "{}: checkpoint format {version}, this fakopp reads {FORMAT_VERSION}",
-                path.display()
-            );
+            bail!("checkpoint format {version}, this fakopp reads {FORMAT_VERSION}");
         }
         let stored: u64 = f.attr("checksum")?.read_scalar()?;
         let blob: Vec<u8> = f
@@ -268,19 +279,9 @@ impl Checkpoint {
             .context("no /state dataset")?
             .read_raw()?;
         if fnv1a64(&blob) != stored {
-            bail!(
-                "{}: checksum mismatch (the file is damaged)",
-                path.display()
-            );
+            bail!("checksum mismatch (the file is damaged)");
         }
-        let c: Checkpoint = postcard::from_bytes(&blob)
-            .with_context(|| format!("{}: undecodable state", path.display()))?;
-        let dir = path.parent().unwrap_or(Path::new("."));
-        let mut sensors = Vec::new();
-        for p in &c.parts {
-            sensors.extend(part::read::<States>(dir, p)?);
-        }
-        Ok((c, sensors))
+        postcard::from_bytes(&blob).context("undecodable state")
     }
 
     /// The newest readable checkpoint among `path`, `path.1`, ...; a
@@ -302,15 +303,15 @@ impl Checkpoint {
                 Ok((c, sensors)) => return Ok(Some((c, sensors, p))),
                 Err(e) => {
                     tracing::warn!("skipping checkpoint: {e:#}");
-                    damaged.push(p.display().to_string());
+                    damaged.push(format!("{e:#}"));
                 }
             }
         }
         if !damaged.is_empty() {
             bail!(
-                "no usable checkpoint ({} damaged); to start over from the consumer group's \
+                "no usable checkpoint ({}); to start over from the consumer group's \
                  committed offsets with fresh state, run with --reset-state",
-                damaged.join(", ")
+                damaged.join("; ")
             );
         }
         Ok(None)
@@ -452,5 +453,28 @@ mod tests {
         );
         // Nothing was committed: generation 1 is still the newest.
         assert_eq!(Checkpoint::latest(&m, 1).unwrap().unwrap().0.generation, 1);
+    }
+
+    #[test]
+    fn an_older_format_is_named_not_called_damaged() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = dir.path().join("ckpt.h5");
+        crate::h5io::write_atomic(&m, |f| {
+            f.new_attr::<i64>()
+                .create("format_version")?
+                .write_scalar(&3i64)?;
+            Ok(())
+        })
+        .unwrap();
+        let e = format!("{:#}", Checkpoint::latest(&m, 2).unwrap_err());
+        assert!(
+            e.contains("no usable checkpoint")
+                && e.contains(&format!(
+                    "checkpoint {}: checkpoint format 3, this fakopp reads 4",
+                    m.display()
+                ))
+                && e.contains("--reset-state"),
+            "{e}"
+        );
     }
 }
