@@ -259,14 +259,6 @@ impl Reorder {
                 buf.max_end_ns.saturating_sub(self.window_ns)
             };
             let mut chunks = Vec::new();
-            // The samples due now, so the first chunk is allocated once
-            // rather than regrown packet by packet.
-            let mut due: usize = buf
-                .pending
-                .iter()
-                .take_while(|(k, _)| k.0 <= horizon)
-                .map(|(_, p)| p.samples.len())
-                .sum();
             while let Some(entry) = buf.pending.first_entry() {
                 if entry.key().0 > horizon {
                     break;
@@ -279,18 +271,15 @@ impl Reorder {
                     Ok(p) => (p.start_time_ns, p.sample_rate_hz, p.samples),
                     Err(p) => (p.start_time_ns, p.sample_rate_hz, p.samples.clone()),
                 };
-                let n = samples.len();
                 place(
                     buf,
                     (start_ns, rate, samples),
-                    due,
                     self.max_gap,
                     self.tail_cap,
                     self.window_ns,
                     &mut self.report,
                     &mut chunks,
                 );
-                due -= n;
             }
             if silent {
                 retired.push(sensor.clone());
@@ -310,13 +299,10 @@ impl Reorder {
     }
 }
 
-/// Places one packet's samples, `(start_ns, rate_hz, samples)`; `due`:
-/// the samples still to be released to `chunks`, this packet's included.
-#[allow(clippy::too_many_arguments)]
+/// Places one packet's samples, `(start_ns, rate_hz, samples)`.
 fn place(
     buf: &mut SensorBuf,
     (start_ns, rate, samples): (i64, f64, Vec<f64>),
-    due: usize,
     max_gap: u64,
     tail_cap: usize,
     window_ns: i64,
@@ -343,7 +329,7 @@ fn place(
         }
         buf.last_time_ns = Some(start_ns);
         let times = vec![start_ns; samples.len()];
-        push_samples(chunks, samples, times, due);
+        push_samples(chunks, samples, times);
         return;
     }
     // Packets are released in start order and each was accepted only if
@@ -361,18 +347,15 @@ fn place(
                 start_ns,
                 sample_rate_hz: rate,
             });
-            push_samples(chunks, samples, Vec::new(), due);
+            push_samples(chunks, samples, Vec::new());
         }
-        Placement::Continue(samples) => push_samples(chunks, samples, Vec::new(), due),
+        Placement::Continue(samples) => push_samples(chunks, samples, Vec::new()),
         Placement::Dropped => {}
     }
 }
 
-/// Appends samples, merging with a preceding samples chunk. The first
-/// samples chunk of a release is sized for all `due` (later ones, after a
-/// gap, only for their own: reserving `due` for each would cost memory
-/// quadratic in the gaps).
-fn push_samples(chunks: &mut Vec<Chunk>, samples: Vec<f64>, times: Vec<i64>, due: usize) {
+/// Appends samples, merging with a preceding samples chunk.
+fn push_samples(chunks: &mut Vec<Chunk>, samples: Vec<f64>, times: Vec<i64>) {
     if let Some(Chunk::Samples {
         samples: s,
         times_ns: t,
@@ -380,20 +363,12 @@ fn push_samples(chunks: &mut Vec<Chunk>, samples: Vec<f64>, times: Vec<i64>, due
     {
         s.extend(samples);
         t.extend(times);
-        return;
-    }
-    let first = !chunks.iter().any(|c| matches!(c, Chunk::Samples { .. }));
-    let samples = if first && due > samples.len() {
-        let mut all = Vec::with_capacity(due);
-        all.extend(samples);
-        all
     } else {
-        samples
-    };
-    chunks.push(Chunk::Samples {
-        samples,
-        times_ns: times,
-    });
+        chunks.push(Chunk::Samples {
+            samples,
+            times_ns: times,
+        });
+    }
 }
 
 #[cfg(test)]
