@@ -69,6 +69,24 @@ fn older(path: &Path, k: usize) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// A temporary file (`fsutil::temp_path`) of a checkpoint write that was
+/// killed: once a manifest is committed no write of this job is in
+/// progress (every part is committed before it), and one job owns a path.
+fn is_stale_temp(path: &Path, name: &str) -> bool {
+    let Some((stem, pid)) = name
+        .strip_prefix('.')
+        .and_then(|n| n.strip_suffix(".tmp"))
+        .and_then(|n| n.rsplit_once('.'))
+    else {
+        return false;
+    };
+    if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return false;
+    }
+    path.file_name().and_then(|n| n.to_str()) == Some(stem)
+        || part::generation_of(path, &crate::fsutil::parent_dir(path).join(stem)).is_some()
+}
+
 impl Checkpoint {
     /// Writes the manifest (atomically), keeping `keep` older ones, then
     /// removes the parts no kept manifest can list; returns the bytes of
@@ -176,7 +194,8 @@ impl Checkpoint {
 
     /// Removes the part files no kept manifest (`path`, `path.1`, …,
     /// `path.keep`) lists: those of older generations, of a job with more
-    /// ranks, of a manifest that was never committed. A manifest that
+    /// ranks, of a manifest that was never committed; and the temporary
+    /// files of writes that were killed. A manifest that
     /// cannot be read keeps nothing (it cannot be resumed). A failure only
     /// leaves a file behind.
     fn remove_stale_parts(path: &Path, keep: usize) {
@@ -200,9 +219,10 @@ impl Checkpoint {
         for e in entries.flatten() {
             let p = e.path();
             let name = e.file_name().to_string_lossy().into_owned();
-            if part::generation_of(path, &p).is_some() && !listed.contains(&name) {
+            let unlisted = part::generation_of(path, &p).is_some() && !listed.contains(&name);
+            if unlisted || is_stale_temp(path, &name) {
                 if let Err(err) = std::fs::remove_file(&p) {
-                    tracing::warn!("cannot remove old checkpoint part {}: {err}", p.display());
+                    tracing::warn!("cannot remove old checkpoint file {}: {err}", p.display());
                 }
             }
         }
@@ -476,5 +496,24 @@ mod tests {
                 && e.contains("--reset-state"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn temporary_files_of_killed_writes_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = dir.path().join("ckpt.h5");
+        let names = [
+            ".ckpt.h5.g1.r1.4242.tmp",
+            ".ckpt.h5.4242.tmp",
+            ".other.h5.4242.tmp",
+            ".ckpt.h5.g1.rx.4242.tmp",
+            ".ckpt.h5.1.4242.tmp",
+        ];
+        for n in names {
+            std::fs::write(dir.path().join(n), b"x").unwrap();
+        }
+        checkpoint(&m, 1, 1);
+        let left: Vec<bool> = names.iter().map(|n| dir.path().join(n).exists()).collect();
+        assert_eq!(left, [false, false, true, true, true]);
     }
 }
