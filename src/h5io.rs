@@ -21,6 +21,16 @@ pub fn write_atomic<F>(path: &Path, fill: F) -> Result<()>
 where
     F: FnOnce(&hdf5::File) -> Result<()>,
 {
+    write_atomic_then(path, fill, || Ok(()))
+}
+
+/// [`write_atomic`], running `before_replace` once the new file is
+/// complete and just before it replaces `path` (to rotate older copies).
+pub fn write_atomic_then<F, B>(path: &Path, fill: F, before_replace: B) -> Result<()>
+where
+    F: FnOnce(&hdf5::File) -> Result<()>,
+    B: FnOnce() -> Result<()>,
+{
     disable_file_locking();
     crate::fsutil::ensure_parent(path)?;
     let tmp = crate::fsutil::temp_path(path);
@@ -30,12 +40,21 @@ where
         fill(&file)?;
         file.flush().context("HDF5 flush")?;
         file.close().context("HDF5 close")?;
+        before_replace()?;
         crate::fsutil::commit(&tmp, path)
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Writes a scalar attribute on a group or dataset.
+pub fn set_attr<T: hdf5::H5Type>(loc: &hdf5::Location, name: &str, value: T) -> Result<()> {
+    loc.new_attr::<T>()
+        .create(name)
+        .and_then(|a| a.write_scalar(&value))
+        .with_context(|| format!("writing attribute {name}"))
 }
 
 /// Writes a string attribute on a group or dataset.

@@ -17,7 +17,7 @@ use super::events::StreamEvents;
 use super::part::{self, fnv1a64, Part, FORMAT_VERSION};
 use super::reorder::Reorder;
 use super::work::SensorState;
-use crate::h5io::set_str_attr;
+use crate::h5io::{set_attr, set_str_attr};
 use anyhow::{bail, Context, Result};
 use hdf5::H5Type;
 use serde::{Deserialize, Serialize};
@@ -62,8 +62,11 @@ struct OffsetRow {
     offset: i64,
 }
 
-/// `<path>.k` (k ≥ 1) for older checkpoints.
-fn older(path: &Path, k: usize) -> PathBuf {
+/// The `k`-th newest manifest: `path` itself, then `<path>.k`.
+fn manifest(path: &Path, k: usize) -> PathBuf {
+    if k == 0 {
+        return path.to_path_buf();
+    }
     let mut s = path.as_os_str().to_owned();
     s.push(format!(".{k}"));
     PathBuf::from(s)
@@ -111,41 +114,18 @@ impl Checkpoint {
             }
         }
         let blob = postcard::to_stdvec(self).context("serialising the checkpoint")?;
-        let checksum = fnv1a64(&blob);
-        crate::fsutil::ensure_parent(path)?;
-        let tmp = crate::fsutil::temp_path(path);
-        let result = (|| -> Result<()> {
-            let f = hdf5::File::create(&tmp)
-                .with_context(|| format!("cannot create {}", tmp.display()))?;
-            f.new_attr::<i64>()
-                .create("format_version")?
-                .write_scalar(&FORMAT_VERSION)?;
-            f.new_attr::<u64>()
-                .create("config_hash")?
-                .write_scalar(&self.config_hash)?;
-            f.new_attr::<u64>()
-                .create("ranks")?
-                .write_scalar(&(self.ranks as u64))?;
-            f.new_attr::<u64>()
-                .create("generation")?
-                .write_scalar(&self.generation)?;
-            f.new_attr::<u64>()
-                .create("micro_batches")?
-                .write_scalar(&self.micro_batches)?;
-            f.new_attr::<i64>()
-                .create("created_ns")?
-                .write_scalar(&self.created_ns)?;
-            f.new_attr::<u64>()
-                .create("checksum")?
-                .write_scalar(&checksum)?;
-            f.new_attr::<u64>()
-                .create("state_bytes")?
-                .write_scalar(&(blob.len() as u64))?;
-            f.new_attr::<f64>()
-                .create("previous_write_ms")?
-                .write_scalar(&self.write_ms)?;
-            set_str_attr(&f, "creator", concat!("fakopp ", env!("CARGO_PKG_VERSION")))?;
-            set_str_attr(&f, "topic", &self.topic)?;
+        let fill = |f: &hdf5::File| -> Result<()> {
+            set_attr(f, "format_version", FORMAT_VERSION)?;
+            set_attr(f, "config_hash", self.config_hash)?;
+            set_attr(f, "ranks", self.ranks as u64)?;
+            set_attr(f, "generation", self.generation)?;
+            set_attr(f, "micro_batches", self.micro_batches)?;
+            set_attr(f, "created_ns", self.created_ns)?;
+            set_attr(f, "checksum", fnv1a64(&blob))?;
+            set_attr(f, "state_bytes", blob.len() as u64)?;
+            set_attr(f, "previous_write_ms", self.write_ms)?;
+            set_str_attr(f, "creator", concat!("fakopp ", env!("CARGO_PKG_VERSION")))?;
+            set_str_attr(f, "topic", &self.topic)?;
             let rows: Vec<OffsetRow> = self
                 .offsets
                 .iter()
@@ -166,28 +146,23 @@ impl Checkpoint {
                 unsafe { libc::raise(libc::SIGKILL) };
             }
             f.new_dataset_builder().with_data(&blob).create("state")?;
-            f.flush()?;
-            f.close()?;
             Ok(())
-        })();
-        if let Err(e) = result {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
-        }
-        // Rotate older checkpoints, newest last into place.
-        for k in (1..keep).rev() {
-            let from = older(path, k);
-            if from.exists() {
-                std::fs::rename(&from, older(path, k + 1))?;
+        };
+        // Older manifests move down one, newest last, once the new one is
+        // complete.
+        let rotate = || -> Result<()> {
+            for k in (0..keep).rev() {
+                let from = manifest(path, k);
+                if from.exists() {
+                    std::fs::rename(&from, manifest(path, k + 1))?;
+                }
             }
-        }
-        if keep > 0 && path.exists() {
-            std::fs::rename(path, older(path, 1))?;
-        }
-        let bytes = std::fs::metadata(&tmp)
-            .with_context(|| format!("cannot stat {}", tmp.display()))?
+            Ok(())
+        };
+        crate::h5io::write_atomic_then(path, fill, rotate)?;
+        let bytes = std::fs::metadata(path)
+            .with_context(|| format!("cannot stat {}", path.display()))?
             .len();
-        crate::fsutil::commit(&tmp, path)?;
         Self::remove_stale_parts(path, keep);
         Ok(bytes + self.parts.iter().map(|p| p.bytes).sum::<u64>())
     }
@@ -201,11 +176,7 @@ impl Checkpoint {
     fn remove_stale_parts(path: &Path, keep: usize) {
         let mut listed = std::collections::BTreeSet::new();
         for k in 0..=keep {
-            let m = if k == 0 {
-                path.to_path_buf()
-            } else {
-                older(path, k)
-            };
+            let m = manifest(path, k);
             let files = hdf5::File::open(&m)
                 .and_then(|f| f.dataset("parts"))
                 .and_then(|d| d.read_raw::<hdf5::types::VarLenUnicode>());
@@ -250,11 +221,7 @@ impl Checkpoint {
             return Ok(());
         }
         for k in 0..=keep {
-            let m = if k == 0 {
-                path.to_path_buf()
-            } else {
-                older(path, k)
-            };
+            let m = manifest(path, k);
             if m == used {
                 break;
             }
@@ -294,14 +261,7 @@ impl Checkpoint {
             bail!("checkpoint format {version}, this fakopp reads {FORMAT_VERSION}");
         }
         let stored: u64 = f.attr("checksum")?.read_scalar()?;
-        let blob: Vec<u8> = f
-            .dataset("state")
-            .context("no /state dataset")?
-            .read_raw()?;
-        if fnv1a64(&blob) != stored {
-            bail!("checksum mismatch (the file is damaged)");
-        }
-        postcard::from_bytes(&blob).context("undecodable state")
+        part::read_state(&f, stored)
     }
 
     /// The newest readable checkpoint among `path`, `path.1`, ...; a
@@ -311,11 +271,7 @@ impl Checkpoint {
     pub fn latest(path: &Path, keep: usize) -> Result<Option<(Checkpoint, States, PathBuf)>> {
         let mut damaged = Vec::new();
         for k in 0..=keep {
-            let p = if k == 0 {
-                path.to_path_buf()
-            } else {
-                older(path, k)
-            };
+            let p = manifest(path, k);
             if !p.exists() {
                 continue;
             }
@@ -366,7 +322,7 @@ mod tests {
             .map(|r| {
                 let name = format!("S{g}.{r}");
                 let states = vec![(name.clone(), state(g as f64))];
-                part::write(&part::path(m, g, r), r, g, &[name.as_str()], &states).unwrap()
+                part::write(m, g, r, &[name.as_str()], &states).unwrap()
             })
             .collect();
         Checkpoint {
@@ -425,7 +381,7 @@ mod tests {
 
         // Rank 1's part replaced by other content: generation 2 is used.
         let other = vec![("S3.1".to_string(), state(99.0))];
-        part::write(&part::path(&m, 3, 1), 1, 3, &["S3.1"], &other).unwrap();
+        part::write(&m, 3, 1, &["S3.1"], &other).unwrap();
         let (c, sensors, p) = Checkpoint::latest(&m, 1).unwrap().unwrap();
         assert_eq!((c.generation, &p), (2, &dir.path().join("ckpt.h5.1")));
         assert_eq!(sensors.len(), 2);

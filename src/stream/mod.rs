@@ -326,8 +326,8 @@ fn coordinate(
                         )?;
                         lap.skip();
                         match next {
-                            prefetch::Next::Ready(p) => p,
-                            prefetch::Next::Empty => {
+                            Some(p) => p,
+                            None => {
                                 idle_for += waiting.elapsed();
                                 continue;
                             }
@@ -488,9 +488,7 @@ fn coordinate(
             results.events.len() as u64,
             results.qc.len() as u64,
         );
-        let waited = sinks.waited();
-        sinks.write(results, &producer, cfg)?;
-        let sinks_wait = sinks.waited().saturating_sub(waited);
+        let sinks_wait = sinks.write(results, &producer, cfg)?;
         if let Some(ms) = [sinks.last_write_ms(), ranks.write_ms]
             .into_iter()
             .flatten()
@@ -501,13 +499,8 @@ fn coordinate(
         lap.mark_step(Phase::Sinks, 0, crate::metrics::nanos(sinks_wait));
         crate::fault::kill_at("after_sinks", micro_batches);
         if stopping || last_checkpoint.elapsed() >= checkpoint_every {
-            let waited = sinks.waited();
-            sinks.settle()?;
-            lap.mark_step(
-                Phase::Checkpoint,
-                0,
-                crate::metrics::nanos(sinks.waited().saturating_sub(waited)),
-            );
+            let waited = sinks.settle()?;
+            lap.mark_step(Phase::Checkpoint, 0, crate::metrics::nanos(waited));
             kafka::flush(&producer, &stop)?;
             checkpoints += 1;
             let started = Instant::now();
@@ -517,7 +510,7 @@ fn coordinate(
             let replies = ranks.exchange(
                 (0..dist.size())
                     .map(|r| Command::Snapshot {
-                        part: part::path(&ck.path, generation, r),
+                        manifest: ck.path.clone(),
                         rank: r,
                         generation,
                     })

@@ -6,7 +6,7 @@
 //! the manifest lists each part with its checksum, so a part that is
 //! missing, damaged or from another generation is found at restart.
 
-use crate::h5io::{set_str_attr, write_atomic};
+use crate::h5io::{set_attr, set_str_attr, write_atomic};
 use anyhow::{bail, Context, Result};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -54,29 +54,23 @@ pub fn generation_of(manifest: &Path, file: &Path) -> Option<u64> {
 }
 
 /// Writes `states` (serialised with postcard; `names` are the sensors,
-/// listed for people reading the file) atomically to `path`.
+/// listed for people reading the file) atomically as rank `rank`'s part of
+/// generation `generation` of the checkpoint at `manifest`.
 pub fn write<T: Serialize + ?Sized>(
-    path: &Path,
-    rank: usize,
+    manifest: &Path,
     generation: u64,
+    rank: usize,
     names: &[&str],
     states: &T,
 ) -> Result<Part> {
+    let path = path(manifest, generation, rank);
     let blob = postcard::to_stdvec(states).context("serialising the sensor states")?;
     let checksum = fnv1a64(&blob);
-    write_atomic(path, |f| {
-        f.new_attr::<i64>()
-            .create("format_version")?
-            .write_scalar(&FORMAT_VERSION)?;
-        f.new_attr::<u64>()
-            .create("rank")?
-            .write_scalar(&(rank as u64))?;
-        f.new_attr::<u64>()
-            .create("generation")?
-            .write_scalar(&generation)?;
-        f.new_attr::<u64>()
-            .create("checksum")?
-            .write_scalar(&checksum)?;
+    write_atomic(&path, |f| {
+        set_attr(f, "format_version", FORMAT_VERSION)?;
+        set_attr(f, "rank", rank as u64)?;
+        set_attr(f, "generation", generation)?;
+        set_attr(f, "checksum", checksum)?;
         set_str_attr(f, "creator", concat!("fakopp ", env!("CARGO_PKG_VERSION")))?;
         let names: Vec<hdf5::types::VarLenUnicode> = names
             .iter()
@@ -89,7 +83,7 @@ pub fn write<T: Serialize + ?Sized>(
         Ok(())
     })
     .with_context(|| format!("writing checkpoint part {}", path.display()))?;
-    let bytes = std::fs::metadata(path)
+    let bytes = std::fs::metadata(&path)
         .with_context(|| format!("cannot stat {}", path.display()))?
         .len();
     Ok(Part {
@@ -104,6 +98,19 @@ pub fn write<T: Serialize + ?Sized>(
     })
 }
 
+/// A checkpoint file's `/state`, checked against `checksum` and decoded
+/// (manifests and parts alike).
+pub fn read_state<T: DeserializeOwned>(f: &hdf5::File, checksum: u64) -> Result<T> {
+    let blob: Vec<u8> = f
+        .dataset("state")
+        .and_then(|d| d.read_raw())
+        .context("no readable /state")?;
+    if fnv1a64(&blob) != checksum {
+        bail!("checksum mismatch (the file is damaged, or is not the one listed)");
+    }
+    postcard::from_bytes(&blob).context("undecodable state")
+}
+
 /// Reads the part `part` of the manifest in `dir`: it must exist and hold
 /// exactly the state the manifest recorded.
 pub fn read<T: DeserializeOwned>(dir: &Path, part: &Part) -> Result<T> {
@@ -111,19 +118,10 @@ pub fn read<T: DeserializeOwned>(dir: &Path, part: &Part) -> Result<T> {
     if !path.exists() {
         bail!("checkpoint part {} is missing", path.display());
     }
-    let f = hdf5::File::open(&path)
-        .with_context(|| format!("cannot open checkpoint part {}", path.display()))?;
-    let blob: Vec<u8> = f
-        .dataset("state")
-        .and_then(|d| d.read_raw())
-        .with_context(|| format!("{}: no readable /state", path.display()))?;
-    if fnv1a64(&blob) != part.checksum {
-        bail!(
-            "{}: checksum mismatch (the file is damaged, or is not the part the manifest lists)",
-            path.display()
-        );
-    }
-    postcard::from_bytes(&blob).with_context(|| format!("{}: undecodable state", path.display()))
+    hdf5::File::open(&path)
+        .context("cannot open it")
+        .and_then(|f| read_state(&f, part.checksum))
+        .with_context(|| format!("checkpoint part {}", path.display()))
 }
 
 #[cfg(test)]
@@ -151,7 +149,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let m = dir.path().join("ckpt.h5");
         let states = vec![("A".to_string(), vec![1.5f64, -0.0]), ("B".into(), vec![])];
-        let part = write(&path(&m, 1, 0), 0, 1, &["A", "B"], &states).unwrap();
+        let part = write(&m, 1, 0, &["A", "B"], &states).unwrap();
         assert_eq!((part.sensors, part.rank), (2, 0));
         let back: Vec<(String, Vec<f64>)> = read(dir.path(), &part).unwrap();
         assert_eq!(back, states);

@@ -53,13 +53,6 @@ impl Polled {
     }
 }
 
-/// What [`Prefetch::next`] found.
-pub enum Next {
-    Ready(Polled),
-    /// Nothing came within the timeout.
-    Empty,
-}
-
 /// How long one blocking fetch on the thread waits: how fast it notices
 /// the job has ended.
 const POLL: Duration = Duration::from_millis(100);
@@ -148,10 +141,10 @@ impl Prefetch {
     }
 
     /// The next message, waiting at most `timeout` for it.
-    pub fn next(&self, timeout: Duration) -> anyhow::Result<Next> {
+    pub fn next(&self, timeout: Duration) -> anyhow::Result<Option<Polled>> {
         match self.rx().recv_timeout(timeout) {
-            Ok(p) => Ok(Next::Ready(p)),
-            Err(RecvTimeoutError::Timeout) => Ok(Next::Empty),
+            Ok(p) => Ok(Some(p)),
+            Err(RecvTimeoutError::Timeout) => Ok(None),
             Err(RecvTimeoutError::Disconnected) => Err(self.gone()),
         }
     }

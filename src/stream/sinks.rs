@@ -69,25 +69,19 @@ impl StreamSinks {
     }
 
     /// Waits until the Cassandra write in flight, if any, is durable
-    /// (see [`RankStore::settle`]).
-    pub fn settle(&mut self) -> Result<()> {
-        match self.cassandra.as_mut() {
-            Some(c) => c.settle(),
-            None => Ok(()),
-        }
+    /// (see [`RankStore::settle`]); returns how long it waited.
+    pub fn settle(&mut self) -> Result<std::time::Duration> {
+        let Some(c) = self.cassandra.as_mut() else {
+            return Ok(std::time::Duration::ZERO);
+        };
+        let before = c.waited();
+        c.settle()?;
+        Ok(c.waited().saturating_sub(before))
     }
 
     /// Milliseconds the last finished Cassandra write took.
     pub fn last_write_ms(&self) -> Option<f64> {
         self.cassandra.as_ref().and_then(RankStore::last_write_ms)
-    }
-
-    /// Time blocked waiting for Cassandra writes so far.
-    pub fn waited(&self) -> std::time::Duration {
-        self.cassandra
-            .as_ref()
-            .map(RankStore::waited)
-            .unwrap_or_default()
     }
 
     /// The network events made durable (rank 0's share beside its
@@ -111,19 +105,27 @@ impl StreamSinks {
 
     /// Writes one micro-batch: JSON lines and detections at once; the
     /// events to Cassandra in the background, after the previous batch's
-    /// (checkpoints call [`StreamSinks::settle`] first).
-    pub fn write(&mut self, results: Results, producer: &Producer, cfg: &Config) -> Result<()> {
+    /// (checkpoints call [`StreamSinks::settle`] first). Returns how long
+    /// it waited for that previous write.
+    pub fn write(
+        &mut self,
+        results: Results,
+        producer: &Producer,
+        cfg: &Config,
+    ) -> Result<std::time::Duration> {
         self.write_now(&results, producer, cfg)?;
-        if let Some(c) = self.cassandra.as_mut() {
-            c.write(
-                Vec::new(),
-                Results {
-                    events: results.events,
-                    ..Default::default()
-                },
-            )?;
-        }
-        Ok(())
+        let Some(c) = self.cassandra.as_mut() else {
+            return Ok(std::time::Duration::ZERO);
+        };
+        let before = c.waited();
+        c.write(
+            Vec::new(),
+            Results {
+                events: results.events,
+                ..Default::default()
+            },
+        )?;
+        Ok(c.waited().saturating_sub(before))
     }
 
     /// The sinks other than Cassandra.
@@ -167,6 +169,6 @@ impl StreamSinks {
 
     /// End of the run: the last Cassandra write settled.
     pub fn close(&mut self) -> Result<()> {
-        self.settle()
+        self.settle().map(drop)
     }
 }

@@ -52,10 +52,11 @@ pub enum Command {
     },
     /// End of the stream: flush every sensor (open triggers, pending QC).
     Finish,
-    /// Write every sensor state of this rank to `part` (checkpoint
-    /// `generation`) once its writes are durable; nothing is processed.
+    /// Write every sensor state of this rank, once its writes are
+    /// durable, as its part of checkpoint `generation` at `manifest`;
+    /// nothing is processed.
     Snapshot {
-        part: std::path::PathBuf,
+        manifest: std::path::PathBuf,
         rank: usize,
         generation: u64,
     },
@@ -364,7 +365,7 @@ impl Worker {
                 self.persist(Vec::new(), Some(&reply.results))?;
             }
             Command::Snapshot {
-                part,
+                manifest,
                 rank,
                 generation,
             } => {
@@ -374,7 +375,7 @@ impl Worker {
                 let states = self.states();
                 let names: Vec<&str> = states.iter().map(|(k, _)| k.as_str()).collect();
                 reply.part = Some(super::part::write(
-                    &part, rank, generation, &names, &states,
+                    &manifest, generation, rank, &names, &states,
                 )?);
             }
             Command::Restore(states) => {
