@@ -17,22 +17,25 @@
 //!    NaN here) are counted as conflicts. A piece lying entirely within the
 //!    segment with identical samples is an exact duplicate.
 //! 4. A gap of `g` missing slots with `1 <= g <= max_gap_interp_samples`
-//!    stays in the segment as `g` missing readings (NaN): QC flags them
-//!    MISSING, as ioos_qc would, and chains with trace operators
-//!    interpolate them linearly (see `chain`). A larger gap closes the
-//!    segment; the piece starts a new one at its own start time.
+//!    stays in the segment as `g` slots marked [`NOT_RECORDED`]: QC leaves
+//!    them out (it flags the observations as recorded, as ioos_qc does, and
+//!    `time_gap` sees the gap), chains with trace operators interpolate
+//!    them linearly (see `chain`). A larger gap closes the segment; the
+//!    piece starts a new one at its own start time.
 //!
-//!    Filling with NaN here rather than interpolating keeps one meaning
-//!    for a missing reading whether it came as an empty CSV cell, a gap
-//!    between records, or a packet that never arrived (packets cannot
-//!    carry NaN), so the stream gives what batch gives.
+//!    Marking the slots here rather than interpolating or dropping them
+//!    keeps one grid for both kinds of chain, and one meaning for a slot
+//!    with no reading whether it is a row missing from a CSV file, a gap
+//!    between records, or a packet that never arrived, so the stream gives
+//!    what batch gives. A reading recorded as NaN (an empty CSV cell, a NaN
+//!    in a packet) is an observation and stays NaN.
 //!
 //! The functions are pure and know nothing of where the pieces come from,
 //! so the file sources and the stream assembler share them.
 
 use std::fmt;
 
-use crate::model::Segment;
+use crate::model::{Segment, NOT_RECORDED};
 
 /// Evenly spaced samples of one sensor, starting at `start_ns`.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,9 +65,9 @@ pub struct AssembleReport {
     pub overlap_samples_dropped: u64,
     /// Dropped overlapping samples whose values differed from the ones kept.
     pub overlap_conflicts: u64,
-    /// Gaps kept in a segment as missing readings (NaN).
+    /// Gaps kept in a segment as slots with no reading ([`NOT_RECORDED`]).
     pub gaps_filled: u64,
-    /// Missing readings (NaN) those gaps put in.
+    /// Slots with no reading those gaps put in.
     pub samples_missing: u64,
     /// Gaps larger than `max_gap_interp_samples` (each starts a new segment).
     pub gaps_split: u64,
@@ -102,7 +105,7 @@ impl fmt::Display for AssembleReport {
             f,
             "{} pieces ({} samples) -> {} segment(s); {} duplicate piece(s) dropped; \
              {} overlap(s) trimmed ({} samples, {} conflicting); \
-             {} gap(s) kept as missing readings ({} samples); {} gap(s) split",
+             {} gap(s) kept as slots with no reading ({} samples); {} gap(s) split",
             self.pieces,
             self.samples_in,
             self.segments,
@@ -127,7 +130,7 @@ pub enum Placement {
     /// The first piece, or one after a gap larger than the limit: a new
     /// segment starts at `start_ns` with these samples.
     NewSegment { start_ns: i64, samples: Vec<f64> },
-    /// These samples (a gap's missing readings first, then the piece's own
+    /// These samples (a gap's slots with no reading first, then the piece's own
     /// after any overlap) continue the current segment.
     Continue(Vec<f64>),
     /// The piece held nothing new (an exact duplicate, or an overlap
@@ -141,7 +144,7 @@ pub enum Placement {
 pub enum Slot {
     /// The piece starts a new segment at its own start time.
     New,
-    /// `missing` missing readings (NaN), then the piece's samples from
+    /// `missing` slots with no reading ([`NOT_RECORDED`]), then the piece's samples from
     /// `skip` on (the ones before overlap data already placed), continue
     /// the current segment.
     Continue { missing: u64, skip: usize },
@@ -354,7 +357,7 @@ impl SegmentCursor {
         let keep = usize::try_from(n).unwrap_or(usize::MAX).min(self.tail_cap);
         let excess = (self.tail.len() + keep).saturating_sub(self.tail_cap);
         self.tail.drain(..excess);
-        self.tail.extend(std::iter::repeat_n(f64::NAN, keep));
+        self.tail.extend(std::iter::repeat_n(NOT_RECORDED, keep));
     }
 
     /// Places the next piece (pieces must come in start-time order).
@@ -376,7 +379,7 @@ impl SegmentCursor {
                 skip: 0,
             } => Placement::Continue(piece.samples),
             Slot::Continue { missing, skip } => {
-                let mut out = vec![f64::NAN; missing as usize];
+                let mut out = vec![NOT_RECORDED; missing as usize];
                 out.extend_from_slice(&piece.samples[skip..]);
                 Placement::Continue(out)
             }
@@ -479,7 +482,7 @@ fn sample_back(parts: &[PieceBuf], runs: &[Run], mut from_head: usize) -> Option
         if from_head <= n {
             return Some(match *run {
                 Run::Samples { part, to, .. } => parts[part].samples[to - from_head],
-                Run::Missing(_) => f64::NAN,
+                Run::Missing(_) => NOT_RECORDED,
             });
         }
         from_head -= n;
@@ -566,7 +569,7 @@ pub fn assemble(
                             Run::Samples { part, from, to } => {
                                 v.extend_from_slice(&parts[part].samples[from..to])
                             }
-                            Run::Missing(n) => v.extend(std::iter::repeat_n(f64::NAN, n)),
+                            Run::Missing(n) => v.extend(std::iter::repeat_n(NOT_RECORDED, n)),
                         }
                     }
                     v

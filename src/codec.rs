@@ -17,8 +17,9 @@
 //!   rounded (serde_json without `float_roundtrip` is not) and errors name
 //!   the field and byte. `null` — and the `NaN`, `Infinity`, `-Infinity`
 //!   tokens Python's `json` module writes — in a double field reads as a
-//!   non-finite value (NaN or ±∞), so [`validate`] reports the real problem
-//!   (`non_finite`, `sample_rate`) instead of a decode error. `seq` may be
+//!   non-finite value instead of a decode error: NaN in `samples` is a
+//!   reading recorded as missing, and [`validate`] reports the real problem
+//!   of ±∞ or a NaN rate (`non_finite`, `sample_rate`). `seq` may be
 //!   absent or `null`. Unknown and duplicate fields are errors.
 //!
 //! [`validate`] checks a decoded packet against [`Limits`]; every error has
@@ -63,7 +64,12 @@ pub fn decode_valid(
     bytes: &[u8],
     limits: &Limits,
 ) -> Result<SensorPacket, Reject> {
-    let p = decode(format, bytes)?;
+    let mut p = decode(format, bytes)?;
+    // A NaN is a reading recorded as missing; its payload means nothing
+    // and must not pass for the grid's "no reading" mark.
+    for v in &mut p.samples {
+        *v = crate::model::canonical_nan(*v);
+    }
     validate(&p, limits)?;
     Ok(p)
 }
@@ -143,7 +149,9 @@ pub enum Invalid {
     /// The message from [`valid_sensor_id`].
     #[error("{0}")]
     SensorId(String),
-    #[error("sample {index} is {value}; samples must be finite")]
+    #[error(
+        "sample {index} is {value}; samples must be finite (or NaN: a reading recorded as missing)"
+    )]
     NonFinite { index: usize, value: f64 },
     #[error("sample_rate_hz {rate} with {samples} samples: must be finite and > 0 (0 only for a single reading)")]
     SampleRate { rate: f64, samples: usize },
@@ -262,7 +270,7 @@ impl Limits {
 }
 
 /// Checks a packet, in this order: sensor id, sample count, sample rate,
-/// start and end time, finite samples, unit length; the first failure is
+/// start and end time, no infinite sample (NaN is a missing reading), unit length; the first failure is
 /// returned.
 pub fn validate(p: &SensorPacket, limits: &Limits) -> Result<(), Invalid> {
     valid_sensor_id(&p.sensor_id).map_err(Invalid::SensorId)?;
@@ -294,7 +302,7 @@ pub fn validate(p: &SensorPacket, limits: &Limits) -> Result<(), Invalid> {
             return Err(time_err("end", end.min(i64::MAX as f64) as i64));
         }
     }
-    if let Some(index) = p.samples.iter().position(|v| !v.is_finite()) {
+    if let Some(index) = p.samples.iter().position(|v| v.is_infinite()) {
         return Err(Invalid::NonFinite {
             index,
             value: p.samples[index],

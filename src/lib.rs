@@ -26,4 +26,5 @@ pub mod shutdown;
 pub mod sink;
 pub mod source;
 pub mod startup;
+pub mod stations;
 pub mod stream;

@@ -197,9 +197,38 @@ mod tests {
     }
 }
 
+/// The value of a grid slot at which no reading was made: a timestamp
+/// missing between two pieces of a regular series (docs/architecture.md,
+/// "Observations and the sample grid"). It is a NaN, so every kernel that
+/// skips or flags NaN treats it as missing, but a NaN with its own payload
+/// (as R's `NA_real_` is), so QC can tell it from a reading that was
+/// recorded as NaN (an empty CSV cell, a NaN in a packet) and leave it out:
+/// ioos_qc flags observations as recorded, and a reading never made is not
+/// one. Sources turn every NaN they read into [`f64::NAN`], so input data
+/// can never carry this payload.
+pub const NOT_RECORDED: f64 = f64::from_bits(0x7FF8_0000_0000_07A2);
+
+/// False for [`NOT_RECORDED`] slots, true for every reading (NaN included).
+#[inline]
+pub fn is_recorded(v: f64) -> bool {
+    v.to_bits() != NOT_RECORDED.to_bits()
+}
+
+/// Makes every NaN the canonical [`f64::NAN`], so no input value can be
+/// mistaken for [`NOT_RECORDED`].
+#[inline]
+pub fn canonical_nan(v: f64) -> f64 {
+    if v.is_nan() {
+        f64::NAN
+    } else {
+        v
+    }
+}
+
 /// A contiguous run of samples from one sensor: evenly spaced at the
 /// series' rate, or, for irregular series (`sample_rate_hz == 0`), with one
-/// time per sample in `times_ns`. Missing readings are NaN.
+/// time per sample in `times_ns`. Readings recorded as missing are NaN;
+/// slots of the grid at which no reading was made are [`NOT_RECORDED`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Segment {
     pub start_ns: i64,

@@ -5,10 +5,12 @@
 //! one packet per reading, `sample_rate_hz = 0`), numbered per sensor from
 //! 0 (`seq`), and all packets are published in start-time order — an
 //! interleaved stream as a live network would send it — to `kafka.topic`
-//! with key = sensor id, in `kafka.format`. Non-finite samples (missing
-//! readings, NaN in the inputs) are not published: a consumer rejects a
-//! packet holding one (`codec::validate`), so they become gaps in the
-//! stream and are counted in [`ProduceReport::skipped_samples`].
+//! with key = sensor id, in `kafka.format`. Readings recorded as NaN (an
+//! empty CSV cell) are published as NaN: they are observations. Slots of
+//! the grid at which no reading was made ([`crate::model::NOT_RECORDED`])
+//! and ±∞ (which a consumer rejects, `codec::validate`) are not: packets
+//! break there, the stream sees a gap, and they are counted in
+//! [`ProduceReport::skipped_samples`].
 //!
 //! Pacing: `--rate` packets per second, or `--speed` × real time (packet
 //! start times), or as fast as possible. The producer is idempotent
@@ -73,7 +75,7 @@ pub struct ProduceReport {
     pub samples: u64,
     /// Bytes of message values delivered.
     pub bytes: u64,
-    /// Non-finite input samples (missing readings) not published.
+    /// Input slots not published: no reading made there, or ±∞.
     pub skipped_samples: u64,
     /// Failed deliveries (a successful run has none).
     pub failures: u64,
@@ -87,7 +89,7 @@ impl std::fmt::Display for ProduceReport {
         write!(
             f,
             "produced {} packets ({} samples, {} bytes) to topic {} in {:.3} s: {:.0} packets/s, \
-             {:.0} samples/s; {} non-finite samples skipped; {} failures",
+             {:.0} samples/s; {} samples skipped (±inf or no reading); {} failures",
             self.packets,
             self.samples,
             self.bytes,
@@ -133,13 +135,13 @@ pub fn packets_from_series(series: &[Series], n: usize) -> Vec<SensorPacket> {
             if regular && seg.times_ns.is_empty() {
                 let mut i = 0;
                 while i < x.len() {
-                    if !x[i].is_finite() {
+                    if !publishable(x[i]) {
                         i += 1;
                         continue;
                     }
                     let end = x[i..]
                         .iter()
-                        .position(|v| !v.is_finite())
+                        .position(|&v| !publishable(v))
                         .map_or(x.len(), |k| i + k);
                     for a in (i..end).step_by(n) {
                         let b = (a + n).min(end);
@@ -149,7 +151,7 @@ pub fn packets_from_series(series: &[Series], n: usize) -> Vec<SensorPacket> {
                 }
             } else {
                 for (i, v) in x.iter().enumerate() {
-                    if v.is_finite() {
+                    if publishable(*v) {
                         let t = seg.times_ns.get(i).copied().unwrap_or(seg.start_ns);
                         push(t, 0.0, std::slice::from_ref(v));
                     }
@@ -159,6 +161,11 @@ pub fn packets_from_series(series: &[Series], n: usize) -> Vec<SensorPacket> {
     }
     out.sort_by_key(|p| p.start_time_ns);
     out
+}
+
+/// A reading a packet can carry: finite, or recorded as NaN.
+fn publishable(v: f64) -> bool {
+    crate::model::is_recorded(v) && !v.is_infinite()
 }
 
 /// Delivery bookkeeping shared with librdkafka's callback thread.

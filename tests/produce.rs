@@ -330,23 +330,23 @@ fn csv_readings_round_trip_through_kafka_as_json() {
     );
     let err = stderr(&out);
     assert!(out.status.success(), "produce failed:\n{err}");
-    // GW: 0..3 (4), 5..6 (2: the empty cell is skipped), 8..9 (2: after
-    // the missing row); PH: 3 single readings.
+    // GW: 0..3 (4), 4..6 (3: the empty cell is a reading recorded as
+    // missing, published as NaN), 8..9 (2: after the missing row); PH: 3
+    // single readings.
     assert!(
-        err.contains("fakopp: produced 6 packets (11 samples, ")
-            && err.contains("1 non-finite samples skipped; 0 failures"),
+        err.contains("fakopp: produced 6 packets (12 samples, ")
+            && err.contains("; 0 samples skipped (±inf or no reading); 0 failures"),
         "{err}"
     );
     let got = consume_all(&topic, PacketFormat::Json, 6);
     check_stream(&got, 4);
     let mut want: Vec<(String, i64, u64)> = rows
         .iter()
-        .filter(|r| !r.2.is_empty())
         .map(|(t, s, v)| {
             (
                 s.to_string(),
                 parse_time_ns(t).unwrap(),
-                v.parse::<f64>().unwrap().to_bits(),
+                v.parse::<f64>().unwrap_or(f64::NAN).to_bits(),
             )
         })
         .collect();
@@ -361,7 +361,7 @@ fn csv_readings_round_trip_through_kafka_as_json() {
     let gw = by_sensor("EMB.GW01..GWL");
     assert_eq!(
         gw.iter().map(|p| p.samples.len()).collect::<Vec<_>>(),
-        [4, 2, 2]
+        [4, 3, 2]
     );
     assert!(gw
         .iter()

@@ -410,8 +410,8 @@ async fn bad_packets_go_to_the_dead_letter_topic_with_their_reason() {
         .unwrap()
         .series;
     let good = fakopp::produce::packets_from_series(&series, 100);
-    let mut nan = good[3].clone();
-    nan.samples[1] = f64::NAN;
+    let mut inf = good[3].clone();
+    inf.samples[1] = f64::INFINITY;
     let mut rate = good[4].clone();
     rate.sample_rate_hz = -5.0;
     let mut id = good[5].clone();
@@ -426,7 +426,7 @@ async fn bad_packets_go_to_the_dead_letter_topic_with_their_reason() {
         ),
         (
             "non_finite",
-            fakopp::codec::encode(PacketFormat::Avro, &nan),
+            fakopp::codec::encode(PacketFormat::Avro, &inf),
         ),
         (
             "sample_rate",

@@ -12,12 +12,23 @@
 //! their warm-up at every new contiguous segment; QC and stats, which are
 //! defined over time, run across segments as ioos_qc runs over a series.
 //!
-//! Missing readings (NaN) are QC's to flag; trace operators cannot carry
-//! them, so in chains that have any, a run of up to
-//! `max_gap_interp_samples` missing readings is interpolated linearly
-//! between its neighbours (`y0 + (y1 - y0) * i / (g + 1)` for the `i`-th of
-//! `g`), and a longer run ends the segment: the chain restarts, with its
-//! warm-up, at the next reading.
+//! Two rules for readings that are missing (docs/architecture.md,
+//! "Observations and the sample grid"):
+//!
+//! * QC steps see the observations as recorded, as ioos_qc does: a reading
+//!   recorded as NaN is an observation (flagged 9), a grid slot at which no
+//!   reading was made ([`NOT_RECORDED`](crate::model::NOT_RECORDED)) is not one: it gets no QC row,
+//!   and the tests with windows in time (`spike`'s neighbours,
+//!   `rate_of_change`, `flat_line`, `attenuated_signal`, `time_gap`) see
+//!   the actual neighbouring observations.
+//! * Trace operators need a regular series without holes, so in chains that
+//!   have any, a run of up to `max_gap_interp_samples` missing readings
+//!   (recorded NaN or unrecorded) is interpolated linearly between its
+//!   neighbours (`y0 + (y1 - y0) * i / (g + 1)` for the `i`-th of `g`), and
+//!   a longer run ends the segment: the chain restarts, with its warm-up,
+//!   at the next reading. QC steps in such a chain see that grid.
+//!
+//! `stats` counts both kinds as missing (`gaps`).
 
 pub mod multichannel;
 mod qc_stage;
@@ -27,6 +38,7 @@ pub use qc_stage::{QcRow, QcStage, QcTest};
 pub use trace_ops::TraceOp;
 
 use crate::config::{ChainConfig, Config, Step};
+use crate::model::is_recorded;
 use crate::output::{Results, StatsRec, TraceRec, TriggerRec};
 use anyhow::{Context, Result};
 use fakopp_kernels::detect::{AicPick, AicPicker, Trigger, TriggerParams, TriggerState};
@@ -43,6 +55,8 @@ pub struct CompiledChain {
     pub coincidence_max_len_s: Option<(f64, bool)>,
     /// Longest run of missing readings that trace operators interpolate.
     pub max_gap: u64,
+    /// Station metadata (`stations` in the config), for location tests.
+    pub stations: std::sync::Arc<crate::stations::Stations>,
 }
 
 impl CompiledChain {
@@ -65,9 +79,19 @@ impl CompiledChain {
                     coincidence_max_len_s: co
                         .map(|co| (co.max_trigger_length_s, co.delete_long_trigger)),
                     max_gap: config.stream.max_gap_interp_samples,
+                    stations: config.station_table.clone(),
                 })
             })
             .collect()
+    }
+
+    /// `(longitude, latitude)` of the sensor's station; NaN when the
+    /// stations file does not list it (location tests then flag 9, as
+    /// ioos_qc flags missing coordinates).
+    pub fn position(&self, sensor_id: &str) -> (f64, f64) {
+        self.stations
+            .get(sensor_id)
+            .map_or((f64::NAN, f64::NAN), |s| (s.longitude, s.latitude))
     }
 
     pub fn matches(&self, sensor_id: &str) -> bool {
@@ -197,6 +221,21 @@ struct Scratch {
     picks: Vec<AicPick>,
     windows: Vec<WindowStats>,
     qc_rows: Vec<QcRow>,
+    obs_times: Vec<i64>,
+    obs_values: Vec<f64>,
+}
+
+/// The observations of the chunk in `s.times` / `s.buf`: every reading
+/// made, NaN included, without the grid's [`NOT_RECORDED`](crate::model::NOT_RECORDED) slots.
+fn observations(s: &mut Scratch) {
+    s.obs_times.clear();
+    s.obs_values.clear();
+    for (&t, &v) in s.times.iter().zip(&s.buf) {
+        if is_recorded(v) {
+            s.obs_times.push(t);
+            s.obs_values.push(v);
+        }
+    }
 }
 
 impl ChainState {
@@ -230,7 +269,9 @@ impl ChainState {
                     )
                 }
             };
-            if let Some(t) = QcTest::build(step, interval_ns).with_context(ctx)? {
+            if let Some(t) =
+                QcTest::build(step, interval_ns, chain.position(sensor)).with_context(ctx)?
+            {
                 qc.add(t);
                 stages.push(Stage::Qc(qc_count));
                 qc_count += 1;
@@ -401,10 +442,16 @@ impl ChainState {
                     }
                     Stage::Qc(i) => {
                         if !noted_qc {
-                            self.qc.note_readings(&s.times, &s.buf);
+                            // Trace operators leave no unrecorded slot (the
+                            // gap fill interpolated or split them), so one
+                            // view serves every QC step of the chunk.
+                            observations(s);
+                            self.qc.note_readings(&s.obs_times, &s.obs_values);
                             noted_qc = true;
                         }
-                        self.qc.push_test(*i, &s.times, &s.buf)?;
+                        if !s.obs_values.is_empty() {
+                            self.qc.push_test(*i, &s.obs_times, &s.obs_values)?;
+                        }
                     }
                     Stage::Stats(st) => {
                         s.windows.clear();

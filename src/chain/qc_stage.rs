@@ -18,12 +18,22 @@ pub enum QcTest {
     AttenuatedSignal(qc::AttenuatedSignalState),
     Climatology(qc::ClimatologyState),
     TimeGap(qc::TimeGapState),
+    ImpossibleDate(qc::ImpossibleDateState),
+    DataReception(qc::DataReceptionState),
+    PercentileRange(qc::PercentileRangeState),
+    /// `location` / `location_bounds` at the sensor's station.
+    Position(qc::FixedPositionState),
 }
 
 impl QcTest {
-    /// The test of `step` for readings `interval_ns` apart (nominal), or
-    /// `None` if the step is not a QC test.
-    pub fn build(step: &Step, interval_ns: Option<i64>) -> Result<Option<QcTest>> {
+    /// The test of `step` for readings `interval_ns` apart (nominal) of a
+    /// sensor at `(lon, lat)` (NaN when unknown), or `None` if the step is
+    /// not a QC test.
+    pub fn build(
+        step: &Step,
+        interval_ns: Option<i64>,
+        (lon, lat): (f64, f64),
+    ) -> Result<Option<QcTest>> {
         let need_interval = || {
             interval_ns.ok_or_else(|| {
                 anyhow::anyhow!(
@@ -43,6 +53,17 @@ impl QcTest {
             }
             Step::Climatology(c) => QcTest::Climatology(qc::ClimatologyState::new(c)?),
             Step::TimeGap(c) => QcTest::TimeGap(qc::TimeGapState::new(c)?),
+            Step::ImpossibleDate(c) => QcTest::ImpossibleDate(qc::ImpossibleDateState::new(
+                &c.kernel().map_err(anyhow::Error::msg)?,
+            )?),
+            Step::DataReception(c) => QcTest::DataReception(qc::DataReceptionState::new(
+                &c.kernel().map_err(anyhow::Error::msg)?,
+            )?),
+            Step::PercentileRange(c) => QcTest::PercentileRange(qc::PercentileRangeState::new(c)?),
+            Step::Location(c) => QcTest::Position(qc::FixedPositionState::location(c, lon, lat)?),
+            Step::LocationBounds(c) => {
+                QcTest::Position(qc::FixedPositionState::bounds(c, lon, lat)?)
+            }
             _ => return Ok(None),
         }))
     }
@@ -56,6 +77,10 @@ impl QcTest {
             QcTest::AttenuatedSignal(s) => s,
             QcTest::Climatology(s) => s,
             QcTest::TimeGap(s) => s,
+            QcTest::ImpossibleDate(s) => s,
+            QcTest::DataReception(s) => s,
+            QcTest::PercentileRange(s) => s,
+            QcTest::Position(s) => s,
         }
     }
 }

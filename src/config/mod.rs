@@ -41,6 +41,12 @@ pub struct Config {
     pub chains: Vec<ChainConfig>,
     #[serde(default)]
     pub coincidence: Vec<CoincidenceConfig>,
+    /// The stations file (CSV or TOML, `crate::stations`).
+    #[serde(default)]
+    pub stations: Option<PathBuf>,
+    /// Its contents, read and checked by [`Config::parse`].
+    #[serde(skip)]
+    pub station_table: std::sync::Arc<crate::stations::Stations>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -360,11 +366,15 @@ impl Config {
                 reason: inner.message().to_string(),
             }
         })?;
+        let mut cfg = cfg;
         validate::validate(&cfg, mode).map_err(|(key, reason)| ConfigError {
             file: path.to_owned(),
             key: Some(key),
             reason,
         })?;
+        if let (Some(file), Mode::Stream | Mode::Batch) = (&cfg.stations, mode) {
+            cfg.station_table = std::sync::Arc::new(read_stations(file, &cfg.chains)?);
+        }
         Ok(cfg)
     }
 
@@ -374,6 +384,47 @@ impl Config {
         let text = serde_json::to_string(&(&self.chains, &self.coincidence)).unwrap_or_default();
         fnv1a(text.as_bytes())
     }
+}
+
+/// Reads the stations file; a station no chain selects (an unknown
+/// sensor: a typo, or a file of another network) is an error naming its
+/// line.
+fn read_stations(
+    file: &Path,
+    chains: &[ChainConfig],
+) -> Result<crate::stations::Stations, ConfigError> {
+    let err = |line: usize, reason: String| ConfigError {
+        file: file.to_owned(),
+        key: None,
+        reason: if line > 0 {
+            format!("line {line}: {reason}")
+        } else {
+            reason
+        },
+    };
+    let table = crate::stations::Stations::read(file).map_err(|e| err(e.line, e.reason))?;
+    let mut b = globset::GlobSetBuilder::new();
+    for g in chains.iter().flat_map(|c| &c.select) {
+        // Checked by validate; a bad glob cannot get here.
+        if let Ok(g) = globset::Glob::new(g) {
+            b.add(g);
+        }
+    }
+    let selected = b.build().map_err(|e| err(0, e.to_string()))?;
+    let unknown = table
+        .lines()
+        .filter(|(_, s)| !selected.is_match(&s.sensor_id))
+        .min_by_key(|(line, _)| *line);
+    if let Some((line, st)) = unknown {
+        return Err(err(
+            line,
+            format!(
+                "sensor {} is not selected by any chain (unknown sensor)",
+                st.sensor_id
+            ),
+        ));
+    }
+    Ok(table)
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {

@@ -110,7 +110,70 @@ pub enum Step {
     AttenuatedSignal(qc::AttenuatedSignalConfig),
     Climatology(qc::ClimatologyConfig),
     TimeGap(qc::TimeGapConfig),
+    ImpossibleDate(ImpossibleDateStep),
+    DataReception(DataReceptionStep),
+    PercentileRange(qc::PercentileRangeConfig),
+    /// At the sensor's station coordinates (the stations file).
+    Location(qc::LocationConfig),
+    LocationBounds(qc::LocationBoundsConfig),
     Stats(fakopp_kernels::stats::StatsConfig),
+}
+
+/// `impossible_date`: ioos_qc's `fail_span` as two date-times (RFC 3339,
+/// naive times UTC).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImpossibleDateStep {
+    #[serde(default)]
+    pub fail_span: Option<[String; 2]>,
+}
+
+impl ImpossibleDateStep {
+    /// The kernel's parameters; the error names the key and the bad time.
+    pub fn kernel(&self) -> Result<qc::ImpossibleDateConfig, String> {
+        let fail_span_ns = match &self.fail_span {
+            None => None,
+            Some([a, b]) => Some([time("fail_span[0]", a)?, time("fail_span[1]", b)?]),
+        };
+        let c = qc::ImpossibleDateConfig { fail_span_ns };
+        c.validate().map_err(|e| e.to_string())?;
+        Ok(c)
+    }
+}
+
+fn six_hours() -> f64 {
+    21_600.0
+}
+
+/// `data_reception`: the oldest acceptable age in seconds (ioos_qc's
+/// `fail_span` is in hours), measured from `from_time` or the wall clock.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataReceptionStep {
+    #[serde(default = "six_hours")]
+    pub fail_span_s: f64,
+    #[serde(default)]
+    pub from_time: Option<String>,
+}
+
+impl DataReceptionStep {
+    /// The kernel's parameters; the error names the key and the bad value.
+    pub fn kernel(&self) -> Result<qc::DataReceptionConfig, String> {
+        let from_time_ns = match &self.from_time {
+            None => None,
+            Some(t) => Some(time("from_time", t)?),
+        };
+        let c = qc::DataReceptionConfig {
+            fail_span_s: self.fail_span_s,
+            from_time_ns,
+        };
+        c.validate().map_err(|e| e.to_string())?;
+        Ok(c)
+    }
+}
+
+fn time(key: &str, text: &str) -> Result<i64, String> {
+    crate::model::parse_time_ns(text).map_err(|e| format!("{key} `{text}`: {e}"))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -149,6 +212,11 @@ impl Step {
             Step::AttenuatedSignal(_) => "attenuated_signal",
             Step::Climatology(_) => "climatology",
             Step::TimeGap(_) => "time_gap",
+            Step::ImpossibleDate(_) => "impossible_date",
+            Step::DataReception(_) => "data_reception",
+            Step::PercentileRange(_) => "percentile_range",
+            Step::Location(_) => "location",
+            Step::LocationBounds(_) => "location_bounds",
             Step::Stats(_) => "stats",
         }
     }
@@ -164,6 +232,11 @@ impl Step {
                 | Step::AttenuatedSignal(_)
                 | Step::Climatology(_)
                 | Step::TimeGap(_)
+                | Step::ImpossibleDate(_)
+                | Step::DataReception(_)
+                | Step::PercentileRange(_)
+                | Step::Location(_)
+                | Step::LocationBounds(_)
         )
     }
 
@@ -174,9 +247,11 @@ impl Step {
             | Step::Bandstop { zerophase, .. }
             | Step::Lowpass { zerophase, .. }
             | Step::Highpass { zerophase, .. } => *zerophase,
-            Step::Demean {} | Step::Detrend { .. } | Step::Taper { .. } | Step::ZDetect { .. } => {
-                true
-            }
+            Step::Demean {}
+            | Step::Detrend { .. }
+            | Step::Taper { .. }
+            | Step::ZDetect { .. }
+            | Step::PercentileRange(_) => true,
             _ => false,
         }
     }

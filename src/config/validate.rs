@@ -469,6 +469,11 @@ fn step(key: &str, st: &Step) -> Check {
         Step::FlatLine(ref c) => kernel(key, c.validate()),
         Step::AttenuatedSignal(ref c) => kernel(key, c.validate()),
         Step::TimeGap(ref c) => kernel(key, c.validate()),
+        Step::PercentileRange(ref c) => kernel(key, c.validate()),
+        Step::Location(ref c) => kernel(key, c.validate()),
+        Step::LocationBounds(ref c) => kernel(key, c.validate()),
+        Step::ImpossibleDate(ref c) => c.kernel().map(drop).or_else(|e| fail(key, e)),
+        Step::DataReception(ref c) => c.kernel().map(drop).or_else(|e| fail(key, e)),
         // Climatology and stats are checked by building their state (they
         // need no sampling rate for that).
         Step::Climatology(ref c) => {

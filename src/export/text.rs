@@ -21,7 +21,8 @@ impl<W: Write> CsvOut<W> {
     }
 
     /// Rows of the readings of `run` (values in Rust's shortest form that
-    /// reads back to the same f64).
+    /// reads back to the same f64); a reading recorded as NaN is an empty
+    /// cell, as `fakopp batch` reads it; slots with no reading get no row.
     pub fn write(&mut self, sensor: &str, unit: &str, run: &Run) -> Result<()> {
         if !self.header {
             self.out.write_all(b"time,sensor,value,unit\n")?;
@@ -29,12 +30,17 @@ impl<W: Write> CsvOut<W> {
         }
         let seg = &run.segment;
         let unit = csv_cell(unit);
-        for (i, v) in seg.samples.iter().enumerate() {
-            if v.is_finite() {
-                let t = seg.time_of(i, run.sample_rate_hz);
-                writeln!(self.out, "{},{sensor},{v:?},{unit}", format_time_exact(t))
-                    .context("writing CSV")?;
+        for (i, &v) in seg.samples.iter().enumerate() {
+            if !crate::model::is_recorded(v) {
+                continue;
             }
+            let t = format_time_exact(seg.time_of(i, run.sample_rate_hz));
+            if v.is_nan() {
+                writeln!(self.out, "{t},{sensor},,{unit}")
+            } else {
+                writeln!(self.out, "{t},{sensor},{v:?},{unit}")
+            }
+            .context("writing CSV")?;
         }
         Ok(())
     }

@@ -34,8 +34,11 @@ use crate::error::{invalid, KernelError, Result};
 
 mod attenuated_signal;
 mod climatology;
+mod dates;
 mod flat_line;
 mod gross_range;
+mod location;
+mod percentile_range;
 mod rate_of_change;
 mod spike;
 mod time_gap;
@@ -47,8 +50,19 @@ pub use attenuated_signal::{
 pub use climatology::{
     climatology, ClimatologyConfig, ClimatologyMember, ClimatologyPeriod, ClimatologyState, Season,
 };
+pub use dates::{
+    data_reception, impossible_date, DataReceptionConfig, DataReceptionState, ImpossibleDateConfig,
+    ImpossibleDateState,
+};
 pub use flat_line::{flat_line, flat_line_with_interval, FlatLineConfig, FlatLineState};
 pub use gross_range::{gross_range, GrossRangeConfig, GrossRangeState};
+pub use location::{
+    fixed_position, location, location_bounds, FixedPositionState, FlagArea, LocationBoundsConfig,
+    LocationConfig, RangeMethod, Shape,
+};
+pub use percentile_range::{
+    percentile_linear, percentile_range, PercentileRangeConfig, PercentileRangeState,
+};
 pub use rate_of_change::{rate_of_change, RateOfChangeConfig, RateOfChangeState};
 pub use spike::{spike, SpikeConfig, SpikeMethod, SpikeState};
 pub use time_gap::{time_gap, TimeGapConfig, TimeGapState};

@@ -177,12 +177,14 @@ enum Samples<'a> {
 }
 
 impl Samples<'_> {
-    /// Appends the samples as f64 (exact for every type).
+    /// Appends the samples as f64 (exact for every type; a NaN becomes
+    /// the canonical one, see [`crate::model::NOT_RECORDED`]).
     fn append_to(&self, out: &mut Vec<f64>) {
+        use crate::model::canonical_nan;
         match self {
             Samples::I32(s) => out.extend(s.iter().map(|&x| f64::from(x))),
-            Samples::F32(s) => out.extend(s.iter().map(|&x| f64::from(x))),
-            Samples::F64(s) => out.extend_from_slice(s),
+            Samples::F32(s) => out.extend(s.iter().map(|&x| canonical_nan(f64::from(x)))),
+            Samples::F64(s) => out.extend(s.iter().map(|&x| canonical_nan(x))),
         }
     }
 }
