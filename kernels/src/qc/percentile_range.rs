@@ -107,6 +107,7 @@ pub fn percentile_range(
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PercentileRangeState {
     cfg: PercentileRangeConfig,
+    #[serde(with = "super::fbits_vec")]
     values: Vec<f64>,
     last_t: Option<i64>,
 }

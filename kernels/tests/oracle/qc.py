@@ -116,7 +116,42 @@ def run_time_gap(t, x, c):
     return q.time_gap_test(dt64(t), fail_span=c["fail_span_s"] / 3600.0)
 
 
+def run_impossible_date(t, x, c):
+    span = c.get("fail_span_ns")
+    span = None if span is None else (np.datetime64(span[0], "ns"), np.datetime64(span[1], "ns"))
+    return q.impossible_date_test(dt64(t), fail_span=span)
+
+
+def run_data_reception(t, x, c):
+    frm = c.get("from_time_ns")
+    return q.data_reception_test(dt64(t), fail_span=c.get("fail_span_s", 21600.0) / 3600.0,
+                                 from_time=None if frm is None else np.datetime64(frm, "ns"))
+
+
+def run_percentile_range(t, x, c):
+    return q.percentile_range_test(np.asarray(x), **c)
+
+
+def run_location(t, x, c):
+    kw = {k: c[k] for k in ("range_max", "range_method") if k in c}
+    return q.location_test(lon=np.array([float(v) for v in c["lon"]]), lat=np.array([float(v) for v in c["lat"]]), **kw)
+
+
+def run_location_bounds(t, x, c):
+    shape = c["shape"]
+    # ioos_qc reads a list of 4 numbers as a bounding box, a tuple of
+    # (lon, lat) pairs as a polygon.
+    shape = shape if len(shape) == 4 and not isinstance(shape[0], list) else tuple(tuple(p) for p in shape)
+    return q.location_bounds_test(lon=np.array([float(v) for v in c["lon"]]), lat=np.array([float(v) for v in c["lat"]]),
+                                  shape=shape, flag_area=c.get("flag_area", "outside"))
+
+
 RUNNERS = {
+    "impossible_date": run_impossible_date,
+    "data_reception": run_data_reception,
+    "percentile_range": run_percentile_range,
+    "location": run_location,
+    "location_bounds": run_location_bounds,
     "gross_range": run_gross_range,
     "spike": run_spike,
     "rate_of_change": run_roc,
@@ -331,6 +366,56 @@ def edge_cases(rng):
     return cases
 
 
+def timestamp_and_position_cases(rng):
+    """The tests on times, whole-series percentiles and positions."""
+    H = 3600 * S
+    n = 400
+    t = [int(T0 + k * H) for k in range(n)]
+    # Readings from the future (a logger clock set wrong): year 2100.
+    future = int(np.datetime64("2100-01-01T00:00:00", "ns").astype("int64"))
+    t += [future, future + H, future + 2 * H]
+    m = len(t)
+    x = np.round(20.0 + 3.0 * rng.standard_normal(m), 2)
+    x[rng.random(m) < 0.05] = np.nan
+    x[[17, 230]] = [np.inf, -np.inf]
+    x[[40, 41]] = [1e6, -1e6]
+    lon = np.full(m, -1.09)
+    lat = np.full(m, 52.62)
+    lon[[5, 6]] = np.nan
+    lat[[6, 7]] = np.nan
+    lat[9], lon[10], lon[11] = 91.0, 180.5, -180.0
+    walk_lon = np.round(np.cumsum(rng.uniform(-0.3, 0.3, m)) - 1.0, 4)
+    walk_lat = np.round(np.cumsum(rng.uniform(-0.2, 0.2, m)) + 52.5, 4)
+    walk_lon[3] = np.nan
+    poly = [[-2.0, 51.5], [0.5, 51.8], [0.0, 53.9], [-1.0, 54.2], [-2.5, 53.0]]
+    tests = [
+        ("impossible_date", {}),
+        ("impossible_date", {"fail_span_ns": [t[50], t[300]]}),
+        ("data_reception", {"fail_span_s": 36000.0, "from_time_ns": t[200]}),
+        ("data_reception", {"from_time_ns": t[399] + 1}),
+        ("data_reception", {}),
+        ("percentile_range", {}),
+        ("percentile_range", {"low_percentile": 1, "hi_percentile": 99, "pad": 0.5}),
+        ("percentile_range", {"low_percentile": 0, "hi_percentile": 100}),
+        ("percentile_range", {"low_percentile": 33.3, "hi_percentile": 66.7, "pad": 0.01}),
+        ("location", {"lon": [enc(v) for v in lon], "lat": [enc(v) for v in lat]}),
+        ("location", {"lon": [enc(v) for v in walk_lon], "lat": [enc(v) for v in walk_lat]}),
+        ("location_bounds", {"lon": [enc(v) for v in walk_lon], "lat": [enc(v) for v in walk_lat], "shape": [-2.0, 51.0, 0.5, 54.0]}),
+        ("location_bounds", {"lon": [enc(v) for v in walk_lon], "lat": [enc(v) for v in walk_lat], "shape": poly}),
+        ("location_bounds", {"lon": [enc(v) for v in walk_lon], "lat": [enc(v) for v in walk_lat], "shape": poly, "flag_area": "inside"}),
+        ("location_bounds", {"lon": [enc(v) for v in lon], "lat": [enc(v) for v in lat], "shape": [-1.09, 52.0, 0.0, 53.0]}),
+    ]
+    cases = [make_case("timestamps_percentiles_positions", t, x, tests)]
+    # A station at a fixed position: range_max can never flag (distance 0).
+    fixed = [
+        ("location", {"lon": [-1.09] * m, "lat": [52.62] * m, "range_max": 10.0, "range_method": "wgs84"}),
+        ("location_bounds", {"lon": [-1.09] * m, "lat": [52.62] * m, "shape": poly}),
+        ("percentile_range", {"pad": 0.25}),
+    ]
+    cases.append(make_case("fixed_station", t, x, fixed))
+    return cases
+
+
 # ---------------------------------------------------------------- real data
 
 
@@ -382,6 +467,9 @@ def real_cases():
                 {"season": "SON", "vspan": [13.0, 16.0], "fspan": [5.0, 20.0]},
             ]}),
             ("time_gap", {"fail_span_s": 7200}),
+            ("percentile_range", {"low_percentile": 2, "hi_percentile": 98}),
+            ("impossible_date", {"fail_span_ns": [int(t[100]), int(t[-100])]}),
+            ("data_reception", {"fail_span_s": 86400.0 * 30, "from_time_ns": int(t[len(t) // 2])}),
         ]))
         cases.append(make_case(f"real_gensor_{well}_head", t, head, [
             ("gross_range", {"fail_span": [400.0, 2000.0], "suspect_span": [1100.0, 1500.0]}),
@@ -401,6 +489,7 @@ def main():
     rng = np.random.default_rng(20240501)
     cases = [ph_case(rng), conductivity_case(rng), temperature_year_case(rng), head_case(rng)]
     cases += edge_cases(rng)
+    cases += timestamp_and_position_cases(rng)
     cases += real_cases()
     with open(outdir / "qc_cases.json", "w") as f:
         json.dump({"ioos_qc": ioos_qc.__version__, "pandas": pd.__version__, "numpy": np.__version__, "cases": cases}, f, allow_nan=False)
