@@ -1,0 +1,274 @@
+"""Oracle for QC parity with ioos_qc 3.0 on real logger series with missed
+readings, duplicated timestamps and NaN values (run by tests/qc_parity.rs).
+
+    qc_parity_oracle.py OUTDIR
+
+Series (real data shipped with PyPI packages, fetched once with
+`pip download --no-deps` into $FAKOPP_ORACLE_CACHE, default
+~/.cache/fakopp/oracle-data):
+
+* 15-minute pH: USGS NWIS site 01650800 (Sligo Creek near Takoma Park, MD),
+  parameter 00400, May 2019, saved by the documentation notebooks of
+  hydrofunctions 0.2.4 (MIT; USGS data are public domain) as
+  `docs/notebooks/view-example.parquet` at 5 minutes: every third reading
+  is taken (a 15-minute logger).
+* hourly water temperature: Van Essen Diver logger PB01A, 2020-07 .. 2022-03,
+  shipped as test data in gensor 0.4.1 (MIT), read by `gensor_frames()` of
+  kernels/tests/oracle/qc.py.
+
+Each series is damaged the way loggers damage them: rows removed (single
+ones, a run of 3, a run of 20 longer than the interpolation limit), rows
+written twice (identical, and once with a different value: the first is
+kept), NaN readings (empty cells and `NaN`). The files are what FåKopp
+reads; ioos_qc gets the observations as recorded: the rows, sorted by time,
+one per timestamp (the first), NaN cells as NaN.
+
+Writes OUTDIR/ph.csv (long layout, with unit), OUTDIR/temperature.csv (wide
+layout), OUTDIR/stations.csv, OUTDIR/chains.toml (the `[[chains]]` of the
+config) and OUTDIR/expected.json: per sensor the observation times, the
+flags of every test (ioos_qc called directly) and `qartod_compare` over them.
+The station coordinates of PB01A are illustrative (the package does not
+give them); those of 01650800 are the USGS site's.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+warnings.simplefilter("ignore")
+import ioos_qc  # noqa: E402
+from ioos_qc import qartod as q  # noqa: E402
+
+assert ioos_qc.__version__.startswith("3.0"), ioos_qc.__version__
+
+ROOT = Path(__file__).resolve().parents[2]
+CACHE = Path(os.environ.get("FAKOPP_ORACLE_CACHE", Path.home() / ".cache" / "fakopp" / "oracle-data"))
+HYDROFUNCTIONS = "hydrofunctions==0.2.4"
+S = 1_000_000_000
+
+
+def fetch_sdist(spec):
+    name, version = spec.split("==")
+    path = CACHE / f"{name}-{version}.tar.gz"
+    if not path.exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        r = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary=:all:", "-d", str(CACHE), spec],
+                           capture_output=True, text=True)
+        if r.returncode != 0 or not path.exists():
+            sys.exit(f"qc_parity_oracle.py: could not fetch {spec} from PyPI with pip:\n{r.stdout}\n{r.stderr}")
+    return path
+
+
+def usgs_ph():
+    with tarfile.open(fetch_sdist(HYDROFUNCTIONS)) as t:
+        raw = t.extractfile("hydrofunctions-0.2.4/docs/notebooks/view-example.parquet").read()
+    df = pd.read_parquet(io.BytesIO(raw))
+    col = "USGS:01650800:00400:00000"
+    s = df[col].iloc[::3]
+    times = s.index.tz_convert("UTC").tz_localize(None).to_numpy().astype("datetime64[ns]").astype("int64")
+    return times, s.to_numpy(np.float64).copy()
+
+
+def gensor_temperature():
+    sys.path.insert(0, str(ROOT / "kernels" / "tests" / "oracle"))
+    from qc import gensor_frames  # noqa: PLC0415
+
+    df = gensor_frames()["PB01A"]
+    times = df["time"].to_numpy().astype("datetime64[ns]").astype("int64")
+    return times, pd.to_numeric(df["temperature_c"], errors="coerce").to_numpy(np.float64).copy()
+
+
+def damage(times, values):
+    """The rows a logger wrote: (time, value or NaN, cell text)."""
+    n = len(times)
+    removed = {50, 400, 401, 1333} | set(range(700, 703)) | set(range(2000, 2020))
+    nan_at = {101, 102, 250, n - 40}
+    rows = []
+    for i in range(n):
+        if i in removed:
+            continue
+        v = np.nan if i in nan_at else values[i]
+        rows.append((int(times[i]), v))
+        if i in (120, 900, 102):  # written twice, identically (102 is NaN)
+            rows.append((int(times[i]), v))
+        if i == 1500:  # written twice with another value: the first counts
+            rows.append((int(times[i]), v + 0.5))
+    return rows
+
+
+def cell(v, k):
+    if np.isnan(v):
+        return "" if k % 2 == 0 else "NaN"
+    return repr(float(v))
+
+
+def observations(rows):
+    """Sorted by time (stable), the first row of each timestamp."""
+    seen = {}
+    for t, v in sorted(rows, key=lambda r: r[0]):
+        seen.setdefault(t, v)
+    t = np.array(list(seen.keys()), dtype="int64")
+    return t, np.array(list(seen.values()), dtype=np.float64)
+
+
+def iso(t_ns):
+    return str(np.datetime64(int(t_ns), "ns").astype("datetime64[s]")) + "Z"
+
+
+def toml_value(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + " }"
+    raise TypeError(v)
+
+
+def run_tests(t, x, lon, lat, tests):
+    """ioos_qc's flags for every test of the chain, keyed by op."""
+    tt = t.astype("datetime64[ns]")
+    n = len(x)
+    out = {}
+    for op, c in tests:
+        if op == "gross_range":
+            f = q.gross_range_test(x, fail_span=tuple(c["fail_span"]), suspect_span=tuple(c["suspect_span"]))
+        elif op == "spike":
+            f = q.spike_test(x, suspect_threshold=c["suspect_threshold"], fail_threshold=c["fail_threshold"])
+        elif op == "rate_of_change":
+            f = q.rate_of_change_test(x, tt, threshold=c["threshold"], fail_threshold=c.get("fail_threshold"))
+        elif op == "flat_line":
+            f = q.flat_line_test(x, tt, suspect_threshold=c["suspect_threshold_s"], fail_threshold=c["fail_threshold_s"],
+                                 tolerance=c["tolerance"])
+        elif op == "attenuated_signal":
+            f = q.attenuated_signal_test(x, tt, suspect_threshold=c["suspect_threshold"], fail_threshold=c["fail_threshold"],
+                                         test_period=c["test_period_s"], check_type=c.get("check_type", "std"))
+        elif op == "climatology":
+            members = [dict(tspan=tuple(m["tspan"]), vspan=tuple(m["vspan"]), period=m["period"],
+                            **({"fspan": tuple(m["fspan"])} if "fspan" in m else {})) for m in c["members"]]
+            f = q.climatology_test(members, x, tt, np.full(n, np.nan))
+        elif op == "time_gap":
+            f = q.time_gap_test(tt, fail_span=c["fail_span_s"] / 3600.0)
+        elif op == "impossible_date":
+            f = q.impossible_date_test(tt, fail_span=tuple(np.datetime64(s.rstrip("Z"), "ns") for s in c["fail_span"]))
+        elif op == "data_reception":
+            f = q.data_reception_test(tt, fail_span=c["fail_span_s"] / 3600.0, from_time=np.datetime64(c["from_time"].rstrip("Z"), "ns"))
+        elif op == "percentile_range":
+            f = q.percentile_range_test(np.asarray(x), **c)
+        elif op == "location":
+            f = q.location_test(lon=np.full(n, lon), lat=np.full(n, lat), **c)
+        elif op == "location_bounds":
+            shape = c["shape"]
+            # ioos_qc reads a list of 4 numbers as a box, a tuple of pairs as a polygon.
+            shape = tuple(tuple(p) for p in shape) if isinstance(shape[0], list) else shape
+            f = q.location_bounds_test(lon=np.full(n, lon), lat=np.full(n, lat), shape=shape, flag_area=c.get("flag_area", "outside"))
+        else:
+            raise ValueError(op)
+        f = np.asarray(f).astype(int).ravel()
+        assert f.shape == (n,), (op, f.shape)
+        out[op] = f
+    return out
+
+
+SERIES = [
+    dict(
+        sensor="USGS.01650800..PH", chain="ph-qc", unit="pH", file="ph.csv", layout="long",
+        lat=38.98567, lon=-77.00497, elevation=43.0, kind="ph", load=usgs_ph,
+        tests=[
+            ("gross_range", {"fail_span": [6.0, 9.0], "suspect_span": [7.2, 7.75]}),
+            ("spike", {"suspect_threshold": 0.08, "fail_threshold": 0.25}),
+            ("rate_of_change", {"threshold": 1.2e-4, "fail_threshold": 3.0e-4}),
+            ("flat_line", {"suspect_threshold_s": 10800, "fail_threshold_s": 21600, "tolerance": 0.01}),
+            ("attenuated_signal", {"suspect_threshold": 0.06, "fail_threshold": 0.03, "test_period_s": 21600}),
+            ("climatology", {"members": [
+                {"period": "month", "tspan": [5, 5], "vspan": [7.3, 7.7], "fspan": [7.0, 8.0]},
+                {"period": "month", "tspan": [6, 6], "vspan": [7.2, 7.8]},
+            ]}),
+            ("time_gap", {"fail_span_s": 1800}),
+            ("impossible_date", {"fail_span": ["2019-05-02T00:00:00Z", "2019-06-01T00:00:00Z"]}),
+            ("data_reception", {"fail_span_s": 864000.0, "from_time": "2019-05-25T00:00:00Z"}),
+            ("percentile_range", {"low_percentile": 2, "hi_percentile": 98, "pad": 0.05}),
+            ("location", {}),
+            ("location_bounds", {"shape": [-77.5, 38.5, -76.5, 39.5]}),
+        ],
+    ),
+    dict(
+        sensor="GS.PB01A..TEMP", chain="temp-qc", unit="degC", file="temperature.csv", layout="wide",
+        lat=52.0116, lon=4.3571, elevation=float("nan"), kind="temperature", load=gensor_temperature,
+        tests=[
+            ("gross_range", {"fail_span": [-2.0, 40.0], "suspect_span": [8.0, 16.0]}),
+            ("spike", {"suspect_threshold": 0.02, "fail_threshold": 0.2}),
+            ("rate_of_change", {"threshold": 2e-6, "fail_threshold": 2e-5}),
+            ("flat_line", {"suspect_threshold_s": 21600, "fail_threshold_s": 86400, "tolerance": 0.005}),
+            ("attenuated_signal", {"suspect_threshold": 0.02, "fail_threshold": 0.005, "test_period_s": 86400}),
+            ("climatology", {"members": [
+                {"period": "month", "tspan": [1, 3], "vspan": [7.5, 11.0]},
+                {"period": "month", "tspan": [4, 9], "vspan": [9.0, 15.0], "fspan": [5.0, 20.0]},
+                {"period": "month", "tspan": [10, 12], "vspan": [8.0, 14.0]},
+            ]}),
+            ("time_gap", {"fail_span_s": 7200}),
+            ("impossible_date", {"fail_span": ["2020-08-01T00:00:00Z", "2022-03-01T00:00:00Z"]}),
+            ("data_reception", {"fail_span_s": 2592000.0, "from_time": "2021-06-01T00:00:00Z"}),
+            ("percentile_range", {}),
+            ("location", {}),
+            ("location_bounds", {"shape": [[3.0, 51.0], [7.5, 51.0], [7.5, 53.8], [4.5, 53.5], [3.2, 52.5]]}),
+        ],
+    ),
+]
+
+
+def main():
+    out = Path(sys.argv[1])
+    out.mkdir(parents=True, exist_ok=True)
+    expected = {"ioos_qc": ioos_qc.__version__, "inputs": [], "stations": str(out / "stations.csv"), "series": []}
+    chains = []
+    st = ["sensor_id,latitude,longitude,elevation,unit,kind"]
+    for s in SERIES:
+        times, values = s["load"]()
+        rows = damage(times, values)
+        path = out / s["file"]
+        with path.open("w") as f:
+            if s["layout"] == "long":
+                f.write("time,sensor,value,unit\n")
+                for k, (t, v) in enumerate(rows):
+                    f.write(f"{iso(t)},{s['sensor']},{cell(v, k)},{s['unit']}\n")
+            else:
+                f.write(f"time,{s['sensor']}\n")
+                for k, (t, v) in enumerate(rows):
+                    f.write(f"{iso(t)},{cell(v, k)}\n")
+        expected["inputs"].append(str(path))
+        t, x = observations(rows)
+        flags = run_tests(t, x, s["lon"], s["lat"], s["tests"])
+        agg = np.asarray(q.qartod_compare([flags[op] for op, _ in s["tests"]])).astype(int)
+        expected["series"].append({
+            "sensor": s["sensor"], "chain": s["chain"], "rows": len(rows),
+            "tests": [op for op, _ in s["tests"]],
+            "time_ns": t.tolist(),
+            "flags": {op: f.tolist() for op, f in flags.items()},
+            "aggregate": agg.tolist(),
+        })
+        steps = ",\n".join("  " + toml_value(dict(op=op, **c)) for op, c in s["tests"])
+        chains.append(f'[[chains]]\nname = "{s["chain"]}"\nselect = ["{s["sensor"]}"]\nsteps = [\n{steps},\n]\n')
+        elev = "" if np.isnan(s["elevation"]) else repr(s["elevation"])
+        st.append(f"{s['sensor']},{s['lat']!r},{s['lon']!r},{elev},{s['unit']},{s['kind']}")
+    (out / "stations.csv").write_text("\n".join(st) + "\n")
+    (out / "chains.toml").write_text("\n".join(chains))
+    (out / "expected.json").write_text(json.dumps(expected))
+
+
+if __name__ == "__main__":
+    main()
