@@ -25,8 +25,10 @@ one per timestamp (the first), NaN cells as NaN.
 
 Writes OUTDIR/ph.csv (long layout, with unit), OUTDIR/temperature.csv (wide
 layout), OUTDIR/stations.csv, OUTDIR/chains.toml (the `[[chains]]` of the
-config) and OUTDIR/expected.json: per sensor the observation times, the
-flags of every test (ioos_qc called directly) and `qartod_compare` over them.
+config; chains_stream.toml without the batch-only tests) and
+OUTDIR/expected.json: per sensor the observation times, the flags of every
+test (ioos_qc called directly) and `qartod_compare` over all of them
+(`aggregate`) and over the causal ones (`aggregate_causal`).
 The station coordinates of PB01A are illustrative (the package does not
 give them); those of 01650800 are the USGS site's.
 """
@@ -55,6 +57,8 @@ ROOT = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("FAKOPP_ORACLE_CACHE", Path.home() / ".cache" / "fakopp" / "oracle-data"))
 HYDROFUNCTIONS = "hydrofunctions==0.2.4"
 S = 1_000_000_000
+# Non-causal tests: a stream config refuses them.
+BATCH_ONLY = {"percentile_range"}
 
 
 def fetch_sdist(spec):
@@ -235,7 +239,7 @@ def main():
     out = Path(sys.argv[1])
     out.mkdir(parents=True, exist_ok=True)
     expected = {"ioos_qc": ioos_qc.__version__, "inputs": [], "stations": str(out / "stations.csv"), "series": []}
-    chains = []
+    chains, stream_chains = [], []
     st = ["sensor_id,latitude,longitude,elevation,unit,kind"]
     for s in SERIES:
         times, values = s["load"]()
@@ -254,19 +258,24 @@ def main():
         t, x = observations(rows)
         flags = run_tests(t, x, s["lon"], s["lat"], s["tests"])
         agg = np.asarray(q.qartod_compare([flags[op] for op, _ in s["tests"]])).astype(int)
+        causal = [op for op, _ in s["tests"] if op not in BATCH_ONLY]
+        agg_causal = np.asarray(q.qartod_compare([flags[op] for op in causal])).astype(int)
         expected["series"].append({
             "sensor": s["sensor"], "chain": s["chain"], "rows": len(rows),
             "tests": [op for op, _ in s["tests"]],
             "time_ns": t.tolist(),
             "flags": {op: f.tolist() for op, f in flags.items()},
             "aggregate": agg.tolist(),
+            "aggregate_causal": agg_causal.tolist(),
         })
-        steps = ",\n".join("  " + toml_value(dict(op=op, **c)) for op, c in s["tests"])
-        chains.append(f'[[chains]]\nname = "{s["chain"]}"\nselect = ["{s["sensor"]}"]\nsteps = [\n{steps},\n]\n')
+        for target, keep in ((chains, lambda op: True), (stream_chains, lambda op: op not in BATCH_ONLY)):
+            steps = ",\n".join("  " + toml_value(dict(op=op, **c)) for op, c in s["tests"] if keep(op))
+            target.append(f'[[chains]]\nname = "{s["chain"]}"\nselect = ["{s["sensor"]}"]\nsteps = [\n{steps},\n]\n')
         elev = "" if np.isnan(s["elevation"]) else repr(s["elevation"])
         st.append(f"{s['sensor']},{s['lat']!r},{s['lon']!r},{elev},{s['unit']},{s['kind']}")
     (out / "stations.csv").write_text("\n".join(st) + "\n")
     (out / "chains.toml").write_text("\n".join(chains))
+    (out / "chains_stream.toml").write_text("\n".join(stream_chains))
     (out / "expected.json").write_text(json.dumps(expected))
 
 
