@@ -5,7 +5,8 @@
         (integer counts) as Steim-2 MiniSEED, one more real recording with a
         gap (BW.UH3's samples as station UH9 with 7.5 s cut out of the
         middle), and a real groundwater logger series (gensor's PB01A, from
-        PyPI) as CSV with missing readings (rows left out, empty cells).
+        PyPI) as CSV with missing readings (rows left out: never made;
+        empty cells: recorded as missing, stored and exported as such).
         Writes the files and `original.json` (every trace and reading).
 
     raw_store_oracle.py check OUTDIR MSEED CSV
@@ -68,7 +69,9 @@ def inputs(out: Path):
             if i in (40, 41, 42, 977):
                 continue  # readings never made: no row
             if i in (300, 1500) or np.isnan(v):
-                f.write(f"{t},{sensor},,cmH2O\n")  # a missing reading
+                # A reading recorded as missing: kept, and exported, as NaN.
+                f.write(f"{t},{sensor},,cmH2O\n")
+                readings.append([t + "Z", None])
                 continue
             f.write(f"{t},{sensor},{float(v)!r},cmH2O\n")
             readings.append([t + "Z", float(v)])
@@ -119,8 +122,9 @@ def check(out: Path, mseed: Path, csv: Path):
     df = pd.read_csv(csv, dtype={"value": float})
     lg = orig["logger"]
     df = df[df["sensor"] == lg["sensor"]]
-    got_r = [(pd.Timestamp(t).value, v) for t, v in zip(df["time"], df["value"])]
-    want_r = [(pd.Timestamp(t).value, v) for t, v in lg["readings"]]
+    # NaN (a reading recorded as missing) compares as "nan".
+    got_r = [(pd.Timestamp(t).value, "nan" if np.isnan(v) else v) for t, v in zip(df["time"], df["value"])]
+    want_r = [(pd.Timestamp(t).value, "nan" if v is None else v) for t, v in lg["readings"]]
     if got_r != want_r:
         diff = next((i for i, (a, b) in enumerate(zip(got_r, want_r)) if a != b), min(len(got_r), len(want_r)))
         problems.append(
