@@ -313,3 +313,188 @@ retire_after_s = 400000.0
         .await
         .unwrap();
 }
+
+/// ioos_qc's own configuration files, read by ioos_qc in the oracle and by
+/// FåKopp through `ioos_qc_config`: the same flags.
+#[test]
+fn ioos_qc_config_files_give_ioos_qcs_flags() {
+    let o = oracle();
+    let mut chains = String::new();
+    let configs = o.expected["ioos_configs"].as_array().unwrap();
+    for (i, c) in configs.iter().enumerate() {
+        let stream = c["stream"].as_str().unwrap();
+        chains.push_str(&format!(
+            "[[chains]]\nname = \"yaml-{i}\"\nselect = [\"{}\"]\nioos_qc_config = \"{}\"\n{}\n",
+            c["sensor"].as_str().unwrap(),
+            c["file"].as_str().unwrap(),
+            if stream == "_stream" {
+                String::new()
+            } else {
+                format!("ioos_qc_stream = \"{stream}\"")
+            }
+        ));
+    }
+    let text = format!(
+        "stations = \"{}\"\n[source]\nkind = \"files\"\n{chains}",
+        o.expected["stations"].as_str().unwrap()
+    );
+    let cfg = write_config(o.dir.path(), "yaml.toml", &text);
+    let by = qc_by_chain(&batch(&cfg, &o.inputs()));
+    for (i, c) in configs.iter().enumerate() {
+        let chain = format!("yaml-{i}");
+        let got = &by[&chain];
+        let times = c["time_ns"].as_array().unwrap();
+        assert_eq!(got.len(), times.len(), "{chain}: one row per observation");
+        let tests = c["tests"].as_object().unwrap();
+        assert!(tests.len() >= 2, "{chain}: {tests:?}");
+        let mut mismatches = Vec::new();
+        for (k, line) in got.iter().enumerate() {
+            for (name, flags) in tests {
+                let op = name.strip_suffix("_test").unwrap();
+                if line["flags"][op] != flags[k] {
+                    mismatches.push(format!(
+                        "{name} of row {k} ({}): ours {} ioos_qc {}",
+                        line["time"], line["flags"][op], flags[k]
+                    ));
+                }
+            }
+            if line["aggregate"] != c["aggregate"][k] {
+                mismatches.push(format!("aggregate of row {k}"));
+            }
+            assert_eq!(
+                line["flags"].as_object().unwrap().len(),
+                tests.len(),
+                "{chain}: exactly the file's tests: {line}"
+            );
+        }
+        assert!(
+            mismatches.is_empty(),
+            "{chain} ({} / {}): {} flags differ:\n{}",
+            c["file"],
+            c["stream"],
+            mismatches.len(),
+            mismatches[..mismatches.len().min(20)].join("\n")
+        );
+    }
+}
+
+/// Mistakes in an ioos_qc file are configuration errors (exit 2) naming
+/// the file, the stream, the test and the key.
+#[test]
+fn bad_ioos_qc_config_files_exit_2_naming_file_stream_test_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: &[(&str, &str, &[&str])] = &[
+        // The ContextConfig of ioos_qc's documentation: location_test has
+        // no bbox in ioos_qc 3.0 (ioos_qc itself fails when it runs it).
+        (
+            "region: null\nstreams:\n  variable1:\n    qartod:\n      location_test:\n        bbox: [-80, 40, -70, 60]\n  variable2:\n    qartod:\n      gross_range_test:\n        suspect_span: [1, 11]\n        fail_span: [0, 12]\n",
+            "variable1",
+            &["streams.variable1.qartod.location_test.bbox", "has no argument `bbox`"],
+        ),
+        (
+            "qartod:\n  gross_range_test:\n    fail_span: [0, 12]\n  wobble_test: {}\n",
+            "",
+            &["qartod.wobble_test", "not a test of ioos_qc 3.0"],
+        ),
+        (
+            "qartod:\n  syntax_test:\n    nchar: 5\n",
+            "",
+            &["qartod.syntax_test", "not supported"],
+        ),
+        (
+            "window:\n  starting: 2020-01-01T00:00:00Z\n  ending: 2020-04-01T00:00:00Z\nstreams:\n  v:\n    qartod:\n      gross_range_test:\n        fail_span: [0, 12]\n",
+            "v",
+            &["key `window`", "not supported"],
+        ),
+        (
+            "streams:\n  a:\n    qartod:\n      gross_range_test:\n        fail_span: [12, 0]\n",
+            "a",
+            &["streams.a.qartod.gross_range_test.fail_span", "min > max"],
+        ),
+        (
+            "streams:\n  a:\n    qartod:\n      spike_test: {suspect_threshold: 1}\n  b:\n    qartod:\n      spike_test: {suspect_threshold: 1}\n",
+            "",
+            &["2 streams (a, b)", "ioos_qc_stream"],
+        ),
+        (
+            "qartod:\n  gross_range_test:\n    fail_span: [0, 12]\n",
+            "nope",
+            &["no stream `nope`"],
+        ),
+    ];
+    for (i, (yaml, stream, want)) in cases.iter().enumerate() {
+        let file = dir.path().join(format!("bad{i}.yaml"));
+        std::fs::write(&file, yaml).unwrap();
+        let cfg = write_config(
+            dir.path(),
+            "c.toml",
+            &format!(
+                "[source]\nkind = \"files\"\n[[chains]]\nname = \"q\"\nselect = [\"A.B..C\"]\nioos_qc_config = \"{}\"\n{}",
+                file.display(),
+                if stream.is_empty() {
+                    String::new()
+                } else {
+                    format!("ioos_qc_stream = \"{stream}\"\n")
+                }
+            ),
+        );
+        let out = fakopp()
+            .args(["batch", "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "case {i}: {err}");
+        assert!(
+            err.contains(&file.display().to_string()),
+            "case {i} names the file: {err}"
+        );
+        for w in *want {
+            assert!(err.contains(w), "case {i}: `{w}` in: {err}");
+        }
+    }
+}
+
+/// A stations file naming a sensor no chain selects, or a bad line, is a
+/// configuration error naming the file and line.
+#[test]
+fn stations_file_errors_name_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "sensor_id,latitude,longitude\nEMB.BH1..PH,52.6,-1.1\nEMB.XX9..PH,52.6,-1.1\n",
+            "line 3: sensor EMB.XX9..PH is not selected by any chain",
+        ),
+        (
+            "sensor_id,latitude,longitude\nEMB.BH1..PH,52.6,north\n",
+            "line 2:",
+        ),
+        (
+            "sensor_id,latitude,longitude\nEMB.BH1..PH,52.6,-1.1\nEMB.BH1..PH,52.7,-1.1\n",
+            "line 3: sensor EMB.BH1..PH is listed again (first on line 2)",
+        ),
+    ];
+    for (i, (csv, want)) in cases.iter().enumerate() {
+        let st = dir.path().join(format!("st{i}.csv"));
+        std::fs::write(&st, csv).unwrap();
+        let cfg = write_config(
+            dir.path(),
+            "c.toml",
+            &format!(
+                "stations = \"{}\"\n[source]\nkind = \"files\"\n[[chains]]\nname = \"q\"\nselect = [\"EMB.BH1..*\"]\nsteps = [{{ op = \"location\" }}]\n",
+                st.display()
+            ),
+        );
+        let out = fakopp()
+            .args(["batch", "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "case {i}: {err}");
+        assert!(
+            err.contains(&st.display().to_string()) && err.contains(want),
+            "case {i}: `{want}` in: {err}"
+        );
+    }
+}

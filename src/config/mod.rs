@@ -3,6 +3,7 @@
 //! Every error names the file, the key (as a path such as
 //! `chains[0].steps[1].sta`) and the reason; the CLI maps it to exit code 2.
 
+pub mod ioos_qc;
 mod steps;
 mod validate;
 
@@ -296,7 +297,16 @@ impl Default for SyntheticConfig {
 pub struct ChainConfig {
     pub name: String,
     pub select: Vec<String>,
+    /// The steps; filled from `ioos_qc_config` when that is given instead.
+    #[serde(default)]
     pub steps: Vec<Step>,
+    /// An ioos_qc configuration file (YAML/JSON) whose qartod tests are the
+    /// chain's steps ([`ioos_qc`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ioos_qc_config: Option<PathBuf>,
+    /// The stream of that file the chain runs (needed when it has several).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ioos_qc_stream: Option<String>,
     /// Keep the processed trace (HDF5 sink).
     #[serde(default)]
     pub traces: bool,
@@ -367,6 +377,21 @@ impl Config {
             }
         })?;
         let mut cfg = cfg;
+        if matches!(mode, Mode::Stream | Mode::Batch) {
+            for (i, ch) in cfg.chains.iter_mut().enumerate() {
+                let Some(file) = &ch.ioos_qc_config else {
+                    continue;
+                };
+                if !ch.steps.is_empty() {
+                    return Err(ConfigError {
+                        file: path.to_owned(),
+                        key: Some(format!("chains[{i}].ioos_qc_config")),
+                        reason: "a chain takes steps or an ioos_qc_config, not both".into(),
+                    });
+                }
+                ch.steps = ioos_qc::steps(file, ch.ioos_qc_stream.as_deref())?;
+            }
+        }
         validate::validate(&cfg, mode).map_err(|(key, reason)| ConfigError {
             file: path.to_owned(),
             key: Some(key),

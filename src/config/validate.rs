@@ -373,7 +373,7 @@ fn corners(key: &str, n: u32) -> Check {
     }
 }
 
-fn step(key: &str, st: &Step) -> Check {
+pub(super) fn step(key: &str, st: &Step) -> Check {
     match *st {
         Step::Bandpass {
             freqmin,

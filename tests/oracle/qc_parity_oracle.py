@@ -235,11 +235,42 @@ SERIES = [
 ]
 
 
+# ioos_qc configuration files (tests/data/ioos_qc) and the stream of each
+# that a chain over the sensor runs.
+IOOS_CONFIGS = [
+    ("network.yaml", "temperature", "GS.PB01A..TEMP"),
+    ("network.yaml", "ph", "USGS.01650800..PH"),
+    ("stream_config.yaml", "_stream", "GS.PB01A..TEMP"),
+]
+
+
+def ioos_configs(obs):
+    """ioos_qc reads each file with its own `Config` and runs the stream
+    on the sensor's observations (NumpyStream), as a user of ioos_qc would."""
+    from ioos_qc.config import Config  # noqa: PLC0415
+    from ioos_qc.results import collect_results  # noqa: PLC0415
+    from ioos_qc.streams import NumpyStream  # noqa: PLC0415
+
+    out = []
+    for name, stream, sensor in IOOS_CONFIGS:
+        path = ROOT / "tests" / "data" / "ioos_qc" / name
+        t, x, lon, lat = obs[sensor]
+        n = len(x)
+        ns = NumpyStream(x, t.astype("datetime64[ns]"), np.full(n, np.nan), np.full(n, lat), np.full(n, lon))
+        res = collect_results(ns.run(Config(str(path))), how="dict")[stream]["qartod"]
+        tests = {k: np.asarray(v).astype(int).tolist() for k, v in res.items()}
+        agg = np.asarray(q.qartod_compare([np.asarray(v) for v in res.values()])).astype(int).tolist()
+        out.append({"file": str(path), "stream": stream, "sensor": sensor, "tests": tests, "aggregate": agg,
+                    "time_ns": t.tolist()})
+    return out
+
+
 def main():
     out = Path(sys.argv[1])
     out.mkdir(parents=True, exist_ok=True)
     expected = {"ioos_qc": ioos_qc.__version__, "inputs": [], "stations": str(out / "stations.csv"), "series": []}
     chains, stream_chains = [], []
+    obs = {}
     st = ["sensor_id,latitude,longitude,elevation,unit,kind"]
     for s in SERIES:
         times, values = s["load"]()
@@ -256,6 +287,7 @@ def main():
                     f.write(f"{iso(t)},{cell(v, k)}\n")
         expected["inputs"].append(str(path))
         t, x = observations(rows)
+        obs[s["sensor"]] = (t, x, s["lon"], s["lat"])
         flags = run_tests(t, x, s["lon"], s["lat"], s["tests"])
         agg = np.asarray(q.qartod_compare([flags[op] for op, _ in s["tests"]])).astype(int)
         causal = [op for op, _ in s["tests"] if op not in BATCH_ONLY]
@@ -273,6 +305,7 @@ def main():
             target.append(f'[[chains]]\nname = "{s["chain"]}"\nselect = ["{s["sensor"]}"]\nsteps = [\n{steps},\n]\n')
         elev = "" if np.isnan(s["elevation"]) else repr(s["elevation"])
         st.append(f"{s['sensor']},{s['lat']!r},{s['lon']!r},{elev},{s['unit']},{s['kind']}")
+    expected["ioos_configs"] = ioos_configs(obs)
     (out / "stations.csv").write_text("\n".join(st) + "\n")
     (out / "chains.toml").write_text("\n".join(chains))
     (out / "chains_stream.toml").write_text("\n".join(stream_chains))

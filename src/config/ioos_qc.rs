@@ -1,0 +1,431 @@
+//! ioos_qc's own configuration files as the QC steps of a chain
+//! (`ioos_qc_config = "path.yaml"`, docs/reference.md, "ioos_qc
+//! configuration files"), so a user who already runs ioos_qc brings the
+//! same file.
+//!
+//! Accepted, as ioos_qc 3.0's `Config` reads them (YAML or JSON): a
+//! `StreamConfig` (`qartod:` → test → arguments), a `Config` of streams
+//! without `streams:` (stream → `qartod:` → …) and a `ContextConfig`
+//! (`streams:` with `region: null` and no `window`). The chain takes the
+//! stream `ioos_qc_stream` names, or the file's only one. Each `*_test` of
+//! the `qartod` package becomes the FåKopp step of the same test, its
+//! arguments translated to FåKopp's names and units (hours to seconds where
+//! ioos_qc counts hours); `aggregate` is accepted and ignored (every chain
+//! aggregates). Everything else — an unknown test or argument, a test
+//! FåKopp does not implement, a time window or region, another package —
+//! is an error naming the file, stream, test and key (exit 2).
+
+use std::path::Path;
+
+use serde_json::{Map, Value};
+
+use super::{ConfigError, Step};
+
+/// One ioos_qc argument: its name, the FåKopp key and how the value maps.
+struct Arg {
+    ioos: &'static str,
+    ours: &'static str,
+    conv: Conv,
+}
+
+#[derive(Clone, Copy)]
+enum Conv {
+    Same,
+    /// ioos_qc counts hours, FåKopp seconds.
+    HoursToSeconds,
+    /// `ClimatologyConfig` members (`tspan`, `vspan`, `fspan`, `period`).
+    Climatology,
+}
+
+const fn same(ioos: &'static str) -> Arg {
+    Arg {
+        ioos,
+        ours: ioos,
+        conv: Conv::Same,
+    }
+}
+
+const fn renamed(ioos: &'static str, ours: &'static str) -> Arg {
+    Arg {
+        ioos,
+        ours,
+        conv: Conv::Same,
+    }
+}
+
+const fn hours(ioos: &'static str, ours: &'static str) -> Arg {
+    Arg {
+        ioos,
+        ours,
+        conv: Conv::HoursToSeconds,
+    }
+}
+
+/// The tests of `ioos_qc.qartod` FåKopp runs: ioos_qc name, FåKopp op,
+/// arguments (the data arguments `inp`, `tinp`, `zinp`, `lon`, `lat` come
+/// from the observations and the stations file).
+const TESTS: &[(&str, &str, &[Arg])] = &[
+    (
+        "gross_range_test",
+        "gross_range",
+        &[same("fail_span"), same("suspect_span")],
+    ),
+    (
+        "spike_test",
+        "spike",
+        &[
+            same("suspect_threshold"),
+            same("fail_threshold"),
+            same("method"),
+        ],
+    ),
+    (
+        "rate_of_change_test",
+        "rate_of_change",
+        &[same("threshold"), same("fail_threshold")],
+    ),
+    (
+        "flat_line_test",
+        "flat_line",
+        &[
+            renamed("suspect_threshold", "suspect_threshold_s"),
+            renamed("fail_threshold", "fail_threshold_s"),
+            same("tolerance"),
+        ],
+    ),
+    (
+        "attenuated_signal_test",
+        "attenuated_signal",
+        &[
+            same("suspect_threshold"),
+            same("fail_threshold"),
+            renamed("test_period", "test_period_s"),
+            same("min_obs"),
+            renamed("min_period", "min_period_s"),
+            same("check_type"),
+        ],
+    ),
+    (
+        "climatology_test",
+        "climatology",
+        &[Arg {
+            ioos: "config",
+            ours: "members",
+            conv: Conv::Climatology,
+        }],
+    ),
+    (
+        "time_gap_test",
+        "time_gap",
+        &[hours("fail_span", "fail_span_s")],
+    ),
+    (
+        "impossible_date_test",
+        "impossible_date",
+        &[same("fail_span")],
+    ),
+    (
+        "data_reception_test",
+        "data_reception",
+        &[hours("fail_span", "fail_span_s"), same("from_time")],
+    ),
+    (
+        "percentile_range_test",
+        "percentile_range",
+        &[same("low_percentile"), same("hi_percentile"), same("pad")],
+    ),
+    (
+        "location_test",
+        "location",
+        &[same("range_max"), same("range_method")],
+    ),
+    (
+        "location_bounds_test",
+        "location_bounds",
+        &[same("shape"), same("flag_area")],
+    ),
+];
+
+/// Tests of ioos_qc 3.0's `qartod` module FåKopp does not run, and why.
+const NOT_RUN: &[(&str, &str)] = &[
+    (
+        "syntax_test",
+        "it checks raw message text, which FåKopp does not keep",
+    ),
+    ("density_inversion_test", "it needs density profiles"),
+    ("location_on_land_test", "it needs a land polygon data set"),
+];
+
+/// The QC steps of `stream` (or the only stream) of the ioos_qc config at `file`.
+pub fn steps(file: &Path, stream: Option<&str>) -> Result<Vec<Step>, ConfigError> {
+    let err = |key: String, reason: String| ConfigError {
+        file: file.to_owned(),
+        key: (!key.is_empty()).then_some(key),
+        reason,
+    };
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        err(
+            String::new(),
+            format!("cannot read the ioos_qc config: {e}"),
+        )
+    })?;
+    let root: Value = serde_yaml::from_str(&text)
+        .map_err(|e| err(String::new(), format!("not YAML or JSON: {e}")))?;
+    let Value::Object(root) = root else {
+        return Err(err(
+            String::new(),
+            "an ioos_qc config is a mapping (qartod:, streams: or stream ids)".into(),
+        ));
+    };
+    let streams = stream_map(&root).map_err(|(k, r)| err(k, r))?;
+    let (prefix, tests) = pick(&streams, stream).map_err(|(k, r)| err(k, r))?;
+    let mut out = Vec::new();
+    for (name, args) in tests {
+        let key = format!("{prefix}.{name}");
+        if name == "aggregate" {
+            continue;
+        }
+        let (_, op, known) = TESTS.iter().find(|t| t.0 == name).ok_or_else(|| {
+            let why = NOT_RUN
+                .iter()
+                .find(|n| n.0 == name)
+                .map(|n| format!("`{name}` is not supported by FåKopp: {}", n.1))
+                .unwrap_or_else(|| {
+                    format!(
+                        "`{name}` is not a test of ioos_qc 3.0's qartod module that FåKopp runs (one of {})",
+                        TESTS.iter().map(|t| t.0).collect::<Vec<_>>().join(", ")
+                    )
+                });
+            err(key.clone(), why)
+        })?;
+        let args = match args {
+            Value::Null => Map::new(),
+            Value::Object(m) => m.clone(),
+            other => {
+                return Err(err(
+                    key,
+                    format!("arguments must be a mapping, not {other}"),
+                ))
+            }
+        };
+        let mut step = Map::new();
+        step.insert("op".into(), Value::String((*op).into()));
+        for (arg, v) in &args {
+            let a = known.iter().find(|a| a.ioos == arg).ok_or_else(|| {
+                err(
+                    format!("{key}.{arg}"),
+                    format!(
+                        "`{name}` has no argument `{arg}` in ioos_qc 3.0 (it takes {})",
+                        known.iter().map(|a| a.ioos).collect::<Vec<_>>().join(", ")
+                    ),
+                )
+            })?;
+            let v = convert(a.conv, v).map_err(|r| err(format!("{key}.{arg}"), r))?;
+            step.insert(a.ours.into(), v);
+        }
+        let step: Step = serde_json::from_value(Value::Object(step))
+            .map_err(|e| err(key.clone(), e.to_string()))?;
+        super::validate::step(&key, &step).map_err(|(k, r)| err(k, r))?;
+        out.push(step);
+    }
+    if out.is_empty() {
+        return Err(err(prefix, "no QC test to run".into()));
+    }
+    Ok(out)
+}
+
+type Fail = (String, String);
+
+/// A stream: its id, the key prefix of its packages, the packages.
+type Stream<'a> = (String, String, &'a Map<String, Value>);
+
+fn packages<'a>(id: &str, prefix: String, v: &'a Value) -> Result<Stream<'a>, Fail> {
+    match v {
+        Value::Object(m) => Ok((id.to_string(), prefix, m)),
+        _ => Err((prefix, "must map packages (qartod) to their tests".into())),
+    }
+}
+
+/// Every stream of the file, whichever of ioos_qc's layouts it has.
+fn stream_map(root: &Map<String, Value>) -> Result<Vec<Stream<'_>>, Fail> {
+    if root.contains_key("contexts") {
+        return Err((
+            "contexts".into(),
+            "several contexts (time windows, regions) are not supported: a chain runs its \
+             tests over every observation of the sensors it selects"
+                .into(),
+        ));
+    }
+    if let Some(streams) = root.get("streams") {
+        for (k, v) in root {
+            match k.as_str() {
+                "streams" | "attrs" => {}
+                "region" | "window" if v.is_null() => {}
+                "region" | "window" => {
+                    return Err((
+                        k.clone(),
+                        format!(
+                            "a {k} is not supported: a chain runs its tests over every \
+                             observation of the sensors it selects (use the chain's select)"
+                        ),
+                    ))
+                }
+                _ => return Err((k.clone(), "not a key of an ioos_qc ContextConfig".into())),
+            }
+        }
+        let Value::Object(s) = streams else {
+            return Err((
+                "streams".into(),
+                "must map stream ids to their tests".into(),
+            ));
+        };
+        return s
+            .iter()
+            .map(|(id, v)| packages(id, format!("streams.{id}"), v))
+            .collect();
+    }
+    if root.contains_key("qartod") {
+        // A StreamConfig: the packages are the root itself.
+        return Ok(vec![("_stream".into(), String::new(), root)]);
+    }
+    // A Config: stream ids at the top.
+    root.iter()
+        .map(|(id, v)| packages(id, id.clone(), v))
+        .collect()
+}
+
+/// The chain's stream and its `qartod` tests, with the key prefix.
+fn pick<'a>(
+    streams: &'a [Stream<'a>],
+    wanted: Option<&str>,
+) -> Result<(String, Vec<(&'a str, &'a Value)>), Fail> {
+    let names = || {
+        streams
+            .iter()
+            .map(|s| s.0.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let (_, prefix, pk) = match wanted {
+        Some(w) => streams.iter().find(|s| s.0 == w).ok_or_else(|| {
+            (
+                "streams".to_string(),
+                format!(
+                    "no stream `{w}` (the chain's ioos_qc_stream); the file has {}",
+                    names()
+                ),
+            )
+        })?,
+        None => match streams {
+            [one] => one,
+            _ => {
+                return Err((
+                    "streams".into(),
+                    format!(
+                        "the file has {} streams ({}): name one with the chain's ioos_qc_stream",
+                        streams.len(),
+                        names()
+                    ),
+                ))
+            }
+        },
+    };
+    let join = |k: &str| {
+        if prefix.is_empty() {
+            k.to_string()
+        } else {
+            format!("{prefix}.{k}")
+        }
+    };
+    let mut tests = Vec::new();
+    for (package, t) in pk.iter() {
+        if package == "attrs" {
+            continue;
+        }
+        if package != "qartod" {
+            return Err((
+                join(package),
+                format!("package `{package}` is not supported: FåKopp runs ioos_qc's qartod tests"),
+            ));
+        }
+        let Value::Object(t) = t else {
+            return Err((
+                join(package),
+                "must map test names to their arguments".into(),
+            ));
+        };
+        tests.extend(t.iter().map(|(k, v)| (k.as_str(), v)));
+    }
+    Ok((join("qartod"), tests))
+}
+
+/// An ioos_qc argument's value in FåKopp's form.
+fn convert(conv: Conv, v: &Value) -> Result<Value, String> {
+    match conv {
+        Conv::Same => Ok(v.clone()),
+        Conv::HoursToSeconds => {
+            let h = v
+                .as_f64()
+                .ok_or_else(|| format!("{v} is not a number of hours"))?;
+            // As ioos_qc: `int(fail_span * 3600)` seconds.
+            Ok(Value::from(h * 3600.0))
+        }
+        Conv::Climatology => {
+            let Value::Array(members) = v else {
+                return Err("must be a list of {tspan, vspan, fspan, zspan, period}".into());
+            };
+            members
+                .iter()
+                .enumerate()
+                .map(|(i, m)| climatology_member(m).map_err(|e| format!("member {i}: {e}")))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Value::Array)
+        }
+    }
+}
+
+/// One `ClimatologyConfig.add(tspan, vspan, fspan, zspan, period)` entry:
+/// with a `period`, `tspan` is numeric; without, it is a date range.
+fn climatology_member(m: &Value) -> Result<Value, String> {
+    let Value::Object(m) = m else {
+        return Err("must be a mapping".into());
+    };
+    let mut out = Map::new();
+    for (k, v) in m {
+        match k.as_str() {
+            "vspan" | "fspan" | "period" => {
+                out.insert(k.clone(), v.clone());
+            }
+            "zspan" if v.is_null() => {}
+            "zspan" => {
+                return Err("zspan (depth ranges) is not supported: sensors have no depth".into())
+            }
+            "tspan" => {}
+            other => {
+                return Err(format!(
+                    "no key `{other}` (tspan, vspan, fspan, zspan, period)"
+                ))
+            }
+        }
+    }
+    let tspan = m.get("tspan").ok_or("tspan is required")?;
+    if m.get("period").is_some_and(|p| !p.is_null()) {
+        out.insert("tspan".into(), tspan.clone());
+    } else {
+        let dates = tspan
+            .as_array()
+            .filter(|a| a.len() == 2)
+            .ok_or("tspan must be two dates")?;
+        let ns = dates
+            .iter()
+            .map(|d| {
+                let s = d
+                    .as_str()
+                    .ok_or_else(|| format!("tspan date {d} is not a string"))?;
+                crate::model::parse_time_ns(s).map_err(|e| format!("tspan `{s}`: {e}"))
+            })
+            .collect::<Result<Vec<i64>, String>>()?;
+        out.insert("tspan_ns".into(), Value::from(ns));
+    }
+    Ok(Value::Object(out))
+}
