@@ -544,6 +544,7 @@ pub fn run(cfg: &Config, args: BatchArgs) -> Result<()> {
     let (mut results, info) = merge(shares, files.map_or(0, |f| f.len()), mine.truth);
     results.problems.extend(info.problems.iter().cloned());
     coincidence(cfg, &chains, &info.sensors, &mut results)?;
+    results.stations = cfg.station_table.iter().cloned().collect();
     results.sort();
 
     for d in &dests {

@@ -132,6 +132,10 @@ pub struct Results {
     pub problems: Vec<Problem>,
     /// Names of the QC steps of each chain that has any (for flag labels).
     pub qc_tests: Vec<(String, Vec<String>)>,
+    /// The stations file's table, written beside the results (batch:
+    /// JSON lines and HDF5; stream: Cassandra, once at start).
+    #[serde(default)]
+    pub stations: Vec<crate::stations::Station>,
 }
 
 impl Results {
@@ -145,6 +149,11 @@ impl Results {
         for t in other.qc_tests {
             if !self.qc_tests.iter().any(|(c, _)| *c == t.0) {
                 self.qc_tests.push(t);
+            }
+        }
+        for st in other.stations {
+            if !self.stations.iter().any(|s| s.sensor_id == st.sensor_id) {
+                self.stations.push(st);
             }
         }
     }
@@ -169,6 +178,7 @@ impl Results {
             (&a.chain, &a.sensor, &a.reason).cmp(&(&b.chain, &b.sensor, &b.reason))
         });
         self.qc_tests.sort();
+        self.stations.sort_by(|a, b| a.sensor_id.cmp(&b.sensor_id));
     }
 }
 

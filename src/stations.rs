@@ -160,14 +160,15 @@ impl Row {
         let kind = match self.kind.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(k) => Some(
-                serde_json::from_value::<SensorKind>(serde_json::Value::String(k.into())).map_err(
-                    |_| {
+                SensorKind::ALL
+                    .into_iter()
+                    .find(|s| s.as_str() == k)
+                    .ok_or_else(|| {
                         format!(
-                            "kind `{k}` is not one of seismic, groundwater_level, ph, \
-                             conductivity, temperature, other"
+                            "kind `{k}` is not one of {}",
+                            SensorKind::ALL.map(SensorKind::as_str).join(", ")
                         )
-                    },
-                )?,
+                    })?,
             ),
         };
         Ok(Station {

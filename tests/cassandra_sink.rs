@@ -173,6 +173,14 @@ fn results() -> Results {
         traces: vec![],
         problems: vec![],
         qc_tests: vec![("ph-qc".into(), qc_names)],
+        stations: vec![fakopp::stations::Station {
+            sensor_id: "EMB.X1..PH".into(),
+            latitude: 52.62,
+            longitude: -1.09,
+            elevation: f64::NAN,
+            unit: "pH".into(),
+            kind: Some(SensorKind::Ph),
+        }],
     }
 }
 
@@ -223,7 +231,7 @@ async fn writes_everything_and_reads_it_back_exactly_and_rewrites_idempotently()
         s.write_results(&r).await.unwrap();
         assert_eq!(
             counts(&s).await,
-            [6, 2, 1, 5, 2],
+            [6, 2, 1, 5, 2, 1],
             "row counts after write #{}",
             round + 1
         );
@@ -307,7 +315,7 @@ async fn writes_everything_and_reads_it_back_exactly_and_rewrites_idempotently()
     );
 
     let st = s.stats();
-    assert_eq!(st.rows_written, 2 * (6 + 2 + 1 + 5 + 2));
+    assert_eq!(st.rows_written, 2 * (6 + 2 + 1 + 5 + 2 + 1));
     assert_eq!(st.retries, 0);
     assert_eq!(st.in_flight, 0);
     assert!(st.last_write_latency.is_some() && st.last_request_latency.is_some());
@@ -325,7 +333,7 @@ async fn qc_rows_without_test_names_are_refused_before_writing() {
     r.qc_tests = vec![("ph-qc".into(), vec!["gross_range".into()])];
     let e = s.write_results(&r).await.unwrap_err();
     assert!(format!("{e:#}").contains("has 3 flags"), "{e:#}");
-    assert_eq!(counts(&s).await, [0, 0, 0, 0, 0]);
+    assert_eq!(counts(&s).await, [0, 0, 0, 0, 0, 0]);
     drop_keyspace(&s).await;
 }
 
@@ -486,6 +494,6 @@ async fn an_endless_retry_stops_at_cancellation() {
     cancel_tx.send(false).unwrap();
     single_replica(&s).await;
     s.write_results(&results()).await.unwrap();
-    assert_eq!(counts(&s).await, [0, 2, 1, 5, 2]);
+    assert_eq!(counts(&s).await, [0, 2, 1, 5, 2, 1]);
     drop_keyspace(&s).await;
 }

@@ -160,6 +160,51 @@ fn real_logger_series_with_missed_readings_equal_ioos_qc_in_batch() {
     );
     let lines = batch(&cfg, &o.inputs());
     assert_flags_equal_ioos_qc(&o.expected, &lines, Tests::All, "batch");
+
+    // The stations file beside the results: JSON lines, and HDF5 as h5py reads it.
+    let stations: Vec<&Value> = lines.iter().filter(|l| l["type"] == "station").collect();
+    assert_eq!(stations.len(), 2, "{stations:?}");
+    let ph = stations
+        .iter()
+        .find(|l| l["sensor"] == "USGS.01650800..PH")
+        .expect("the pH station");
+    assert_eq!(
+        (&ph["latitude"], &ph["longitude"], &ph["unit"], &ph["kind"]),
+        (
+            &Value::from(38.98567),
+            &Value::from(-77.00497),
+            &Value::from("pH"),
+            &Value::from("ph")
+        )
+    );
+    let h5 = o.path("results.h5");
+    let out = fakopp()
+        .args(["batch", "--config"])
+        .arg(&cfg)
+        .arg("--output")
+        .arg(&h5)
+        .args(o.inputs())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let read = std::process::Command::new(oracle_python())
+        .args([
+            "-c",
+            "import h5py, json, sys; d = h5py.File(sys.argv[1])['stations'][:]; \
+             print(json.dumps([[r['sensor'].decode(), float(r['latitude']), float(r['longitude']), r['kind'].decode()] for r in d]))",
+        ])
+        .arg(&h5)
+        .output()
+        .unwrap();
+    assert!(read.status.success(), "{}", stderr(&read));
+    let got: Value = serde_json::from_slice(&read.stdout).unwrap();
+    assert_eq!(
+        got,
+        serde_json::json!([
+            ["GS.PB01A..TEMP", 52.0116, 4.3571, "temperature"],
+            ["USGS.01650800..PH", 38.98567, -77.00497, "ph"]
+        ])
+    );
 }
 
 /// Packets of 6 readings, reversed in groups of four per sensor (at most a
@@ -309,6 +354,24 @@ retire_after_s = 400000.0
             series["chain"]
         );
     }
+    // The stations file beside the results.
+    let q = s
+        .prepare(format!(
+            "SELECT latitude, longitude, unit, kind FROM {keyspace}.stations WHERE sensor_id = ?"
+        ))
+        .await
+        .unwrap();
+    let r = s
+        .execute_unpaged(&q, ("USGS.01650800..PH",))
+        .await
+        .unwrap()
+        .into_rows_result()
+        .unwrap();
+    let row = r.single_row::<(f64, f64, String, String)>().unwrap();
+    assert_eq!(
+        row,
+        (38.98567, -77.00497, "pH".to_string(), "ph".to_string())
+    );
     s.query_unpaged(format!("DROP KEYSPACE {keyspace}"), &[])
         .await
         .unwrap();

@@ -294,11 +294,11 @@ fn stream_map(root: &Map<String, Value>) -> Result<Vec<Stream<'_>>, Fail> {
         .collect()
 }
 
+/// A stream's tests: name and arguments, in file order.
+type Tests<'a> = Vec<(&'a str, &'a Value)>;
+
 /// The chain's stream and its `qartod` tests, with the key prefix.
-fn pick<'a>(
-    streams: &'a [Stream<'a>],
-    wanted: Option<&str>,
-) -> Result<(String, Vec<(&'a str, &'a Value)>), Fail> {
+fn pick<'a>(streams: &'a [Stream<'a>], wanted: Option<&str>) -> Result<(String, Tests<'a>), Fail> {
     let names = || {
         streams
             .iter()

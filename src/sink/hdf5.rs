@@ -50,6 +50,19 @@ struct StatsRow {
     rms: f64,
 }
 
+#[derive(H5Type, Clone)]
+#[repr(C)]
+struct StationRow {
+    sensor: VarLenUnicode,
+    latitude: f64,
+    longitude: f64,
+    /// NaN when not known (as the coordinates).
+    elevation: f64,
+    unit: VarLenUnicode,
+    /// Empty when not given.
+    kind: VarLenUnicode,
+}
+
 fn vlu(s: &str) -> Result<VarLenUnicode> {
     s.parse()
         .map_err(|e| anyhow!("string {s:?} cannot be stored in HDF5: {e:?}"))
@@ -105,6 +118,25 @@ pub fn write_file(results: &Results, path: &Path, config_hash: u64) -> Result<()
             .with_data(&rows)
             .create("events")
             .context("writing /events")?;
+
+        let rows: Vec<StationRow> = results
+            .stations
+            .iter()
+            .map(|st| {
+                Ok(StationRow {
+                    sensor: vlu(&st.sensor_id)?,
+                    latitude: st.latitude,
+                    longitude: st.longitude,
+                    elevation: st.elevation,
+                    unit: vlu(&st.unit)?,
+                    kind: vlu(st.kind.map_or("", |k| k.as_str()))?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        f.new_dataset_builder()
+            .with_data(&rows)
+            .create("stations")
+            .context("writing /stations")?;
 
         write_qc(f, results)?;
         write_stats(f, results)?;

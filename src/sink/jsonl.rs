@@ -73,12 +73,37 @@ struct StatsLine<'a> {
     rms: Option<f64>,
 }
 
+#[derive(Serialize)]
+struct StationLine<'a> {
+    r#type: &'static str,
+    sensor: &'a str,
+    latitude: Option<f64>,
+    longitude: Option<f64>,
+    elevation: Option<f64>,
+    unit: &'a str,
+    kind: Option<crate::model::SensorKind>,
+}
+
 fn finite(v: f64) -> Option<f64> {
     v.is_finite().then_some(v)
 }
 
-/// Writes every result as JSON lines: triggers, events, QC rows, stats.
+/// Writes every result as JSON lines: stations, triggers, events, QC
+/// rows, stats.
 pub fn write(results: &Results, w: &mut dyn Write) -> Result<()> {
+    for st in &results.stations {
+        let line = StationLine {
+            r#type: "station",
+            sensor: &st.sensor_id,
+            latitude: finite(st.latitude),
+            longitude: finite(st.longitude),
+            elevation: finite(st.elevation),
+            unit: &st.unit,
+            kind: st.kind,
+        };
+        serde_json::to_writer(&mut *w, &line)?;
+        w.write_all(b"\n")?;
+    }
     for t in &results.triggers {
         let line = TriggerLine {
             r#type: "trigger",

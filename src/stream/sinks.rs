@@ -35,7 +35,19 @@ impl StreamSinks {
     ) -> Result<StreamSinks> {
         let kinds = &cfg.sinks.kinds;
         let cassandra = if kinds.contains(&SinkKind::Cassandra) {
-            Some(RankStore::connect(&cfg.cassandra, true, stop, deadline)?)
+            let mut c = RankStore::connect(&cfg.cassandra, true, stop, deadline)?;
+            // The stations file beside the results (an upsert: a restart
+            // rewrites the same rows).
+            if !cfg.station_table.is_empty() {
+                c.write(
+                    Vec::new(),
+                    Results {
+                        stations: cfg.station_table.iter().cloned().collect(),
+                        ..Default::default()
+                    },
+                )?;
+            }
+            Some(c)
         } else {
             None
         };

@@ -157,7 +157,8 @@ impl RankStore {
                 + results.triggers.len()
                 + results.events.len()
                 + results.qc.len()
-                + results.stats.len()) as u64,
+                + results.stats.len()
+                + results.stations.len()) as u64,
         };
         if w.rows == 0 {
             return Ok(());

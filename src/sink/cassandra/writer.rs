@@ -71,15 +71,17 @@ pub enum Table {
     Events,
     QcFlags,
     WindowStats,
+    Stations,
 }
 
 impl Table {
-    pub const ALL: [Table; 5] = [
+    pub const ALL: [Table; 6] = [
         Table::RawPackets,
         Table::Triggers,
         Table::Events,
         Table::QcFlags,
         Table::WindowStats,
+        Table::Stations,
     ];
 
     pub fn name(self) -> &'static str {
@@ -89,6 +91,7 @@ impl Table {
             Table::Events => "events",
             Table::QcFlags => "qc_flags",
             Table::WindowStats => "window_stats",
+            Table::Stations => "stations",
         }
     }
 
@@ -212,6 +215,16 @@ struct StatsVals {
     rms: f64,
 }
 
+#[derive(scylla::SerializeRow)]
+struct StationVals {
+    sensor_id: String,
+    latitude: f64,
+    longitude: f64,
+    elevation: f64,
+    unit: String,
+    kind: String,
+}
+
 /// One row for one table.
 enum Bound {
     Raw(RawVals),
@@ -219,6 +232,7 @@ enum Bound {
     Event(EventVals),
     Qc(QcVals),
     Stats(StatsVals),
+    Station(StationVals),
 }
 
 impl SerializeRow for Bound {
@@ -233,6 +247,7 @@ impl SerializeRow for Bound {
             Bound::Event(v) => v.serialize(ctx, writer),
             Bound::Qc(v) => v.serialize(ctx, writer),
             Bound::Stats(v) => v.serialize(ctx, writer),
+            Bound::Station(v) => v.serialize(ctx, writer),
         }
     }
 
@@ -249,6 +264,7 @@ impl Bound {
             Bound::Event(_) => Table::Events,
             Bound::Qc(_) => Table::QcFlags,
             Bound::Stats(_) => Table::WindowStats,
+            Bound::Station(_) => Table::Stations,
         }
     }
 
@@ -260,6 +276,7 @@ impl Bound {
             Bound::Event(v) => (Table::Events, &v.chain, "", v.day),
             Bound::Qc(v) => (Table::QcFlags, &v.chain, &v.sensor_id, v.day),
             Bound::Stats(v) => (Table::WindowStats, &v.chain, &v.sensor_id, v.day),
+            Bound::Station(v) => (Table::Stations, "", &v.sensor_id, 0),
         }
     }
 
@@ -277,6 +294,7 @@ impl Bound {
                     + v.flags.keys().map(|k| k.len() + 9).sum::<usize>()
             }
             Bound::Stats(v) => 100 + v.chain.len() + v.sensor_id.len(),
+            Bound::Station(v) => 40 + v.sensor_id.len() + v.unit.len() + v.kind.len(),
         }
     }
 }
@@ -589,6 +607,7 @@ impl CassandraSink {
                 Table::Events => "chain, day, time_ns, time, duration_s, sensors, coincidence_sum",
                 Table::QcFlags => "chain, sensor_id, day, time_ns, time, value, flags, aggregate",
                 Table::WindowStats => "chain, sensor_id, day, window_start_ns, window_start, window_s, count, gaps, min, max, mean, std, rms",
+                Table::Stations => "sensor_id, latitude, longitude, elevation, unit, kind",
             };
             let marks = vec!["?"; cols.split(',').count()].join(", ");
             let p = prep(format!(
@@ -726,7 +745,7 @@ impl CassandraSink {
         self.run(plan(bound)).await
     }
 
-    /// Writes triggers, events, QC flags and window statistics. The QC
+    /// Writes triggers, events, QC flags, window statistics and stations. The QC
     /// flags map is keyed by the chain's test names from `r.qc_tests` (see
     /// [`qc_flag_keys`]); a QC row whose chain lacks names, or whose flag
     /// count differs from them, fails the call before anything is written.
@@ -749,6 +768,16 @@ impl CassandraSink {
         }
         for s in &r.stats {
             bound.push(Bound::Stats(stats_vals(s)?));
+        }
+        for st in &r.stations {
+            bound.push(Bound::Station(StationVals {
+                sensor_id: st.sensor_id.clone(),
+                latitude: st.latitude,
+                longitude: st.longitude,
+                elevation: st.elevation,
+                unit: st.unit.clone(),
+                kind: st.kind.map_or("", |k| k.as_str()).to_string(),
+            }));
         }
         self.run(plan(bound)).await
     }
