@@ -436,6 +436,53 @@ fn mseed3_written_by_libmseed_reads_back() {
     }
 }
 
+/// A float record holding NaNs with any payload (the grid's "no reading"
+/// mark among them) reads as readings recorded as missing: the canonical NaN.
+#[test]
+fn mseed_float_nans_read_as_the_canonical_nan() {
+    let src = oracle_file("test.mseed");
+    let first = mseed::MSReader::new_with_flags(&*src.path, mseed::MSControlFlags::empty())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    let start = first.start_time().unwrap();
+    let mut info = mseed::PackInfo::new("FDSN:XX_NAN__B_H_Z").unwrap();
+    info.sample_rate = 20.0;
+    info.encoding = mseed::MSDataEncoding::Float64;
+    info.rec_len = 512;
+    let odd = [
+        fakopp::model::NOT_RECORDED,
+        f64::from_bits(0x7FF0_0000_0000_0001),
+        f64::from_bits(0xFFF8_0000_0000_1234),
+    ];
+    let mut data = vec![1.0, odd[0], 3.0, odd[1], odd[2], 6.0];
+    let mut bytes = Vec::new();
+    mseed::pack_raw(
+        &mut data,
+        &start,
+        |r: &[u8]| bytes.extend_from_slice(r),
+        &info,
+        mseed::MSControlFlags::MSF_FLUSHDATA,
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nan.mseed");
+    std::fs::write(&path, bytes).unwrap();
+    let input = read_inputs(&[path], 0, false).unwrap();
+    let got = &input.series[0].segments[0].samples;
+    assert_eq!(got.len(), 6);
+    for i in [1, 3, 4] {
+        assert_eq!(
+            got[i].to_bits(),
+            f64::NAN.to_bits(),
+            "sample {i}: {:#x}",
+            got[i].to_bits()
+        );
+    }
+    assert_eq!((got[0], got[2], got[5]), (1.0, 3.0, 6.0));
+}
+
 // ------------------------------------------------- corrupt MiniSEED files
 
 const TEN_RECORDS: &str = "BW.BGLD.__.EHE.D.2008.001.first_10_records";
@@ -697,9 +744,10 @@ fn csv_missing_rows_are_gaps_of_a_regular_series() {
     let s = &input.series[0];
     assert_eq!(s.sample_rate_hz, 1.0 / 3600.0);
     assert_eq!(s.segments.len(), 2);
-    // Missing rows are missing readings (NaN) within a segment.
+    // Missing rows are slots with no reading (a NaN of their own) within a segment.
     let shown = |v: &[f64]| format!("{v:?}");
     assert_eq!(shown(&s.segments[0].samples), "[1.0, 2.0, NaN, 4.0, 5.0]");
+    assert!(!fakopp::model::is_recorded(s.segments[0].samples[2]));
     assert_eq!(s.segments[1].start_ns, t(2024, 1, 1, 16, 0, 0));
     assert_eq!(s.segments[1].samples, vec![9.0]);
     let input = read_inputs(&[p], 3, false).unwrap();
@@ -707,6 +755,28 @@ fn csv_missing_rows_are_gaps_of_a_regular_series() {
         shown(&input.series[0].segments[0].samples),
         "[1.0, 2.0, NaN, 4.0, 5.0, NaN, NaN, NaN, 9.0]"
     );
+}
+
+#[test]
+fn csv_empty_cells_are_readings_recorded_as_missing_and_missing_rows_are_not_readings() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("gw.csv");
+    std::fs::write(
+        &p,
+        "time,EMB.B1..GWL\n\
+         2024-01-01T08:00:00Z,1\n\
+         2024-01-01T09:00:00Z,\n\
+         2024-01-01T11:00:00Z,NaN\n\
+         2024-01-01T12:00:00Z,5\n",
+    )
+    .unwrap();
+    let input = read_inputs(&[p], 15, false).unwrap();
+    let v = &input.series[0].segments[0].samples;
+    assert_eq!(v.len(), 5);
+    let recorded: Vec<bool> = v.iter().map(|&x| fakopp::model::is_recorded(x)).collect();
+    assert_eq!(recorded, [true, true, false, true, true]);
+    assert!(v[1].is_nan() && v[3].is_nan() && v[2].is_nan());
+    assert_eq!(v[1].to_bits(), f64::NAN.to_bits(), "canonical NaN");
 }
 
 #[test]
