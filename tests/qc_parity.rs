@@ -223,20 +223,7 @@ fn shuffled_packets(inputs: &[String]) -> Vec<fakopp::model::SensorPacket> {
         }
     }
     let dup = per.values().next().unwrap()[9].clone();
-    let mut out = Vec::new();
-    let mut iters: Vec<_> = per.into_values().map(|v| v.into_iter()).collect();
-    loop {
-        let before = out.len();
-        for it in iters.iter_mut() {
-            out.extend(it.next());
-        }
-        if out.len() == 30 {
-            out.push(dup.clone());
-        }
-        if out.len() == before {
-            return out;
-        }
-    }
+    interleaved(per, 30, dup)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -441,6 +428,18 @@ fn ioos_qc_config_files_give_ioos_qcs_flags() {
     }
 }
 
+/// `fakopp batch` on `cfg` exits 2 (case `i`); its stderr.
+fn config_error(cfg: &Path, i: usize) -> String {
+    let out = fakopp()
+        .args(["batch", "--config"])
+        .arg(cfg)
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "case {i}: {err}");
+    err
+}
+
 /// Mistakes in an ioos_qc file are configuration errors (exit 2) naming
 /// the file, the stream, the test and the key.
 #[test]
@@ -501,13 +500,7 @@ fn bad_ioos_qc_config_files_exit_2_naming_file_stream_test_and_key() {
                 }
             ),
         );
-        let out = fakopp()
-            .args(["batch", "--config"])
-            .arg(&cfg)
-            .output()
-            .unwrap();
-        let err = stderr(&out);
-        assert_eq!(out.status.code(), Some(2), "case {i}: {err}");
+        let err = config_error(&cfg, i);
         assert!(
             err.contains(&file.display().to_string()),
             "case {i} names the file: {err}"
@@ -548,13 +541,7 @@ fn stations_file_errors_name_the_line() {
                 st.display()
             ),
         );
-        let out = fakopp()
-            .args(["batch", "--config"])
-            .arg(&cfg)
-            .output()
-            .unwrap();
-        let err = stderr(&out);
-        assert_eq!(out.status.code(), Some(2), "case {i}: {err}");
+        let err = config_error(&cfg, i);
         assert!(
             err.contains(&st.display().to_string()) && err.contains(want),
             "case {i}: `{want}` in: {err}"

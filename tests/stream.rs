@@ -156,20 +156,7 @@ fn shuffled_packets(inputs: &[String]) -> Vec<SensorPacket> {
         }
     }
     let dup = per.values().next().unwrap()[7].clone();
-    let mut out = Vec::new();
-    let mut iters: Vec<_> = per.into_values().map(|v| v.into_iter()).collect();
-    loop {
-        let before = out.len();
-        for it in iters.iter_mut() {
-            out.extend(it.next());
-        }
-        if out.len() == 40 {
-            out.push(dup.clone());
-        }
-        if out.len() == before {
-            return out;
-        }
-    }
+    interleaved(per, 40, dup)
 }
 
 /// Runs the job to its idle end; its log.

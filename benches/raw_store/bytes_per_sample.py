@@ -67,7 +67,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import struct
 import subprocess
@@ -85,7 +84,6 @@ from obspy import Stream, Trace, UTCDateTime  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = ROOT / "target" / "release" / "examples" / "pack_size"
-CACHE = Path(os.environ.get("FAKOPP_ORACLE_CACHE", Path.home() / ".cache" / "fakopp" / "oracle-data"))
 OBSPY = Path(obspy.__file__).parent
 HYDROFUNCTIONS = "hydrofunctions==0.2.4"
 
@@ -125,20 +123,11 @@ def series_gensor():
     return out
 
 
-def fetch_sdist(spec):
-    name, version = spec.split("==")
-    path = CACHE / f"{name}-{version}.tar.gz"
-    if not path.exists():
-        CACHE.mkdir(parents=True, exist_ok=True)
-        r = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary=:all:", "-d", str(CACHE), spec],
-                           capture_output=True, text=True)
-        if r.returncode != 0 or not path.exists():
-            sys.exit(f"bytes_per_sample.py: could not fetch {spec} from PyPI with pip:\n{r.stdout}\n{r.stderr}")
-    return path
-
-
 def series_usgs():
     import pandas as pd  # noqa: PLC0415
+
+    sys.path.insert(0, str(ROOT / "kernels" / "tests" / "oracle"))
+    from qc import fetch_sdist  # noqa: PLC0415 (the project's fetch of real data shipped in PyPI packages)
 
     sdist = fetch_sdist(HYDROFUNCTIONS)
     out = []

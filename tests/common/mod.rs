@@ -346,3 +346,27 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// Packets of each sensor (`per`, in time order) sent interleaved, one
+/// sensor's next packet after another's, as a live network sends them,
+/// with `dup` sent once more after the first `dup_after` packets.
+pub fn interleaved(
+    per: std::collections::BTreeMap<String, Vec<fakopp::model::SensorPacket>>,
+    dup_after: usize,
+    dup: fakopp::model::SensorPacket,
+) -> Vec<fakopp::model::SensorPacket> {
+    let mut out = Vec::new();
+    let mut iters: Vec<_> = per.into_values().map(|v| v.into_iter()).collect();
+    loop {
+        let before = out.len();
+        for it in iters.iter_mut() {
+            out.extend(it.next());
+        }
+        if out.len() == dup_after {
+            out.push(dup.clone());
+        }
+        if out.len() == before {
+            return out;
+        }
+    }
+}

@@ -37,8 +37,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import subprocess
 import sys
 import tarfile
 import warnings
@@ -54,23 +52,12 @@ from ioos_qc import qartod as q  # noqa: E402
 assert ioos_qc.__version__.startswith("3.0"), ioos_qc.__version__
 
 ROOT = Path(__file__).resolve().parents[2]
-CACHE = Path(os.environ.get("FAKOPP_ORACLE_CACHE", Path.home() / ".cache" / "fakopp" / "oracle-data"))
+sys.path.insert(0, str(ROOT / "kernels" / "tests" / "oracle"))
+from qc import fetch_sdist, gensor_frames  # noqa: E402 (the real-data fetchers shared with the kernels' oracle)
 HYDROFUNCTIONS = "hydrofunctions==0.2.4"
 S = 1_000_000_000
 # Non-causal tests: a stream config refuses them.
 BATCH_ONLY = {"percentile_range"}
-
-
-def fetch_sdist(spec):
-    name, version = spec.split("==")
-    path = CACHE / f"{name}-{version}.tar.gz"
-    if not path.exists():
-        CACHE.mkdir(parents=True, exist_ok=True)
-        r = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary=:all:", "-d", str(CACHE), spec],
-                           capture_output=True, text=True)
-        if r.returncode != 0 or not path.exists():
-            sys.exit(f"qc_parity_oracle.py: could not fetch {spec} from PyPI with pip:\n{r.stdout}\n{r.stderr}")
-    return path
 
 
 def usgs_ph():
@@ -84,9 +71,6 @@ def usgs_ph():
 
 
 def gensor_temperature():
-    sys.path.insert(0, str(ROOT / "kernels" / "tests" / "oracle"))
-    from qc import gensor_frames  # noqa: PLC0415
-
     df = gensor_frames()["PB01A"]
     times = df["time"].to_numpy().astype("datetime64[ns]").astype("int64")
     return times, pd.to_numeric(df["temperature_c"], errors="coerce").to_numpy(np.float64).copy()

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{check_chunk, check_span, run_stream, Flag, QcStream};
+use super::{check_span, run_stream, Flag, Pointwise};
 use crate::error::{invalid, Result};
 
 /// Calendar attribute a member's `tspan` is expressed in (the pandas
@@ -318,27 +318,17 @@ impl ClimatologyState {
     }
 }
 
-impl QcStream for ClimatologyState {
-    fn push(&mut self, times_ns: &[i64], values: &[f64], out: &mut Vec<Flag>) -> Result<()> {
-        check_chunk(times_ns, values, self.last_t)?;
-        out.extend(
-            times_ns
-                .iter()
-                .zip(values)
-                .map(|(&t, &x)| flag(&self.members, t, x)),
-        );
-        if let Some(&t) = times_ns.last() {
-            self.last_t = Some(t);
-        }
-        Ok(())
+impl Pointwise for ClimatologyState {
+    fn last_t(&self) -> Option<i64> {
+        self.last_t
     }
 
-    fn finish(&mut self, _out: &mut Vec<Flag>) {
-        self.last_t = None;
+    fn set_last_t(&mut self, t: Option<i64>) {
+        self.last_t = t;
     }
 
-    fn pending(&self) -> usize {
-        0
+    fn flagger(&self) -> impl Fn(i64, f64) -> Flag + '_ {
+        |t, x| flag(&self.members, t, x)
     }
 }
 

@@ -12,7 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{check_chunk, run_stream, Flag, QcStream};
+use super::{run_stream, Flag, Pointwise};
 use crate::error::{invalid, Result};
 
 const NS_PER_S: i64 = 1_000_000_000;
@@ -93,31 +93,26 @@ impl ImpossibleDateState {
     }
 }
 
-impl QcStream for ImpossibleDateState {
-    fn push(&mut self, times_ns: &[i64], values: &[f64], out: &mut Vec<Flag>) -> Result<()> {
-        check_chunk(times_ns, values, self.last_t)?;
+impl Pointwise for ImpossibleDateState {
+    fn last_t(&self) -> Option<i64> {
+        self.last_t
+    }
+
+    fn set_last_t(&mut self, t: Option<i64>) {
+        self.last_t = t;
+    }
+
+    fn flagger(&self) -> impl Fn(i64, f64) -> Flag + '_ {
         let now = self.fixed_now_ns.unwrap_or_else(now_ns);
         let span = self.cfg.fail_span_ns;
-        out.extend(times_ns.iter().map(|&t| {
+        move |t, _| {
             let outside = span.is_some_and(|[a, b]| t < a || t > b);
             if t > now || outside {
                 Flag::Fail
             } else {
                 Flag::Good
             }
-        }));
-        if let Some(&t) = times_ns.last() {
-            self.last_t = Some(t);
         }
-        Ok(())
-    }
-
-    fn finish(&mut self, _out: &mut Vec<Flag>) {
-        self.last_t = None;
-    }
-
-    fn pending(&self) -> usize {
-        0
     }
 }
 
@@ -205,37 +200,33 @@ impl DataReceptionState {
     }
 }
 
-impl QcStream for DataReceptionState {
-    fn push(&mut self, times_ns: &[i64], values: &[f64], out: &mut Vec<Flag>) -> Result<()> {
-        check_chunk(times_ns, values, self.last_t)?;
+impl Pointwise for DataReceptionState {
+    fn last_t(&self) -> Option<i64> {
+        self.last_t
+    }
+
+    fn set_last_t(&mut self, t: Option<i64>) {
+        self.last_t = t;
+    }
+
+    fn flagger(&self) -> impl Fn(i64, f64) -> Flag + '_ {
         let from = self
             .from_time_ns
             .or(self.fixed_now_ns)
             .unwrap_or_else(now_ns);
-        out.extend(times_ns.iter().map(|&t| {
+        move |t, _| {
             if (from as i128 - t as i128) > self.span_ns as i128 {
                 Flag::Fail
             } else {
                 Flag::Good
             }
-        }));
-        if let Some(&t) = times_ns.last() {
-            self.last_t = Some(t);
         }
-        Ok(())
-    }
-
-    fn finish(&mut self, _out: &mut Vec<Flag>) {
-        self.last_t = None;
-    }
-
-    fn pending(&self) -> usize {
-        0
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::QcStream;
     use super::*;
     use Flag::*;
     const H: i64 = 3_600 * NS_PER_S;

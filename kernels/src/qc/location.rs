@@ -10,7 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{check_chunk, run_stream, Flag, QcStream};
+use super::{run_stream, Flag, Pointwise};
 use crate::error::{invalid, Result};
 
 /// `location_test`'s distance algorithm (ioos_qc names).
@@ -187,22 +187,17 @@ impl FixedPositionState {
     }
 }
 
-impl QcStream for FixedPositionState {
-    fn push(&mut self, times_ns: &[i64], values: &[f64], out: &mut Vec<Flag>) -> Result<()> {
-        check_chunk(times_ns, values, self.last_t)?;
-        out.extend(std::iter::repeat_n(self.flag, values.len()));
-        if let Some(&t) = times_ns.last() {
-            self.last_t = Some(t);
-        }
-        Ok(())
+impl Pointwise for FixedPositionState {
+    fn last_t(&self) -> Option<i64> {
+        self.last_t
     }
 
-    fn finish(&mut self, _out: &mut Vec<Flag>) {
-        self.last_t = None;
+    fn set_last_t(&mut self, t: Option<i64>) {
+        self.last_t = t;
     }
 
-    fn pending(&self) -> usize {
-        0
+    fn flagger(&self) -> impl Fn(i64, f64) -> Flag + '_ {
+        |_, _| self.flag
     }
 }
 
@@ -210,25 +205,23 @@ impl QcStream for FixedPositionState {
 /// observation), as ioos_qc computes it without `range_max`.
 pub fn location(lon: &[f64], lat: &[f64], cfg: &LocationConfig) -> Result<Vec<Flag>> {
     cfg.validate()?;
-    if lon.len() != lat.len() {
-        return Err(invalid(
-            "lat",
-            format!("{} latitudes for {} longitudes", lat.len(), lon.len()),
-        ));
-    }
-    Ok(lon.iter().zip(lat).map(|(&x, &y)| cfg.flag(x, y)).collect())
+    per_position(lon, lat, |x, y| cfg.flag(x, y))
 }
 
 /// `location_bounds_test` for observations at the given positions.
 pub fn location_bounds(lon: &[f64], lat: &[f64], cfg: &LocationBoundsConfig) -> Result<Vec<Flag>> {
     cfg.validate()?;
+    per_position(lon, lat, |x, y| cfg.flag(x, y))
+}
+
+fn per_position(lon: &[f64], lat: &[f64], f: impl Fn(f64, f64) -> Flag) -> Result<Vec<Flag>> {
     if lon.len() != lat.len() {
         return Err(invalid(
             "lat",
             format!("{} latitudes for {} longitudes", lat.len(), lon.len()),
         ));
     }
-    Ok(lon.iter().zip(lat).map(|(&x, &y)| cfg.flag(x, y)).collect())
+    Ok(lon.iter().zip(lat).map(|(&x, &y)| f(x, y)).collect())
 }
 
 /// One flag per observation of a sensor at a fixed position.

@@ -212,6 +212,39 @@ pub trait QcStream {
     fn pending(&self) -> usize;
 }
 
+/// A test that flags each reading on its own, from its time and value (no
+/// latency, nothing pending): its [`QcStream`] comes with it.
+pub trait Pointwise {
+    /// Time of the last reading pushed (times must not go back).
+    fn last_t(&self) -> Option<i64>;
+    fn set_last_t(&mut self, t: Option<i64>);
+    /// The flag of each reading of the next chunk (called once per chunk:
+    /// what a chunk needs once, such as the wall clock, is read here).
+    fn flagger(&self) -> impl Fn(i64, f64) -> Flag + '_;
+}
+
+impl<S: Pointwise> QcStream for S {
+    fn push(&mut self, times_ns: &[i64], values: &[f64], out: &mut Vec<Flag>) -> Result<()> {
+        check_chunk(times_ns, values, self.last_t())?;
+        {
+            let f = self.flagger();
+            out.extend(times_ns.iter().zip(values).map(|(&t, &x)| f(t, x)));
+        }
+        if let Some(&t) = times_ns.last() {
+            self.set_last_t(Some(t));
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, _out: &mut Vec<Flag>) {
+        self.set_last_t(None);
+    }
+
+    fn pending(&self) -> usize {
+        0
+    }
+}
+
 /// Runs a stream over one whole series (the one-shot forms use this, so the
 /// two forms share one implementation of the numerics).
 pub(crate) fn run_stream<S: QcStream>(

@@ -419,9 +419,27 @@ def timestamp_and_position_cases(rng):
 # ---------------------------------------------------------------- real data
 
 
-def gensor_frames():
+def oracle_cache():
     cache = Path(os.environ.get("FAKOPP_ORACLE_CACHE", Path.home() / ".cache" / "fakopp" / "oracle-data"))
     cache.mkdir(parents=True, exist_ok=True)
+    return cache
+
+
+def fetch_sdist(spec):
+    """The source distribution `name==version` from PyPI (pip download,
+    no install), cached: real data shipped inside packages."""
+    name, version = spec.split("==")
+    path = oracle_cache() / f"{name}-{version}.tar.gz"
+    if not path.exists():
+        r = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary=:all:", "-d", str(path.parent), spec],
+                           capture_output=True, text=True)
+        if r.returncode != 0 or not path.exists():
+            sys.exit(f"could not fetch {spec} from PyPI with pip:\n{r.stdout}\n{r.stderr}")
+    return path
+
+
+def gensor_frames():
+    cache = oracle_cache()
     wheel = cache / "gensor-0.4.1-py3-none-any.whl"
     if not wheel.exists():
         r = subprocess.run(
