@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Bytes per sample of the raw-packet sample codec on REAL data.
 
-How to run (from the repository root, with the project's Python venv, which
-has ObsPy, NumPy, pandas and ioos_qc; pyarrow is needed too, for the USGS
-parquet files: `pip install pyarrow` into that venv if it lacks it):
+How to run (from the repository root, with the project's Python venv,
+`scripts/pyenv`, which has ObsPy, NumPy, pandas, ioos_qc and pyarrow for the
+USGS parquet files):
 
     /root/.cache/fakopp/venv/bin/python benches/raw_store/bytes_per_sample.py \
         [--json OUT.json] [--packet 100] [--explore] [--work DIR] [--no-build]
