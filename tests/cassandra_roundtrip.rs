@@ -56,6 +56,7 @@ async fn schema_apply_and_prepared_round_trip() {
             "qc_flags",
             "raw_packets",
             "schema_info",
+            "stations",
             "triggers",
             "window_stats"
         ]
