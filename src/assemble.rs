@@ -121,7 +121,8 @@ impl fmt::Display for AssembleReport {
 }
 
 fn same_sample(a: f64, b: f64) -> bool {
-    a == b || (a.is_nan() && b.is_nan())
+    use crate::model::is_recorded;
+    a == b || (a.is_nan() && b.is_nan() && is_recorded(a) == is_recorded(b))
 }
 
 /// Where [`SegmentCursor::place`] put a piece.

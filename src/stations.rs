@@ -32,7 +32,6 @@ pub struct Station {
 /// Every station of the stations file, by sensor id (empty without one).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Stations {
-    pub path: Option<PathBuf>,
     by_sensor: BTreeMap<String, (usize, Station)>,
 }
 
@@ -96,10 +95,7 @@ impl Stations {
             }
             by_sensor.insert(st.sensor_id.clone(), (line, st));
         }
-        Ok(Stations {
-            path: Some(path.to_owned()),
-            by_sensor,
-        })
+        Ok(Stations { by_sensor })
     }
 }
 

@@ -430,6 +430,7 @@ impl ChainState {
         let mut noted_qc = false;
         let mut active_onset = None;
         let mut stages = std::mem::take(&mut self.stages);
+        let trace_chain = stages.iter().any(|st| matches!(st, Stage::Trace(_)));
         let res = (|| -> Result<()> {
             for stage in stages.iter_mut() {
                 match stage {
@@ -441,16 +442,25 @@ impl ChainState {
                         op.apply(&mut s.buf, &mut s.tmp, self.rate)?;
                     }
                     Stage::Qc(i) => {
+                        // A trace chain's buffer holds no unrecorded slot
+                        // (the gap fill interpolated them) and changes from
+                        // step to step: each QC step reads it as it is. A
+                        // QC-only chain's buffer is the chunk as assembled:
+                        // its observations are taken out once.
+                        let (t, v): (&[i64], &[f64]) = if trace_chain {
+                            (&s.times, &s.buf)
+                        } else {
+                            if !noted_qc {
+                                observations(s);
+                            }
+                            (&s.obs_times, &s.obs_values)
+                        };
                         if !noted_qc {
-                            // Trace operators leave no unrecorded slot (the
-                            // gap fill interpolated or split them), so one
-                            // view serves every QC step of the chunk.
-                            observations(s);
-                            self.qc.note_readings(&s.obs_times, &s.obs_values);
+                            self.qc.note_readings(t, v);
                             noted_qc = true;
                         }
-                        if !s.obs_values.is_empty() {
-                            self.qc.push_test(*i, &s.obs_times, &s.obs_values)?;
+                        if !v.is_empty() {
+                            self.qc.push_test(*i, t, v)?;
                         }
                     }
                     Stage::Stats(st) => {
@@ -585,20 +595,23 @@ impl ChainState {
 
     fn emit_trace(&self, buf: &[f64], out: &mut Results) {
         let seg_start = self.seg_start_ns;
+        // The grid's "no reading" mark is internal: a kept trace (of a
+        // chain without trace operators) shows it as the plain NaN.
+        let samples = buf.iter().map(|&v| crate::model::canonical_nan(v));
         match out.traces.last_mut() {
             Some(t)
                 if t.chain == self.chain
                     && t.sensor == self.sensor
                     && t.start_time_ns == seg_start =>
             {
-                t.samples.extend_from_slice(buf)
+                t.samples.extend(samples)
             }
             _ => out.traces.push(TraceRec {
                 chain: self.chain.clone(),
                 sensor: self.sensor.clone(),
                 start_time_ns: seg_start,
                 sample_rate_hz: self.rate,
-                samples: buf.to_vec(),
+                samples: samples.collect(),
             }),
         }
     }
@@ -677,6 +690,69 @@ steps = [
   { op = "stats", window = 3600.0 },
 ]
 "#;
+
+    fn one_chain(steps: &str, traces: bool) -> CompiledChain {
+        let text = format!(
+            "[source]\nkind = \"files\"\n[[chains]]\nname = \"c\"\nselect = [\"A.B..C\"]\ntraces = {traces}\nsteps = [{steps}]\n"
+        );
+        let cfg = Config::parse(&text, std::path::Path::new("t.toml"), Mode::Batch).unwrap();
+        CompiledChain::compile(&cfg).unwrap().remove(0)
+    }
+
+    fn run(chain: &CompiledChain, values: &[f64]) -> Results {
+        let mut st = ChainState::new(chain, "A.B..C", 1.0, Some(1_000_000_000)).unwrap();
+        let mut out = Results::default();
+        st.begin_segment(0, &mut out);
+        st.push(&[], values, &mut out).unwrap();
+        st.finish(&mut out);
+        out
+    }
+
+    /// QC flags observations as recorded: a slot with no reading gets no
+    /// row, a reading recorded as NaN gets one (9); the kept trace shows
+    /// the plain NaN.
+    #[test]
+    fn qc_rows_are_observations() {
+        let nr = crate::model::NOT_RECORDED;
+        let chain = one_chain(r#"{ op = "gross_range", fail_span = [0.0, 10.0] }"#, true);
+        let out = run(&chain, &[1.0, nr, f64::NAN, 11.0, nr, 2.0]);
+        let rows: Vec<(u64, i64, u8)> = out
+            .qc
+            .iter()
+            .map(|q| (q.index, q.time_ns, q.flags[0]))
+            .collect();
+        let s = 1_000_000_000;
+        assert_eq!(
+            rows,
+            [(0, 0, 1), (1, 2 * s, 9), (2, 3 * s, 4), (3, 5 * s, 1)]
+        );
+        assert!(out.traces[0]
+            .samples
+            .iter()
+            .all(|v| crate::model::is_recorded(*v)));
+    }
+
+    /// In a chain with trace operators, each QC step reads the buffer as
+    /// the steps before it left it (both kinds of missing reading are
+    /// interpolated first).
+    #[test]
+    fn qc_after_a_trace_operator_reads_its_output() {
+        let chain = one_chain(
+            r#"{ op = "gross_range", fail_span = [-100.0, 100.0] }, { op = "demean" }, { op = "gross_range", fail_span = [-0.5, 0.5] }"#,
+            false,
+        );
+        let out = run(
+            &chain,
+            &[10.0, 10.0, crate::model::NOT_RECORDED, 10.0, 14.0],
+        );
+        let second: Vec<u8> = out.qc.iter().map(|q| q.flags[1]).collect();
+        // Demeaned (the slot interpolated to 10): -0.8 four times, 3.2.
+        assert_eq!(second, [4, 4, 4, 4, 4]);
+        let out = run(&chain, &[10.0, 10.0, 10.0, 10.0, 10.25]);
+        let second: Vec<u8> = out.qc.iter().map(|q| q.flags[1]).collect();
+        assert_eq!(second, [1, 1, 1, 1, 1]);
+        assert_eq!(out.qc.len(), 5);
+    }
 
     /// Feeding a series in chunks of any size gives what one push gives,
     /// for every kind of step (triggers with AIC picks, QC, stats, traces).

@@ -19,7 +19,7 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use super::{ConfigError, Step};
+use super::{ConfigError, Mode, Step};
 
 /// One ioos_qc argument: its name, the FåKopp key and how the value maps.
 struct Arg {
@@ -157,7 +157,7 @@ const NOT_RUN: &[(&str, &str)] = &[
 ];
 
 /// The QC steps of `stream` (or the only stream) of the ioos_qc config at `file`.
-pub fn steps(file: &Path, stream: Option<&str>) -> Result<Vec<Step>, ConfigError> {
+pub fn steps(file: &Path, stream: Option<&str>, mode: Mode) -> Result<Vec<Step>, ConfigError> {
     let err = |key: String, reason: String| ConfigError {
         file: file.to_owned(),
         key: (!key.is_empty()).then_some(key),
@@ -169,8 +169,12 @@ pub fn steps(file: &Path, stream: Option<&str>) -> Result<Vec<Step>, ConfigError
             format!("cannot read the ioos_qc config: {e}"),
         )
     })?;
-    let root: Value = serde_yaml::from_str(&text)
+    // Read as YAML first: it keeps the order of the tests (the order of the
+    // flags) and refuses a key given twice, as ioos_qc's loader does.
+    let yaml: serde_yaml::Value = serde_yaml::from_str(&text)
         .map_err(|e| err(String::new(), format!("not YAML or JSON: {e}")))?;
+    let root: Value = serde_json::to_value(&yaml)
+        .map_err(|e| err(String::new(), format!("not an ioos_qc config: {e}")))?;
     let Value::Object(root) = root else {
         return Err(err(
             String::new(),
@@ -178,7 +182,19 @@ pub fn steps(file: &Path, stream: Option<&str>) -> Result<Vec<Step>, ConfigError
         ));
     };
     let streams = stream_map(&root).map_err(|(k, r)| err(k, r))?;
-    let (prefix, tests) = pick(&streams, stream).map_err(|(k, r)| err(k, r))?;
+    let (id, prefix, mut tests) = pick(&streams, stream).map_err(|(k, r)| err(k, r))?;
+    let packages = if root.contains_key("streams") {
+        &yaml["streams"][id.as_str()]
+    } else if root.contains_key("qartod") {
+        &yaml
+    } else {
+        &yaml[id.as_str()]
+    };
+    let order: Vec<&str> = packages["qartod"]
+        .as_mapping()
+        .map(|m| m.keys().filter_map(|k| k.as_str()).collect())
+        .unwrap_or_default();
+    tests.sort_by_key(|(name, _)| order.iter().position(|o| o == name));
     let mut out = Vec::new();
     for (name, args) in tests {
         let key = format!("{prefix}.{name}");
@@ -210,6 +226,10 @@ pub fn steps(file: &Path, stream: Option<&str>) -> Result<Vec<Step>, ConfigError
         };
         let mut step = Map::new();
         step.insert("op".into(), Value::String((*op).into()));
+        // ioos_qc's defaults where FåKopp's step has none.
+        if *op == "time_gap" {
+            step.insert("fail_span_s".into(), Value::from(2.0 * 3600.0));
+        }
         for (arg, v) in &args {
             let a = known.iter().find(|a| a.ioos == arg).ok_or_else(|| {
                 err(
@@ -226,6 +246,12 @@ pub fn steps(file: &Path, stream: Option<&str>) -> Result<Vec<Step>, ConfigError
         let step: Step = serde_json::from_value(Value::Object(step))
             .map_err(|e| err(key.clone(), e.to_string()))?;
         super::validate::step(&key, &step).map_err(|(k, r)| err(k, r))?;
+        if mode == Mode::Stream && step.batch_only() {
+            return Err(err(
+                key,
+                format!("`{name}` needs the whole series: batch only, not in a stream"),
+            ));
+        }
         out.push(step);
     }
     if out.is_empty() {
@@ -294,11 +320,15 @@ fn stream_map(root: &Map<String, Value>) -> Result<Vec<Stream<'_>>, Fail> {
         .collect()
 }
 
-/// A stream's tests: name and arguments, in file order.
+/// A stream's tests: name and arguments.
 type Tests<'a> = Vec<(&'a str, &'a Value)>;
 
-/// The chain's stream and its `qartod` tests, with the key prefix.
-fn pick<'a>(streams: &'a [Stream<'a>], wanted: Option<&str>) -> Result<(String, Tests<'a>), Fail> {
+/// The chain's stream: its id, the key prefix of its tests, its `qartod`
+/// tests.
+fn pick<'a>(
+    streams: &'a [Stream<'a>],
+    wanted: Option<&str>,
+) -> Result<(String, String, Tests<'a>), Fail> {
     let names = || {
         streams
             .iter()
@@ -306,7 +336,7 @@ fn pick<'a>(streams: &'a [Stream<'a>], wanted: Option<&str>) -> Result<(String, 
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let (_, prefix, pk) = match wanted {
+    let (id, prefix, pk) = match wanted {
         Some(w) => streams.iter().find(|s| s.0 == w).ok_or_else(|| {
             (
                 "streams".to_string(),
@@ -356,7 +386,7 @@ fn pick<'a>(streams: &'a [Stream<'a>], wanted: Option<&str>) -> Result<(String, 
         };
         tests.extend(t.iter().map(|(k, v)| (k.as_str(), v)));
     }
-    Ok((join("qartod"), tests))
+    Ok((id.clone(), join("qartod"), tests))
 }
 
 /// An ioos_qc argument's value in FåKopp's form.
@@ -384,6 +414,25 @@ fn convert(conv: Conv, v: &Value) -> Result<Value, String> {
     }
 }
 
+/// A pair of numbers in ascending order (anything else as it is, for the
+/// step's own check to name).
+fn sorted_pair(v: &Value) -> Value {
+    match v
+        .as_array()
+        .map(|a| a.iter().map(Value::as_f64).collect::<Vec<_>>())
+    {
+        Some(p) if p.len() == 2 && p.iter().all(Option::is_some) => {
+            let (a, b) = (p[0].unwrap_or_default(), p[1].unwrap_or_default());
+            if a > b {
+                Value::from(vec![v[1].clone(), v[0].clone()])
+            } else {
+                v.clone()
+            }
+        }
+        _ => v.clone(),
+    }
+}
+
 /// One `ClimatologyConfig.add(tspan, vspan, fspan, zspan, period)` entry:
 /// with a `period`, `tspan` is numeric; without, it is a date range.
 fn climatology_member(m: &Value) -> Result<Value, String> {
@@ -393,8 +442,18 @@ fn climatology_member(m: &Value) -> Result<Value, String> {
     let mut out = Map::new();
     for (k, v) in m {
         match k.as_str() {
-            "vspan" | "fspan" | "period" => {
-                out.insert(k.clone(), v.clone());
+            // `ClimatologyConfig.add` sorts each span.
+            "vspan" | "fspan" => {
+                out.insert(k.clone(), sorted_pair(v));
+            }
+            // The pandas names with an underscore, as ioos_qc takes them.
+            "period" => {
+                let p = match v.as_str() {
+                    Some("day_of_year") => Value::from("dayofyear"),
+                    Some("day_of_week") => Value::from("dayofweek"),
+                    _ => v.clone(),
+                };
+                out.insert(k.clone(), p);
             }
             "zspan" if v.is_null() => {}
             "zspan" => {
@@ -410,7 +469,7 @@ fn climatology_member(m: &Value) -> Result<Value, String> {
     }
     let tspan = m.get("tspan").ok_or("tspan is required")?;
     if m.get("period").is_some_and(|p| !p.is_null()) {
-        out.insert("tspan".into(), tspan.clone());
+        out.insert("tspan".into(), sorted_pair(tspan));
     } else {
         let dates = tspan
             .as_array()
@@ -425,7 +484,73 @@ fn climatology_member(m: &Value) -> Result<Value, String> {
                 crate::model::parse_time_ns(s).map_err(|e| format!("tspan `{s}`: {e}"))
             })
             .collect::<Result<Vec<i64>, String>>()?;
-        out.insert("tspan_ns".into(), Value::from(ns));
+        out.insert(
+            "tspan_ns".into(),
+            Value::from(vec![ns[0].min(ns[1]), ns[0].max(ns[1])]),
+        );
     }
     Ok(Value::Object(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("qc.yaml");
+        std::fs::write(&p, text).unwrap();
+        (dir, p)
+    }
+
+    #[test]
+    fn tests_keep_file_order_defaults_and_sorted_spans() {
+        let (_d, p) = file(
+            "qartod:\n  spike_test: {suspect_threshold: 1}\n  time_gap_test:\n  gross_range_test: {fail_span: [0, 12]}\n  climatology_test:\n    config:\n      - {tspan: [3, 1], vspan: [9, 2], period: day_of_year}\n",
+        );
+        let steps = steps(&p, None, Mode::Batch).unwrap();
+        let ops: Vec<&str> = steps.iter().map(Step::op).collect();
+        assert_eq!(ops, ["spike", "time_gap", "gross_range", "climatology"]);
+        match &steps[1] {
+            Step::TimeGap(c) => assert_eq!(c.fail_span_s, 7200.0),
+            s => panic!("{s:?}"),
+        }
+        match &steps[3] {
+            Step::Climatology(c) => {
+                let m = &c.members[0];
+                assert_eq!((m.tspan, m.vspan), (Some([1.0, 3.0]), [2.0, 9.0]));
+            }
+            s => panic!("{s:?}"),
+        }
+    }
+
+    #[test]
+    fn duplicates_and_batch_only_tests_in_a_stream_are_named() {
+        let (_d, p) = file(
+            "qartod:\n  spike_test: {suspect_threshold: 1}\n  spike_test: {suspect_threshold: 2}\n",
+        );
+        let e = steps(&p, None, Mode::Batch).unwrap_err();
+        assert!(e.reason.contains("duplicate"), "{e}");
+        let (_d, p) = file("qartod:\n  percentile_range_test: {}\n");
+        assert!(steps(&p, None, Mode::Batch).is_ok());
+        let e = steps(&p, None, Mode::Stream).unwrap_err();
+        assert_eq!(
+            e.key.as_deref(),
+            Some("qartod.percentile_range_test"),
+            "{e}"
+        );
+        assert!(e.reason.contains("batch only"), "{e}");
+    }
+
+    #[test]
+    fn tooling_commands_leave_the_file_unread() {
+        let text = "[source]\nkind = \"files\"\n[[chains]]\nname = \"q\"\nselect = [\"A.B..C\"]\nioos_qc_config = \"/nonexistent/qc.yaml\"\n";
+        let path = Path::new("t.toml");
+        assert!(crate::config::Config::parse(text, path, Mode::Tooling).is_ok());
+        let e = crate::config::Config::parse(text, path, Mode::Batch).unwrap_err();
+        assert!(e.reason.contains("cannot read the ioos_qc config"), "{e}");
+        let text = "[source]\nkind = \"files\"\n[[chains]]\nname = \"q\"\nselect = [\"A.B..C\"]\nioos_qc_stream = \"x\"\nsteps = [{ op = \"location\" }]\n";
+        let e = crate::config::Config::parse(text, path, Mode::Batch).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("chains[0].ioos_qc_stream"), "{e}");
+    }
 }

@@ -367,7 +367,7 @@ impl Config {
             key: None,
             reason: format!("invalid TOML: {}", e.message()),
         })?;
-        let cfg: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+        let mut cfg: Config = serde_path_to_error::deserialize(de).map_err(|e| {
             let key = e.path().to_string();
             let inner = e.into_inner();
             ConfigError {
@@ -376,7 +376,8 @@ impl Config {
                 reason: inner.message().to_string(),
             }
         })?;
-        let mut cfg = cfg;
+        // The steps of chains given as ioos_qc files, before the checks
+        // (tooling commands run no chain and leave the files unread).
         if matches!(mode, Mode::Stream | Mode::Batch) {
             for (i, ch) in cfg.chains.iter_mut().enumerate() {
                 let Some(file) = &ch.ioos_qc_config else {
@@ -389,7 +390,7 @@ impl Config {
                         reason: "a chain takes steps or an ioos_qc_config, not both".into(),
                     });
                 }
-                ch.steps = ioos_qc::steps(file, ch.ioos_qc_stream.as_deref())?;
+                ch.steps = ioos_qc::steps(file, ch.ioos_qc_stream.as_deref(), mode)?;
             }
         }
         validate::validate(&cfg, mode).map_err(|(key, reason)| ConfigError {
@@ -403,10 +404,17 @@ impl Config {
         Ok(cfg)
     }
 
-    /// A stable hash of the processing definition (chains and coincidence),
-    /// stored in checkpoints so a resumed job refuses changed chains.
+    /// A stable hash of the processing definition (chains, coincidence and
+    /// the stations the location tests read), stored in checkpoints so a
+    /// resumed job refuses changed chains.
     pub fn chains_hash(&self) -> u64 {
-        let text = serde_json::to_string(&(&self.chains, &self.coincidence)).unwrap_or_default();
+        let mut text =
+            serde_json::to_string(&(&self.chains, &self.coincidence)).unwrap_or_default();
+        // Only with a stations file, so hashes of configs without one stay.
+        if !self.station_table.is_empty() {
+            let st: Vec<_> = self.station_table.iter().collect();
+            text.push_str(&serde_json::to_string(&st).unwrap_or_default());
+        }
         fnv1a(text.as_bytes())
     }
 }

@@ -142,7 +142,7 @@ impl ImpossibleDateStep {
 }
 
 fn six_hours() -> f64 {
-    21_600.0
+    qc::DataReceptionConfig::default().fail_span_s
 }
 
 /// `data_reception`: the oldest acceptable age in seconds (ioos_qc's

@@ -283,8 +283,15 @@ pub(super) fn validate(cfg: &Config, mode: Mode) -> Check {
                 )?;
             }
         }
-        if ch.steps.is_empty() {
+        // Tooling commands leave an ioos_qc file unread (`Config::parse`).
+        if ch.steps.is_empty() && !(mode == Mode::Tooling && ch.ioos_qc_config.is_some()) {
             fail(format!("{at}.steps"), "must have at least one step")?;
+        }
+        if ch.ioos_qc_stream.is_some() && ch.ioos_qc_config.is_none() {
+            fail(
+                format!("{at}.ioos_qc_stream"),
+                "names a stream of an ioos_qc_config, and the chain has none",
+            )?;
         }
         for (j, st) in ch.steps.iter().enumerate() {
             let key = format!("{at}.steps[{j}]");

@@ -349,23 +349,27 @@ impl Drop for KillOnDrop {
 
 /// Packets of each sensor (`per`, in time order) sent interleaved, one
 /// sensor's next packet after another's, as a live network sends them,
-/// with `dup` sent once more after the first `dup_after` packets.
+/// with `dup` sent once more after the round that reaches `dup_after`
+/// packets.
 pub fn interleaved(
     per: std::collections::BTreeMap<String, Vec<fakopp::model::SensorPacket>>,
     dup_after: usize,
     dup: fakopp::model::SensorPacket,
 ) -> Vec<fakopp::model::SensorPacket> {
     let mut out = Vec::new();
+    let mut sent_dup = false;
     let mut iters: Vec<_> = per.into_values().map(|v| v.into_iter()).collect();
     loop {
         let before = out.len();
         for it in iters.iter_mut() {
             out.extend(it.next());
         }
-        if out.len() == dup_after {
+        if !sent_dup && out.len() >= dup_after {
             out.push(dup.clone());
+            sent_dup = true;
         }
         if out.len() == before {
+            assert!(sent_dup, "fewer than {dup_after} packets: nothing re-sent");
             return out;
         }
     }

@@ -6,8 +6,9 @@
 //! the streaming states here read the wall clock (truncated to the second
 //! the same way) once per pushed chunk, so in a stream "now" is the time
 //! the observation is flagged, which is what a data-reception check is for.
-//! Tests and reprocessing pin it with [`ImpossibleDateState::with_now`] /
-//! `from_time_ns`. Values are ignored: a NaN reading still has a time, and
+//! `data_reception` pins it with `from_time_ns` (reproducible batch runs);
+//! tests pin both with [`ImpossibleDateState::with_now`] and the one-shot
+//! functions' `now_ns`. Values are ignored: a NaN reading still has a time, and
 //! FåKopp never has a missing timestamp (ioos_qc's NaT → MISSING).
 
 use serde::{Deserialize, Serialize};
@@ -151,7 +152,10 @@ impl DataReceptionConfig {
         if !self.fail_span_s.is_finite() || self.fail_span_s.abs() > 9.2e9 {
             return Err(invalid(
                 "fail_span_s",
-                format!("{} must be a finite number of seconds", self.fail_span_s),
+                format!(
+                    "{} must be a finite number of seconds within ±9.2e9 (292 years)",
+                    self.fail_span_s
+                ),
             ));
         }
         Ok(())

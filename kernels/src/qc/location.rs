@@ -10,7 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{run_stream, Flag, Pointwise};
+use super::{Flag, Pointwise};
 use crate::error::{invalid, Result};
 
 /// `location_test`'s distance algorithm (ioos_qc names).
@@ -89,12 +89,12 @@ pub struct LocationBoundsConfig {
 }
 
 impl LocationBoundsConfig {
-    /// A polygon needs at least 3 vertices (ioos_qc raises otherwise), a
-    /// box `min <= max`; coordinates must be finite.
+    /// A polygon needs at least 3 vertices (ioos_qc raises otherwise);
+    /// coordinates must be finite.
     pub fn validate(&self) -> Result<()> {
         match &self.shape {
             Shape::Bbox(b) => {
-                if b.iter().any(|v| !v.is_finite()) || b[0] > b[2] || b[1] > b[3] {
+                if b.iter().any(|v| !v.is_finite()) {
                     return Err(invalid(
                         "shape",
                         format!("box {b:?} must be finite [min_lon, min_lat, max_lon, max_lat]"),
@@ -124,7 +124,11 @@ impl LocationBoundsConfig {
             return Flag::Missing;
         }
         let inside = match &self.shape {
-            Shape::Bbox([x0, y0, x1, y1]) => *x0 < lon && lon < *x1 && *y0 < lat && lat < *y1,
+            // ioos_qc builds the rectangle from the corners as given, so
+            // a box written max-first is the same box.
+            Shape::Bbox([x0, y0, x1, y1]) => {
+                x0.min(*x1) < lon && lon < x0.max(*x1) && y0.min(*y1) < lat && lat < y0.max(*y1)
+            }
             Shape::Polygon(p) => strictly_inside(p, lon, lat),
         };
         let bad = match self.flag_area {
@@ -202,9 +206,18 @@ impl Pointwise for FixedPositionState {
 }
 
 /// `location_test` for observations at the given positions (one per
-/// observation), as ioos_qc computes it without `range_max`.
+/// observation). `range_max` needs distances between positions, which
+/// only a fixed position (distance 0) spares: with moving positions it is
+/// refused rather than ignored.
 pub fn location(lon: &[f64], lat: &[f64], cfg: &LocationConfig) -> Result<Vec<Flag>> {
     cfg.validate()?;
+    let moving = |v: &[f64]| v.windows(2).any(|w| w[0].to_bits() != w[1].to_bits());
+    if cfg.range_max.is_some() && (moving(lon) || moving(lat)) {
+        return Err(invalid(
+            "range_max",
+            "distances between moving positions are not computed: give range_max only for a fixed station",
+        ));
+    }
     per_position(lon, lat, |x, y| cfg.flag(x, y))
 }
 
@@ -222,15 +235,6 @@ fn per_position(lon: &[f64], lat: &[f64], f: impl Fn(f64, f64) -> Flag) -> Resul
         ));
     }
     Ok(lon.iter().zip(lat).map(|(&x, &y)| f(x, y)).collect())
-}
-
-/// One flag per observation of a sensor at a fixed position.
-pub fn fixed_position(
-    times_ns: &[i64],
-    values: &[f64],
-    state: FixedPositionState,
-) -> Result<Vec<Flag>> {
-    run_stream(state, times_ns, values)
 }
 
 #[cfg(test)]

@@ -57,8 +57,8 @@ pub use dates::{
 pub use flat_line::{flat_line, flat_line_with_interval, FlatLineConfig, FlatLineState};
 pub use gross_range::{gross_range, GrossRangeConfig, GrossRangeState};
 pub use location::{
-    fixed_position, location, location_bounds, FixedPositionState, FlagArea, LocationBoundsConfig,
-    LocationConfig, RangeMethod, Shape,
+    location, location_bounds, FixedPositionState, FlagArea, LocationBoundsConfig, LocationConfig,
+    RangeMethod, Shape,
 };
 pub use percentile_range::{
     percentile_linear, percentile_range, PercentileRangeConfig, PercentileRangeState,
