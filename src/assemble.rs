@@ -13,8 +13,9 @@
 //!    its start is rounded to the nearest slot of the segment's grid.
 //! 3. A piece that starts on an already filled slot overlaps the segment.
 //!    The earlier data are kept: the piece's overlapping samples are
-//!    dropped, and any of them that differ from the samples kept (NaN equals
-//!    NaN here) are counted as conflicts. A piece lying entirely within the
+//!    dropped, and any of them that differ from the samples kept (a NaN
+//!    equals a NaN here, but a reading never equals a slot with no
+//!    reading) are counted as conflicts. A piece lying entirely within the
 //!    segment with identical samples is an exact duplicate.
 //! 4. A gap of `g` missing slots with `1 <= g <= max_gap_interp_samples`
 //!    stays in the segment as `g` slots marked [`NOT_RECORDED`]: QC leaves
@@ -615,6 +616,14 @@ mod tests {
         assert_eq!(segs[0].start_ns, 0);
         assert_eq!(segs[0].samples, vec![0.0, 1.0, 2.0, 3.0]);
         assert!(rep.is_clean());
+    }
+
+    #[test]
+    fn a_reading_over_a_slot_with_no_reading_is_a_conflict() {
+        assert!(same_sample(f64::NAN, f64::NAN));
+        assert!(!same_sample(f64::NAN, NOT_RECORDED));
+        assert!(same_sample(NOT_RECORDED, NOT_RECORDED));
+        assert!(!same_sample(1.0, NOT_RECORDED));
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! The QC part of a chain: every QARTOD step of the chain sees the same
-//! readings; their flags come out with different latencies (spike looks
-//! one reading ahead), so readings wait here until every test has flagged
+//! The QC part of a chain: every QARTOD step of the chain flags the same
+//! readings (in a chain with trace operators, as the steps before it left
+//! them); their flags come out with different latencies (spike looks one
+//! reading ahead), so readings wait here until every test has flagged
 //! them, then leave as one row with all flags and the aggregate.
 
 use crate::config::Step;

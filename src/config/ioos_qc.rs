@@ -171,8 +171,11 @@ pub fn steps(file: &Path, stream: Option<&str>, mode: Mode) -> Result<Vec<Step>,
     })?;
     // Read as YAML first: it keeps the order of the tests (the order of the
     // flags) and refuses a key given twice, as ioos_qc's loader does.
-    let yaml: serde_yaml::Value = serde_yaml::from_str(&text)
+    let mut yaml: serde_yaml::Value = serde_yaml::from_str(&text)
         .map_err(|e| err(String::new(), format!("not YAML or JSON: {e}")))?;
+    // Merge keys (`<<: *defaults`), as ioos_qc's loader applies them.
+    yaml.apply_merge()
+        .map_err(|e| err(String::new(), format!("YAML merge keys: {e}")))?;
     let root: Value = serde_json::to_value(&yaml)
         .map_err(|e| err(String::new(), format!("not an ioos_qc config: {e}")))?;
     let Value::Object(root) = root else {
@@ -184,17 +187,24 @@ pub fn steps(file: &Path, stream: Option<&str>, mode: Mode) -> Result<Vec<Step>,
     let streams = stream_map(&root).map_err(|(k, r)| err(k, r))?;
     let (id, prefix, mut tests) = pick(&streams, stream).map_err(|(k, r)| err(k, r))?;
     let packages = if root.contains_key("streams") {
-        &yaml["streams"][id.as_str()]
+        entry(&yaml["streams"], &id)
     } else if root.contains_key("qartod") {
         &yaml
     } else {
-        &yaml[id.as_str()]
+        entry(&yaml, &id)
     };
-    let order: Vec<&str> = packages["qartod"]
+    let order: Vec<String> = packages["qartod"]
         .as_mapping()
-        .map(|m| m.keys().filter_map(|k| k.as_str()).collect())
+        .map(|m| m.keys().map(key_text).collect())
         .unwrap_or_default();
-    tests.sort_by_key(|(name, _)| order.iter().position(|o| o == name));
+    let position = |name: &str| order.iter().position(|o| o == name);
+    if let Some((name, _)) = tests.iter().find(|(name, _)| position(name).is_none()) {
+        return Err(err(
+            format!("{prefix}.{name}"),
+            "cannot find the test again in the file (its order would be lost)".into(),
+        ));
+    }
+    tests.sort_by_key(|(name, _)| position(name));
     let mut out = Vec::new();
     for (name, args) in tests {
         let key = format!("{prefix}.{name}");
@@ -261,6 +271,23 @@ pub fn steps(file: &Path, stream: Option<&str>, mode: Mode) -> Result<Vec<Step>,
 }
 
 type Fail = (String, String);
+
+/// A YAML key as the JSON form names it (`1:` is `"1"` there).
+fn key_text(k: &serde_yaml::Value) -> String {
+    match serde_json::to_value(k) {
+        Ok(Value::String(s)) => s,
+        Ok(v) => v.to_string(),
+        Err(_) => String::new(),
+    }
+}
+
+/// The value under the key named `id` (in its JSON form) of a mapping.
+fn entry<'a>(m: &'a serde_yaml::Value, id: &str) -> &'a serde_yaml::Value {
+    static NULL: serde_yaml::Value = serde_yaml::Value::Null;
+    m.as_mapping()
+        .and_then(|m| m.iter().find(|(k, _)| key_text(k) == id).map(|(_, v)| v))
+        .unwrap_or(&NULL)
+}
 
 /// A stream: its id, the key prefix of its packages, the packages.
 type Stream<'a> = (String, String, &'a Map<String, Value>);
@@ -540,6 +567,33 @@ mod tests {
             "{e}"
         );
         assert!(e.reason.contains("batch only"), "{e}");
+    }
+
+    #[test]
+    fn numeric_stream_ids_and_merge_keys() {
+        let (_d, p) = file(
+            "defaults: &d\n  suspect_threshold: 1\nstreams:\n  7:\n    qartod:\n      spike_test:\n        <<: *d\n        fail_threshold: 3\n      gross_range_test: {fail_span: [0, 12]}\n",
+        );
+        // `defaults` is not a ContextConfig key.
+        assert!(steps(&p, Some("7"), Mode::Batch).is_err());
+        let (_d, p) = file(
+            "7:\n  qartod:\n    spike_test: {suspect_threshold: 1, fail_threshold: 3}\n    gross_range_test: {fail_span: [0, 12]}\n",
+        );
+        let ops: Vec<&str> = steps(&p, Some("7"), Mode::Batch)
+            .unwrap()
+            .iter()
+            .map(Step::op)
+            .collect::<Vec<_>>();
+        assert_eq!(ops, ["spike", "gross_range"]);
+        let (_d, p) =
+            file("qartod:\n  spike_test:\n    <<: {suspect_threshold: 1}\n    fail_threshold: 3\n");
+        match &steps(&p, None, Mode::Batch).unwrap()[0] {
+            Step::Spike(c) => assert_eq!(
+                (c.suspect_threshold, c.fail_threshold),
+                (Some(1.0), Some(3.0))
+            ),
+            s => panic!("{s:?}"),
+        }
     }
 
     #[test]

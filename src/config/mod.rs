@@ -405,15 +405,32 @@ impl Config {
     }
 
     /// A stable hash of the processing definition (chains, coincidence and
-    /// the stations the location tests read), stored in checkpoints so a
-    /// resumed job refuses changed chains.
+    /// the station positions location tests flag with), stored in
+    /// checkpoints so a resumed job refuses changed chains.
     pub fn chains_hash(&self) -> u64 {
         let mut text =
             serde_json::to_string(&(&self.chains, &self.coincidence)).unwrap_or_default();
-        // Only with a stations file, so hashes of configs without one stay.
-        if !self.station_table.is_empty() {
-            let st: Vec<_> = self.station_table.iter().collect();
-            text.push_str(&serde_json::to_string(&st).unwrap_or_default());
+        // A location test's flag is fixed when its state is built, so a
+        // moved station must not resume; other station fields may change.
+        // Only then, so hashes of configs without such a test stay.
+        let located = self
+            .chains
+            .iter()
+            .flat_map(|c| &c.steps)
+            .any(|s| matches!(s, Step::Location(_) | Step::LocationBounds(_)));
+        if located {
+            let at: Vec<(&str, u64, u64)> = self
+                .station_table
+                .iter()
+                .map(|s| {
+                    (
+                        s.sensor_id.as_str(),
+                        s.longitude.to_bits(),
+                        s.latitude.to_bits(),
+                    )
+                })
+                .collect();
+            text.push_str(&serde_json::to_string(&at).unwrap_or_default());
         }
         fnv1a(text.as_bytes())
     }
@@ -464,4 +481,37 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ *b as u64).wrapping_mul(0x100_0000_01b3)
     })
+}
+
+#[cfg(test)]
+mod hash_tests {
+    use super::*;
+
+    fn hash(stations: &str, steps: &str) -> u64 {
+        let dir = tempfile::tempdir().unwrap();
+        let st = dir.path().join("st.csv");
+        std::fs::write(&st, stations).unwrap();
+        let text = format!(
+            "stations = \"{}\"\n[source]\nkind = \"files\"\n[[chains]]\nname = \"q\"\nselect = [\"A.B..*\"]\nsteps = [{steps}]\n",
+            st.display()
+        );
+        Config::parse(&text, Path::new("t.toml"), Mode::Batch)
+            .unwrap()
+            .chains_hash()
+    }
+
+    /// A moved station changes the hash of a chain with location tests
+    /// (their flag is fixed in the checkpointed state); nothing else does.
+    #[test]
+    fn station_positions_count_for_location_tests_only() {
+        let head = "sensor_id,latitude,longitude,unit\n";
+        let a = format!("{head}A.B..C,52.0,-1.0,m\n");
+        let moved = format!("{head}A.B..C,52.5,-1.0,m\n");
+        let relabelled = format!("{head}A.B..C,52.0,-1.0,cm\n");
+        let loc = r#"{ op = "location" }"#;
+        let gr = r#"{ op = "gross_range", fail_span = [0.0, 1.0] }"#;
+        assert_ne!(hash(&a, loc), hash(&moved, loc));
+        assert_eq!(hash(&a, loc), hash(&relabelled, loc));
+        assert_eq!(hash(&a, gr), hash(&moved, gr));
+    }
 }

@@ -287,6 +287,12 @@ pub(super) fn validate(cfg: &Config, mode: Mode) -> Check {
         if ch.steps.is_empty() && !(mode == Mode::Tooling && ch.ioos_qc_config.is_some()) {
             fail(format!("{at}.steps"), "must have at least one step")?;
         }
+        if mode == Mode::Tooling && ch.ioos_qc_config.is_some() && !ch.steps.is_empty() {
+            fail(
+                format!("{at}.ioos_qc_config"),
+                "a chain takes steps or an ioos_qc_config, not both",
+            )?;
+        }
         if ch.ioos_qc_stream.is_some() && ch.ioos_qc_config.is_none() {
             fail(
                 format!("{at}.ioos_qc_stream"),

@@ -155,8 +155,8 @@ fn resume(
         return Err(crate::config::ConfigError {
             file: path.clone(),
             key: Some("chains".into()),
-            reason: "the checkpoint was made with different chains or coincidence settings; \
-                     run with --reset-state to resume reading from its offsets with fresh kernel state"
+            reason: "the checkpoint was made with different chains, coincidence settings or \
+                     station positions; run with --reset-state to resume reading from its offsets with fresh kernel state"
                 .into(),
         }
         .into());

@@ -43,6 +43,9 @@ pub struct Layout {
     pub raw_columns: Vec<String>,
     /// The version in `schema_info`, if that table and its row exist.
     pub recorded: Option<i32>,
+    /// Whether the `stations` table exists (older keyspaces lack it; it is
+    /// additive, so `schema apply` adds it without a new version).
+    pub has_stations: bool,
 }
 
 impl Layout {
@@ -108,6 +111,12 @@ pub async fn layout(session: &Session, keyspace: &str) -> Result<Layout> {
         (keyspace, "schema_info"),
     )
     .await?;
+    let stations: Vec<String> = single_column(
+        session,
+        "SELECT table_name FROM system_schema.tables WHERE keyspace_name = ? AND table_name = ?",
+        (keyspace, "stations"),
+    )
+    .await?;
     let recorded = if info.is_empty() {
         None
     } else {
@@ -130,6 +139,7 @@ pub async fn layout(session: &Session, keyspace: &str) -> Result<Layout> {
     Ok(Layout {
         raw_columns,
         recorded,
+        has_stations: !stations.is_empty(),
     })
 }
 

@@ -567,7 +567,7 @@ impl CassandraSink {
         check_keyspace_name(cfg)?;
         let session = connect(cfg).await?;
         apply_schema(&session, cfg, false).await?;
-        Self::prepare(session, cfg).await
+        Self::prepare(session, cfg, true).await
     }
 
     /// Connects to an existing keyspace without changing it (for readers
@@ -584,10 +584,12 @@ impl CassandraSink {
             );
         }
         super::schema::check(&layout, &cfg.keyspace)?;
-        Self::prepare(session, cfg).await
+        Self::prepare(session, cfg, layout.has_stations).await
     }
 
-    async fn prepare(session: Session, cfg: &CassandraConfig) -> Result<Self> {
+    /// Prepares every statement; those of `stations` only when the
+    /// keyspace has that table (`stations`).
+    async fn prepare(session: Session, cfg: &CassandraConfig, stations: bool) -> Result<Self> {
         let ks = &cfg.keyspace;
         let prep = |cql: String| {
             let session = &session;
@@ -610,33 +612,33 @@ impl CassandraSink {
                 Table::WindowStats => "chain, sensor_id, day, window_start_ns, window_start, window_s, count, gaps, min, max, mean, std, rms",
                 Table::Stations => "sensor_id, latitude, longitude, elevation, unit, kind",
             };
+            // A keyspace an older fakopp made has no `stations` (it is
+            // additive: `schema apply` and `run` add it); reading it, as
+            // `export` and batch do, needs none.
+            if t == Table::Stations && !stations {
+                insert.push(None);
+                continue;
+            }
             let marks = vec!["?"; cols.split(',').count()].join(", ");
             let p = prep(format!(
                 "INSERT INTO {ks}.{} ({cols}) VALUES ({marks})",
                 t.name()
             ))
-            .await;
-            // A keyspace an older fakopp made has no `stations` (it is
-            // additive: `schema apply` and `run` add it); reading it, as
-            // `export` and batch do, needs none.
-            let p = match p {
-                Err(_) if t == Table::Stations => None,
-                p => Some(p?),
-            };
-            if p.as_ref().is_some_and(|p| !p.is_token_aware()) {
+            .await?;
+            if !p.is_token_aware() {
                 bail!(
                     "INSERT INTO {ks}.{} does not bind its partition key",
                     t.name()
                 );
             }
-            insert.push(p);
+            insert.push(Some(p));
         }
         let mut count = Vec::new();
         for t in Table::ALL {
-            let p = prep(format!("SELECT COUNT(*) FROM {ks}.{}", t.name())).await;
-            count.push(match p {
-                Err(_) if t == Table::Stations => None,
-                p => Some(p?),
+            count.push(if t == Table::Stations && !stations {
+                None
+            } else {
+                Some(prep(format!("SELECT COUNT(*) FROM {ks}.{}", t.name())).await?)
             });
         }
         let stmts = Statements {
