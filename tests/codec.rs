@@ -752,6 +752,22 @@ fn validation_reasons() {
     );
     p.samples = vec![1.0, f64::NAN];
     assert_eq!(validate(&p, &Limits::default()), Ok(()));
+    // A consumer reads any NaN payload in an Avro packet as the canonical
+    // NaN, never as the grid's "no reading" mark (`decode` alone keeps bits).
+    p.samples = vec![
+        fakopp::model::NOT_RECORDED,
+        f64::from_bits(0xFFF8_0000_0000_0042),
+    ];
+    let back = decode_valid(
+        PacketFormat::Avro,
+        &encode(PacketFormat::Avro, &p),
+        &Limits::default(),
+    )
+    .unwrap();
+    assert!(back
+        .samples
+        .iter()
+        .all(|v| v.to_bits() == f64::NAN.to_bits()));
     p.samples = vec![f64::NEG_INFINITY];
     assert!(matches!(invalid(&p), Invalid::NonFinite { index: 0, .. }));
 

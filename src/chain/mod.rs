@@ -430,7 +430,18 @@ impl ChainState {
         let mut noted_qc = false;
         let mut active_onset = None;
         let mut stages = std::mem::take(&mut self.stages);
+        // A trace chain's buffer holds no unrecorded slot (the gap fill
+        // interpolated them) and changes from step to step: each QC step
+        // reads it as it is. A QC-only chain's buffer stays the chunk as
+        // assembled: its observations, if it has slots with no reading, are
+        // taken out once.
         let trace_chain = stages.iter().any(|st| matches!(st, Stage::Trace(_)));
+        let unrecorded = !trace_chain
+            && (self.traces || !self.qc.is_empty())
+            && values.iter().any(|&v| !is_recorded(v));
+        if unrecorded {
+            observations(s);
+        }
         let res = (|| -> Result<()> {
             for stage in stages.iter_mut() {
                 match stage {
@@ -442,18 +453,10 @@ impl ChainState {
                         op.apply(&mut s.buf, &mut s.tmp, self.rate)?;
                     }
                     Stage::Qc(i) => {
-                        // A trace chain's buffer holds no unrecorded slot
-                        // (the gap fill interpolated them) and changes from
-                        // step to step: each QC step reads it as it is. A
-                        // QC-only chain's buffer is the chunk as assembled:
-                        // its observations are taken out once.
-                        let (t, v): (&[i64], &[f64]) = if trace_chain {
-                            (&s.times, &s.buf)
-                        } else {
-                            if !noted_qc {
-                                observations(s);
-                            }
+                        let (t, v): (&[i64], &[f64]) = if unrecorded {
                             (&s.obs_times, &s.obs_values)
+                        } else {
+                            (&s.times, &s.buf)
                         };
                         if !noted_qc {
                             self.qc.note_readings(t, v);
@@ -501,7 +504,7 @@ impl ChainState {
         res?;
         self.seg_len += values.len() as u64;
         if self.traces {
-            self.emit_trace(&s.buf, out);
+            self.emit_trace(&s.buf, unrecorded, out);
         }
         self.picks.append(&mut s.picks);
         self.emit_triggers(false, out);
@@ -593,26 +596,34 @@ impl ChainState {
         }
     }
 
-    fn emit_trace(&self, buf: &[f64], out: &mut Results) {
+    /// Appends the chunk's trace; `unrecorded`: `buf` holds slots with no
+    /// reading (a chain without trace operators), which a kept trace shows
+    /// as the plain NaN (the mark is internal).
+    fn emit_trace(&self, buf: &[f64], unrecorded: bool, out: &mut Results) {
         let seg_start = self.seg_start_ns;
-        // The grid's "no reading" mark is internal: a kept trace (of a
-        // chain without trace operators) shows it as the plain NaN.
-        let samples = buf.iter().map(|&v| crate::model::canonical_nan(v));
-        match out.traces.last_mut() {
+        let samples = match out.traces.last_mut() {
             Some(t)
                 if t.chain == self.chain
                     && t.sensor == self.sensor
                     && t.start_time_ns == seg_start =>
             {
-                t.samples.extend(samples)
+                &mut t.samples
             }
-            _ => out.traces.push(TraceRec {
-                chain: self.chain.clone(),
-                sensor: self.sensor.clone(),
-                start_time_ns: seg_start,
-                sample_rate_hz: self.rate,
-                samples: samples.collect(),
-            }),
+            _ => {
+                out.traces.push(TraceRec {
+                    chain: self.chain.clone(),
+                    sensor: self.sensor.clone(),
+                    start_time_ns: seg_start,
+                    sample_rate_hz: self.rate,
+                    samples: Vec::with_capacity(buf.len()),
+                });
+                &mut out.traces.last_mut().expect("just pushed").samples
+            }
+        };
+        if unrecorded {
+            samples.extend(buf.iter().map(|&v| crate::model::canonical_nan(v)));
+        } else {
+            samples.extend_from_slice(buf);
         }
     }
 
