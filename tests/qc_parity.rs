@@ -210,20 +210,8 @@ fn real_logger_series_with_missed_readings_equal_ioos_qc_in_batch() {
 /// Packets of 6 readings, reversed in groups of four per sensor (at most a
 /// day of hourly data out of order, inside the 4-day reorder window), the
 /// sensors interleaved, one packet sent twice.
-fn shuffled_packets(inputs: &[String]) -> Vec<fakopp::model::SensorPacket> {
-    let paths: Vec<PathBuf> = inputs.iter().map(PathBuf::from).collect();
-    let input = fakopp::source::files::read_inputs(&paths, 15, false).unwrap();
-    let mut per: BTreeMap<String, Vec<fakopp::model::SensorPacket>> = BTreeMap::new();
-    for p in fakopp::produce::packets_from_series(&input.series, 6) {
-        per.entry(p.sensor_id.clone()).or_default().push(p);
-    }
-    for v in per.values_mut() {
-        for g in v.chunks_mut(4) {
-            g.reverse();
-        }
-    }
-    let dup = per.values().next().unwrap()[9].clone();
-    interleaved(per, 30, dup)
+fn shuffled(inputs: &[String]) -> Vec<fakopp::model::SensorPacket> {
+    shuffled_packets(inputs, 6, |_| true, 9, 30)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -278,7 +266,7 @@ retire_after_s = 400000.0
         .set("enable.idempotence", "true")
         .create()
         .unwrap();
-    let packets = shuffled_packets(&o.inputs());
+    let packets = shuffled(&o.inputs());
     assert!(
         packets.iter().any(|p| p.samples.iter().any(|v| v.is_nan())),
         "readings recorded as NaN travel in packets"

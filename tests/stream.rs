@@ -140,23 +140,8 @@ async fn send(p: &FutureProducer, topic: &str, key: &str, payload: &[u8]) {
 /// Packets of 50 samples; the seismic ones reversed in groups of four per
 /// sensor (1.5 s of displacement, inside the 5 s reorder window), all
 /// sensors interleaved, and one packet sent twice.
-fn shuffled_packets(inputs: &[String]) -> Vec<SensorPacket> {
-    let paths: Vec<PathBuf> = inputs.iter().map(PathBuf::from).collect();
-    let input = fakopp::source::files::read_inputs(&paths, 15, false).unwrap();
-    let packets = fakopp::produce::packets_from_series(&input.series, 50);
-    let mut per: BTreeMap<String, Vec<SensorPacket>> = BTreeMap::new();
-    for p in packets {
-        per.entry(p.sensor_id.clone()).or_default().push(p);
-    }
-    for v in per.values_mut() {
-        if v[0].sample_rate_hz >= 1.0 {
-            for g in v.chunks_mut(4) {
-                g.reverse();
-            }
-        }
-    }
-    let dup = per.values().next().unwrap()[7].clone();
-    interleaved(per, 40, dup)
+fn shuffled(inputs: &[String]) -> Vec<SensorPacket> {
+    shuffled_packets(inputs, 50, |p| p.sample_rate_hz >= 1.0, 7, 40)
 }
 
 /// Runs the job to its idle end; its log.
@@ -238,7 +223,7 @@ async fn stream_equals_batch(ranks: usize) {
     );
 
     create_topic(&job);
-    let packets = shuffled_packets(&inputs);
+    let packets = shuffled(&inputs);
     let prod = producer();
     for p in &packets {
         send(

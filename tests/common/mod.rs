@@ -347,15 +347,33 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// Packets of each sensor (`per`, in time order) sent interleaved, one
-/// sensor's next packet after another's, as a live network sends them,
-/// with `dup` sent once more after the round that reaches `dup_after`
-/// packets.
-pub fn interleaved(
-    per: std::collections::BTreeMap<String, Vec<fakopp::model::SensorPacket>>,
+/// The series of `inputs` (read as batch reads them) in packets of
+/// `samples` samples, each sensor's reversed in groups of four when
+/// `reverse` says so of its first packet, all sensors interleaved as a live
+/// network sends them, and the first sensor's packet `dup` sent once more
+/// after the round that reaches `dup_after` packets.
+pub fn shuffled_packets(
+    inputs: &[String],
+    samples: usize,
+    reverse: impl Fn(&fakopp::model::SensorPacket) -> bool,
+    dup: usize,
     dup_after: usize,
-    dup: fakopp::model::SensorPacket,
 ) -> Vec<fakopp::model::SensorPacket> {
+    let paths: Vec<PathBuf> = inputs.iter().map(PathBuf::from).collect();
+    let input = fakopp::source::files::read_inputs(&paths, 15, false).unwrap();
+    let mut per: std::collections::BTreeMap<String, Vec<fakopp::model::SensorPacket>> =
+        Default::default();
+    for p in fakopp::produce::packets_from_series(&input.series, samples) {
+        per.entry(p.sensor_id.clone()).or_default().push(p);
+    }
+    for v in per.values_mut() {
+        if reverse(&v[0]) {
+            for g in v.chunks_mut(4) {
+                g.reverse();
+            }
+        }
+    }
+    let dup = per.values().next().unwrap()[dup].clone();
     let mut out = Vec::new();
     let mut sent_dup = false;
     let mut iters: Vec<_> = per.into_values().map(|v| v.into_iter()).collect();

@@ -53,7 +53,7 @@ assert ioos_qc.__version__.startswith("3.0"), ioos_qc.__version__
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "kernels" / "tests" / "oracle"))
-from qc import fetch_sdist, gensor_frames  # noqa: E402 (the real-data fetchers shared with the kernels' oracle)
+from qc import RUNNERS, fetch_sdist, gensor_frames  # noqa: E402 (the kernels' oracle: its ioos_qc calls, real-data fetchers)
 HYDROFUNCTIONS = "hydrofunctions==0.2.4"
 S = 1_000_000_000
 # Non-causal tests: a stream config refuses them.
@@ -127,46 +127,25 @@ def toml_value(v):
     raise TypeError(v)
 
 
+def ns(text):
+    return int(np.datetime64(text.rstrip("Z"), "ns").astype("int64"))
+
+
 def run_tests(t, x, lon, lat, tests):
-    """ioos_qc's flags for every test of the chain, keyed by op."""
-    tt = t.astype("datetime64[ns]")
+    """ioos_qc's flags for every test of the chain, keyed by op, through the
+    kernels' oracle calls (qc.RUNNERS), which take the kernel parameters:
+    the config's date-times as ns, the station's position per observation."""
     n = len(x)
     out = {}
     for op, c in tests:
-        if op == "gross_range":
-            f = q.gross_range_test(x, fail_span=tuple(c["fail_span"]), suspect_span=tuple(c["suspect_span"]))
-        elif op == "spike":
-            f = q.spike_test(x, suspect_threshold=c["suspect_threshold"], fail_threshold=c["fail_threshold"])
-        elif op == "rate_of_change":
-            f = q.rate_of_change_test(x, tt, threshold=c["threshold"], fail_threshold=c.get("fail_threshold"))
-        elif op == "flat_line":
-            f = q.flat_line_test(x, tt, suspect_threshold=c["suspect_threshold_s"], fail_threshold=c["fail_threshold_s"],
-                                 tolerance=c["tolerance"])
-        elif op == "attenuated_signal":
-            f = q.attenuated_signal_test(x, tt, suspect_threshold=c["suspect_threshold"], fail_threshold=c["fail_threshold"],
-                                         test_period=c["test_period_s"], check_type=c.get("check_type", "std"))
-        elif op == "climatology":
-            members = [dict(tspan=tuple(m["tspan"]), vspan=tuple(m["vspan"]), period=m["period"],
-                            **({"fspan": tuple(m["fspan"])} if "fspan" in m else {})) for m in c["members"]]
-            f = q.climatology_test(members, x, tt, np.full(n, np.nan))
-        elif op == "time_gap":
-            f = q.time_gap_test(tt, fail_span=c["fail_span_s"] / 3600.0)
-        elif op == "impossible_date":
-            f = q.impossible_date_test(tt, fail_span=tuple(np.datetime64(s.rstrip("Z"), "ns") for s in c["fail_span"]))
-        elif op == "data_reception":
-            f = q.data_reception_test(tt, fail_span=c["fail_span_s"] / 3600.0, from_time=np.datetime64(c["from_time"].rstrip("Z"), "ns"))
-        elif op == "percentile_range":
-            f = q.percentile_range_test(np.asarray(x), **c)
-        elif op == "location":
-            f = q.location_test(lon=np.full(n, lon), lat=np.full(n, lat), **c)
-        elif op == "location_bounds":
-            shape = c["shape"]
-            # ioos_qc reads a list of 4 numbers as a box, a tuple of pairs as a polygon.
-            shape = tuple(tuple(p) for p in shape) if isinstance(shape[0], list) else shape
-            f = q.location_bounds_test(lon=np.full(n, lon), lat=np.full(n, lat), shape=shape, flag_area=c.get("flag_area", "outside"))
-        else:
-            raise ValueError(op)
-        f = np.asarray(f).astype(int).ravel()
+        c = dict(c)
+        if "fail_span" in c and op == "impossible_date":
+            c["fail_span_ns"] = [ns(v) for v in c.pop("fail_span")]
+        if "from_time" in c:
+            c["from_time_ns"] = ns(c.pop("from_time"))
+        if op.startswith("location"):
+            c.update(lon=[lon] * n, lat=[lat] * n)
+        f = np.asarray(RUNNERS[op](t, x.copy(), c)).astype(int).ravel()
         assert f.shape == (n,), (op, f.shape)
         out[op] = f
     return out
