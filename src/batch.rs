@@ -14,7 +14,7 @@
 
 use crate::chain::{ChainState, CompiledChain};
 use crate::cli::OutputFormat;
-use crate::config::{Config, SinkKind, SourceKind};
+use crate::config::{Config, SinkKind, SourceKind, Step};
 use crate::dist::{
     append_bytes, from_bytes, gather_buffers, scatter_buffers, scatter_flat, to_bytes, Dist,
 };
@@ -96,7 +96,17 @@ fn input_files(cfg: &Config, a: &BatchArgs) -> Result<Option<Vec<PathBuf>>> {
 /// Reads the input files, keeping the sensors `want` names; bad records
 /// become problems of the run (no chain; the file as sensor).
 fn read_files(cfg: &Config, a: &BatchArgs, paths: &[PathBuf], want: Want<'_>) -> Result<Loaded> {
-    let input = read_inputs_of(paths, cfg.stream.max_gap_interp_samples, a.keep_going, want)?;
+    let raw_text = cfg
+        .chains
+        .iter()
+        .any(|c| c.steps.iter().any(|s| matches!(s, Step::Syntax(_))));
+    let input = read_inputs_of(
+        paths,
+        cfg.stream.max_gap_interp_samples,
+        a.keep_going,
+        want,
+        raw_text,
+    )?;
     let problems = input
         .bad
         .iter()
@@ -185,7 +195,13 @@ pub fn run_series(chain: &CompiledChain, series: &Series, out: &mut Results) {
             .collect();
         fakopp_kernels::qc::median_interval_ns(&times)
     };
-    let mut state = match ChainState::new(chain, &series.sensor_id, rate, interval_ns) {
+    let mut state = match ChainState::new(
+        chain,
+        &series.sensor_id,
+        rate,
+        interval_ns,
+        series.raw_texts.as_ref(),
+    ) {
         Ok(s) => s,
         Err(e) => return out.problems.push(problem(format!("{e:#}"))),
     };

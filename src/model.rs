@@ -293,6 +293,10 @@ pub struct Series {
     /// Samples per second; 0 for irregular series (times in each segment).
     pub sample_rate_hz: f64,
     pub segments: Vec<Segment>,
+    /// The raw text of each observation, when the source read text (CSV)
+    /// and a chain's `syntax` test asked for it.
+    #[serde(default)]
+    pub raw_texts: Option<std::sync::Arc<fakopp_kernels::qc::RawTexts>>,
 }
 
 impl Series {

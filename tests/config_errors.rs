@@ -5,13 +5,14 @@ mod common;
 use common::*;
 
 fn check(body: &str, expect_key: &str, expect_reason: &str) {
+    check_command("run", body, expect_key, expect_reason)
+}
+
+/// [`check`] for the command `cmd` (`run` loads a stream config, `batch` a batch one).
+fn check_command(cmd: &str, body: &str, expect_key: &str, expect_reason: &str) {
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(dir.path(), "job.toml", body);
-    let out = fakopp()
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
+    let out = fakopp().args([cmd, "--config"]).arg(&cfg).output().unwrap();
     let err = stderr(&out);
     assert_eq!(
         out.status.code(),
@@ -80,6 +81,24 @@ fn sta_not_shorter_than_lta_is_rejected() {
 fn batch_only_step_in_a_stream_is_rejected() {
     let body = format!("[source]\nkind = \"kafka\"\n{CHAIN}steps = [{{ op = \"bandpass\", freqmin = 1.0, freqmax = 5.0, zerophase = true }}]\n");
     check(&body, "chains[0].steps[0].op", "batch-only");
+    let body =
+        format!("[source]\nkind = \"kafka\"\n{CHAIN}steps = [{{ op = \"syntax\", nchar = 4 }}]\n");
+    check(&body, "chains[0].steps[0].op", "packets do not carry");
+}
+
+#[test]
+fn bad_syntax_arguments_are_rejected() {
+    let body = format!("[source]\nkind = \"files\"\n{CHAIN}steps = [{{ op = \"syntax\", nchar = 4, lentype = \"bit\" }}]\n");
+    check_command("batch", &body, "chains[0].steps[0]", "lentype must be");
+    let body = format!(
+        "[source]\nkind = \"files\"\n{CHAIN}steps = [{{ op = \"syntax\", nchar = nan }}]\n"
+    );
+    check_command(
+        "batch",
+        &body,
+        "chains[0].steps[0].nchar",
+        "not a finite number",
+    );
 }
 
 #[test]

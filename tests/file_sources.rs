@@ -1036,3 +1036,45 @@ fn assemble_keeps_small_gaps_as_missing_readings_and_splits_large_ones() {
     assert_eq!((segs.len(), rep.gaps_split), (2, 1));
     assert_eq!(segs[1].start_ns, 260 * ms);
 }
+
+/// For `syntax`, each CSV reading keeps its cell as read (unquoted, not
+/// trimmed), and of readings at one time the first given, as assembly
+/// keeps them; without the request there is no text.
+#[test]
+fn csv_cells_keep_their_raw_text_when_asked() {
+    use fakopp::source::files::{read_inputs_of, Want};
+    let dir = tempfile::tempdir().unwrap();
+    let a = write(
+        dir.path(),
+        "a.csv",
+        "time,sensor,value\n2024-01-01T00:00:00Z,X.A..P,\"7.10\"\n2024-01-01T00:10:00Z,X.A..P, 7.2\n2024-01-01T00:20:00Z,X.A..P,\n",
+    );
+    let b = write(
+        dir.path(),
+        "b.csv",
+        "time,X.A..P,X.B..Q\n2024-01-01T00:10:00Z,7.20,1\n2024-01-01T00:30:00Z,7.3,2e0\n",
+    );
+    let input = read_inputs_of(&[a.clone(), b.clone()], 0, false, Want::All, true).unwrap();
+    let t0 = fakopp::model::parse_time_ns("2024-01-01T00:00:00Z").unwrap();
+    let m = 60 * NS;
+    let texts = series(&input, "X.A..P")
+        .raw_texts
+        .as_ref()
+        .expect("texts kept");
+    assert_eq!(texts.len(), 4);
+    let got: Vec<Option<&str>> = [0, 10, 20, 30, 40]
+        .iter()
+        .map(|k| texts.get(t0 + k * m))
+        .collect();
+    assert_eq!(
+        got,
+        [Some("7.10"), Some(" 7.2"), Some(""), Some("7.3"), None]
+    );
+    let q = series(&input, "X.B..Q").raw_texts.as_ref().unwrap();
+    assert_eq!(
+        (q.get(t0 + 10 * m), q.get(t0 + 30 * m)),
+        (Some("1"), Some("2e0"))
+    );
+    let plain = read_inputs(&[a, b], 0, false).unwrap();
+    assert!(plain.series.iter().all(|s| s.raw_texts.is_none()));
+}

@@ -372,10 +372,55 @@ fn qc_flags_match_ioos_qc() {
         );
         n_flags += agg.len();
     }
+    // syntax_test counts raw records, not values.
+    let syntax = root["syntax"].as_array().expect("syntax cases");
+    let mut mixed = 0;
+    for case in syntax {
+        let c: qc::SyntaxConfig = cfg(&case["cfg"]);
+        let records: Vec<&str> = case["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap())
+            .collect();
+        let got: Vec<u8> = qc::syntax(&records, &c)
+            .unwrap()
+            .iter()
+            .map(|f| f.as_u8())
+            .collect();
+        let expected: Vec<u8> = case["flags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u8)
+            .collect();
+        let bad: Vec<String> = got
+            .iter()
+            .zip(&expected)
+            .zip(&records)
+            .filter(|((a, b), _)| a != b)
+            .take(10)
+            .map(|((a, b), r)| format!("{r:?}: ours {a} ioos {b}"))
+            .collect();
+        assert!(
+            bad.is_empty(),
+            "syntax {}: flags differ from ioos_qc:\n{}",
+            case["cfg"],
+            bad.join("\n")
+        );
+        mixed += usize::from(got.contains(&1) && got.contains(&4));
+        n_flags += got.len();
+    }
+    assert!(
+        mixed + 2 >= syntax.len(),
+        "syntax cases pass some records and fail others ({mixed} of {})",
+        syntax.len()
+    );
+    kinds.insert("syntax".into());
     assert_eq!(
         kinds.len(),
-        12,
-        "all twelve QARTOD tests must be exercised: {kinds:?}"
+        13,
+        "all thirteen QARTOD tests must be exercised: {kinds:?}"
     );
     assert!(real >= 2, "the real-data series must be present");
     eprintln!(

@@ -42,8 +42,10 @@ use crate::model::is_recorded;
 use crate::output::{Results, StatsRec, TraceRec, TriggerRec};
 use anyhow::{Context, Result};
 use fakopp_kernels::detect::{AicPick, AicPicker, Trigger, TriggerParams, TriggerState};
+use fakopp_kernels::qc::RawTexts;
 use fakopp_kernels::stats::{StatsState, WindowStats};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// A chain of the config with its sensor selector compiled.
 #[derive(Debug, Clone)]
@@ -240,12 +242,14 @@ fn observations(s: &mut Scratch) {
 
 impl ChainState {
     /// State for `sensor` sampled at `rate` Hz (0 for irregular series)
-    /// with readings nominally `interval_ns` apart.
+    /// with readings nominally `interval_ns` apart, and the raw text of its
+    /// readings if the source kept it (for `syntax`).
     pub fn new(
         chain: &CompiledChain,
         sensor: &str,
         rate: f64,
         interval_ns: Option<i64>,
+        raw_texts: Option<&Arc<RawTexts>>,
     ) -> Result<ChainState> {
         let mut stages = Vec::new();
         let mut qc = QcStage::default();
@@ -269,8 +273,8 @@ impl ChainState {
                     )
                 }
             };
-            if let Some(t) =
-                QcTest::build(step, interval_ns, chain.position(sensor)).with_context(ctx)?
+            if let Some(t) = QcTest::build(step, interval_ns, chain.position(sensor), raw_texts)
+                .with_context(ctx)?
             {
                 qc.add(t);
                 stages.push(Stage::Qc(qc_count));
@@ -711,7 +715,7 @@ steps = [
     }
 
     fn run(chain: &CompiledChain, values: &[f64]) -> Results {
-        let mut st = ChainState::new(chain, "A.B..C", 1.0, Some(1_000_000_000)).unwrap();
+        let mut st = ChainState::new(chain, "A.B..C", 1.0, Some(1_000_000_000), None).unwrap();
         let mut out = Results::default();
         st.begin_segment(0, &mut out);
         st.push(&[], values, &mut out).unwrap();
@@ -741,6 +745,33 @@ steps = [
             .samples
             .iter()
             .all(|v| crate::model::is_recorded(*v)));
+    }
+
+    /// `syntax` reads each observation's raw text by its time; a reading
+    /// read without text (MiniSEED, packets) is not evaluated (2).
+    #[test]
+    fn syntax_flags_the_text_of_each_observation() {
+        let chain = one_chain(r#"{ op = "syntax", nchar = 3 }"#, false);
+        let s = 1_000_000_000;
+        let texts = Arc::new(RawTexts::first_per_time([
+            (0, "7.1"),
+            (2 * s, ""),
+            (3 * s, "7.25"),
+        ]));
+        let nr = crate::model::NOT_RECORDED;
+        let flags = |texts: Option<&Arc<RawTexts>>| {
+            let mut st = ChainState::new(&chain, "A.B..C", 1.0, Some(s), texts).unwrap();
+            let mut out = Results::default();
+            st.begin_segment(0, &mut out);
+            st.push(&[], &[7.1, nr, f64::NAN, 7.25], &mut out).unwrap();
+            st.finish(&mut out);
+            out.qc
+                .iter()
+                .map(|q| (q.time_ns, q.flags[0]))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(flags(Some(&texts)), [(0, 1), (2 * s, 4), (3 * s, 4)]);
+        assert_eq!(flags(None), [(0, 2), (2 * s, 2), (3 * s, 2)]);
     }
 
     /// In a chain with trace operators, each QC step reads the buffer as
@@ -784,6 +815,7 @@ steps = [
                         &series.sensor_id,
                         rate,
                         Some((1e9 / rate).round() as i64),
+                        None,
                     )
                     .unwrap();
                     let mut out = Results::default();

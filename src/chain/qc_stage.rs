@@ -9,6 +9,7 @@ use anyhow::Result;
 use fakopp_kernels::qc::{self, Flag, QcStream};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum QcTest {
@@ -22,18 +23,21 @@ pub enum QcTest {
     ImpossibleDate(qc::ImpossibleDateState),
     DataReception(qc::DataReceptionState),
     PercentileRange(qc::PercentileRangeState),
+    Syntax(qc::SyntaxState),
     /// `location` / `location_bounds` at the sensor's station.
     Position(qc::FixedPositionState),
 }
 
 impl QcTest {
     /// The test of `step` for readings `interval_ns` apart (nominal) of a
-    /// sensor at `(lon, lat)` (NaN when unknown), or `None` if the step is
-    /// not a QC test.
+    /// sensor at `(lon, lat)` (NaN when unknown) whose readings' raw text is
+    /// `raw_texts` (if the source kept it), or `None` if the step is not a
+    /// QC test.
     pub fn build(
         step: &Step,
         interval_ns: Option<i64>,
         (lon, lat): (f64, f64),
+        raw_texts: Option<&Arc<qc::RawTexts>>,
     ) -> Result<Option<QcTest>> {
         let need_interval = || {
             interval_ns.ok_or_else(|| {
@@ -61,6 +65,7 @@ impl QcTest {
                 &c.kernel().map_err(anyhow::Error::msg)?,
             )?),
             Step::PercentileRange(c) => QcTest::PercentileRange(qc::PercentileRangeState::new(c)?),
+            Step::Syntax(c) => QcTest::Syntax(qc::SyntaxState::new(c, raw_texts.cloned())?),
             Step::Location(c) => QcTest::Position(qc::FixedPositionState::location(c, lon, lat)?),
             Step::LocationBounds(c) => {
                 QcTest::Position(qc::FixedPositionState::bounds(c, lon, lat)?)
@@ -81,6 +86,7 @@ impl QcTest {
             QcTest::ImpossibleDate(s) => s,
             QcTest::DataReception(s) => s,
             QcTest::PercentileRange(s) => s,
+            QcTest::Syntax(s) => s,
             QcTest::Position(s) => s,
         }
     }

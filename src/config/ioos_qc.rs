@@ -135,6 +135,11 @@ const TESTS: &[(&str, &str, &[Arg])] = &[
         &[same("low_percentile"), same("hi_percentile"), same("pad")],
     ),
     (
+        "syntax_test",
+        "syntax",
+        &[same("nchar"), same("lentype"), same("delimiter")],
+    ),
+    (
         "location_test",
         "location",
         &[same("range_max"), same("range_method")],
@@ -148,10 +153,6 @@ const TESTS: &[(&str, &str, &[Arg])] = &[
 
 /// Tests of ioos_qc 3.0's `qartod` module FåKopp does not run, and why.
 const NOT_RUN: &[(&str, &str)] = &[
-    (
-        "syntax_test",
-        "it checks raw message text, which FåKopp does not keep",
-    ),
     ("density_inversion_test", "it needs density profiles"),
     ("location_on_land_test", "it needs a land polygon data set"),
 ];
@@ -256,10 +257,10 @@ pub fn steps(file: &Path, stream: Option<&str>, mode: Mode) -> Result<Vec<Step>,
         let step: Step = serde_json::from_value(Value::Object(step))
             .map_err(|e| err(key.clone(), e.to_string()))?;
         super::validate::step(&key, &step).map_err(|(k, r)| err(k, r))?;
-        if mode == Mode::Stream && step.batch_only() {
+        if let Some(why) = step.batch_only().filter(|_| mode == Mode::Stream) {
             return Err(err(
                 key,
-                format!("`{name}` needs the whole series: batch only, not in a stream"),
+                format!("`{name}` is batch only, not in a stream: {why}"),
             ));
         }
         out.push(step);
@@ -567,6 +568,20 @@ mod tests {
             "{e}"
         );
         assert!(e.reason.contains("batch only"), "{e}");
+        let (_d, p) =
+            file("qartod:\n  syntax_test: {nchar: 4, lentype: ' Byte', delimiter: ','}\n");
+        match &steps(&p, None, Mode::Batch).unwrap()[..] {
+            [Step::Syntax(c)] => assert_eq!(
+                (c.nchar, c.lentype, c.delimiter.as_deref()),
+                (4.0, fakopp_kernels::qc::LenType::Byte, Some(","))
+            ),
+            s => panic!("{s:?}"),
+        }
+        let e = steps(&p, None, Mode::Stream).unwrap_err();
+        assert!(e.reason.contains("raw text"), "{e}");
+        let (_d, p) = file("qartod:\n  syntax_test: {nchar: 4, length: 2}\n");
+        let e = steps(&p, None, Mode::Batch).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("qartod.syntax_test.length"), "{e}");
     }
 
     #[test]

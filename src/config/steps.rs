@@ -113,6 +113,8 @@ pub enum Step {
     ImpossibleDate(ImpossibleDateStep),
     DataReception(DataReceptionStep),
     PercentileRange(qc::PercentileRangeConfig),
+    /// On each reading's raw text (CSV cells; batch only).
+    Syntax(qc::SyntaxConfig),
     /// At the sensor's station coordinates (the stations file).
     Location(qc::LocationConfig),
     LocationBounds(qc::LocationBoundsConfig),
@@ -215,6 +217,7 @@ impl Step {
             Step::ImpossibleDate(_) => "impossible_date",
             Step::DataReception(_) => "data_reception",
             Step::PercentileRange(_) => "percentile_range",
+            Step::Syntax(_) => "syntax",
             Step::Location(_) => "location",
             Step::LocationBounds(_) => "location_bounds",
             Step::Stats(_) => "stats",
@@ -235,24 +238,35 @@ impl Step {
                 | Step::ImpossibleDate(_)
                 | Step::DataReception(_)
                 | Step::PercentileRange(_)
+                | Step::Syntax(_)
                 | Step::Location(_)
                 | Step::LocationBounds(_)
         )
     }
 
-    /// Non-causal operations need the whole trace and so run in batch only.
-    pub fn batch_only(&self) -> bool {
+    /// Why the step runs in batch only, if it does: non-causal operations
+    /// need the whole trace; `syntax` needs the readings' raw text, which
+    /// packets do not carry (a packet is checked whole as it is decoded, and
+    /// a malformed one goes to the dead-letter topic: docs/reference.md).
+    pub fn batch_only(&self) -> Option<&'static str> {
         match self {
             Step::Bandpass { zerophase, .. }
             | Step::Bandstop { zerophase, .. }
             | Step::Lowpass { zerophase, .. }
-            | Step::Highpass { zerophase, .. } => *zerophase,
+            | Step::Highpass { zerophase, .. } => {
+                zerophase.then_some("zerophase filtering is non-causal")
+            }
             Step::Demean {}
             | Step::Detrend { .. }
             | Step::Taper { .. }
             | Step::ZDetect { .. }
-            | Step::PercentileRange(_) => true,
-            _ => false,
+            | Step::PercentileRange(_) => Some("it needs the whole series"),
+            Step::Syntax(_) => Some(
+                "it reads each reading's raw text (CSV cells), which packets do not carry; \
+                 the stream checks each packet whole and sends a malformed one to the \
+                 dead-letter topic",
+            ),
+            _ => None,
         }
     }
 }

@@ -301,11 +301,11 @@ pub(super) fn validate(cfg: &Config, mode: Mode) -> Check {
         }
         for (j, st) in ch.steps.iter().enumerate() {
             let key = format!("{at}.steps[{j}]");
-            if mode == Mode::Stream && st.batch_only() {
+            if let Some(why) = st.batch_only().filter(|_| mode == Mode::Stream) {
                 fail(
                     format!("{key}.op"),
                     format!(
-                        "`{}` (non-causal) is batch-only and cannot run in a stream",
+                        "`{}` is batch-only and cannot run in a stream: {why}",
                         st.op()
                     ),
                 )?;
@@ -483,6 +483,7 @@ pub(super) fn step(key: &str, st: &Step) -> Check {
         Step::AttenuatedSignal(ref c) => kernel(key, c.validate()),
         Step::TimeGap(ref c) => kernel(key, c.validate()),
         Step::PercentileRange(ref c) => kernel(key, c.validate()),
+        Step::Syntax(ref c) => kernel(key, c.validate()),
         Step::Location(ref c) => kernel(key, c.validate()),
         Step::LocationBounds(ref c) => kernel(key, c.validate()),
         Step::ImpossibleDate(ref c) => c.kernel().map(drop).or_else(|e| fail(key, e)),

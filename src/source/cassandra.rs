@@ -232,6 +232,7 @@ pub async fn read_series(
         unit,
         sample_rate_hz: rate,
         segments,
+        raw_texts: None,
     };
     Ok((Some(series), read))
 }

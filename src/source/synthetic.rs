@@ -132,6 +132,7 @@ pub fn generate(cfg: &SyntheticConfig) -> Result<Synthetic> {
                 samples: x,
                 times_ns: vec![],
             }],
+            raw_texts: None,
         });
     }
 
@@ -207,6 +208,7 @@ pub fn generate(cfg: &SyntheticConfig) -> Result<Synthetic> {
                     samples: v,
                     times_ns: vec![],
                 }],
+                raw_texts: None,
             });
         }
     };

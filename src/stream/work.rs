@@ -280,7 +280,8 @@ impl Worker {
             } else {
                 c.cfg.nominal_interval_s.map(|s| (s * 1e9).round() as i64)
             };
-            match ChainState::new(c, sensor, rate, interval_ns) {
+            // `syntax` is batch-only: packets carry no raw text.
+            match ChainState::new(c, sensor, rate, interval_ns, None) {
                 Ok(s) => chains.push((c.name().to_string(), s)),
                 Err(e) => out.problems.push(Problem {
                     chain: c.name().into(),

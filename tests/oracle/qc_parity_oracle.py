@@ -27,7 +27,8 @@ Writes OUTDIR/ph.csv (long layout, with unit), OUTDIR/temperature.csv (wide
 layout), OUTDIR/stations.csv, OUTDIR/chains.toml (the `[[chains]]` of the
 config; chains_stream.toml without the batch-only tests) and
 OUTDIR/expected.json: per sensor the observation times, the flags of every
-test (ioos_qc called directly) and `qartod_compare` over all of them
+test (ioos_qc called directly; `syntax_test` on the cell text of each
+observation, as the file has it) and `qartod_compare` over all of them
 (`aggregate`) and over the causal ones (`aggregate_causal`).
 The station coordinates of PB01A are illustrative (the package does not
 give them); those of 01650800 are the USGS site's.
@@ -57,7 +58,7 @@ from qc import RUNNERS, fetch_sdist, gensor_frames  # noqa: E402 (the kernels' o
 HYDROFUNCTIONS = "hydrofunctions==0.2.4"
 S = 1_000_000_000
 # Non-causal tests: a stream config refuses them.
-BATCH_ONLY = {"percentile_range"}
+BATCH_ONLY = {"percentile_range", "syntax"}
 
 
 def usgs_ph():
@@ -101,12 +102,14 @@ def cell(v, k):
 
 
 def observations(rows):
-    """Sorted by time (stable), the first row of each timestamp."""
+    """Sorted by time (stable), the first row of each timestamp: times,
+    values and cell texts."""
     seen = {}
-    for t, v in sorted(rows, key=lambda r: r[0]):
-        seen.setdefault(t, v)
+    for t, v, text in sorted(rows, key=lambda r: r[0]):
+        seen.setdefault(t, (v, text))
     t = np.array(list(seen.keys()), dtype="int64")
-    return t, np.array(list(seen.values()), dtype=np.float64)
+    x = np.array([v for v, _ in seen.values()], dtype=np.float64)
+    return t, x, [text for _, text in seen.values()]
 
 
 def iso(t_ns):
@@ -131,13 +134,17 @@ def ns(text):
     return int(np.datetime64(text.rstrip("Z"), "ns").astype("int64"))
 
 
-def run_tests(t, x, lon, lat, tests):
+def run_tests(t, x, texts, lon, lat, tests):
     """ioos_qc's flags for every test of the chain, keyed by op, through the
     kernels' oracle calls (qc.RUNNERS), which take the kernel parameters:
-    the config's date-times as ns, the station's position per observation."""
+    the config's date-times as ns, the station's position per observation;
+    `syntax_test` gets each observation's cell text."""
     n = len(x)
     out = {}
     for op, c in tests:
+        if op == "syntax":
+            out[op] = np.asarray(q.syntax_test(np.array(texts, dtype=str), **c)).astype(int).ravel()
+            continue
         c = dict(c)
         if "fail_span" in c and op == "impossible_date":
             c["fail_span_ns"] = [ns(v) for v in c.pop("fail_span")]
@@ -171,6 +178,7 @@ SERIES = [
             ("percentile_range", {"low_percentile": 2, "hi_percentile": 98, "pad": 0.05}),
             ("location", {}),
             ("location_bounds", {"shape": [-77.5, 38.5, -76.5, 39.5]}),
+            ("syntax", {"nchar": 2, "delimiter": "."}),
         ],
     ),
     dict(
@@ -193,6 +201,7 @@ SERIES = [
             ("percentile_range", {}),
             ("location", {}),
             ("location_bounds", {"shape": [[3.0, 51.0], [7.5, 51.0], [7.5, 53.8], [4.5, 53.5], [3.2, 52.5]]}),
+            ("syntax", {"nchar": 5, "lentype": " Char"}),
         ],
     ),
 ]
@@ -231,27 +240,27 @@ def ioos_configs(obs):
 def main():
     out = Path(sys.argv[1])
     out.mkdir(parents=True, exist_ok=True)
-    expected = {"ioos_qc": ioos_qc.__version__, "inputs": [], "stations": str(out / "stations.csv"), "series": []}
+    expected = {"ioos_qc": ioos_qc.__version__, "batch_only": sorted(BATCH_ONLY), "inputs": [], "stations": str(out / "stations.csv"), "series": []}
     chains, stream_chains = [], []
     obs = {}
     st = ["sensor_id,latitude,longitude,elevation,unit,kind"]
     for s in SERIES:
         times, values = s["load"]()
-        rows = damage(times, values)
+        rows = [(t, v, cell(v, k)) for k, (t, v) in enumerate(damage(times, values))]
         path = out / s["file"]
         with path.open("w") as f:
             if s["layout"] == "long":
                 f.write("time,sensor,value,unit\n")
-                for k, (t, v) in enumerate(rows):
-                    f.write(f"{iso(t)},{s['sensor']},{cell(v, k)},{s['unit']}\n")
+                for t, _, text in rows:
+                    f.write(f"{iso(t)},{s['sensor']},{text},{s['unit']}\n")
             else:
                 f.write(f"time,{s['sensor']}\n")
-                for k, (t, v) in enumerate(rows):
-                    f.write(f"{iso(t)},{cell(v, k)}\n")
+                for t, _, text in rows:
+                    f.write(f"{iso(t)},{text}\n")
         expected["inputs"].append(str(path))
-        t, x = observations(rows)
+        t, x, texts = observations(rows)
         obs[s["sensor"]] = (t, x, s["lon"], s["lat"])
-        flags = run_tests(t, x, s["lon"], s["lat"], s["tests"])
+        flags = run_tests(t, x, texts, s["lon"], s["lat"], s["tests"])
         agg = np.asarray(q.qartod_compare([flags[op] for op, _ in s["tests"]])).astype(int)
         causal = [op for op, _ in s["tests"] if op not in BATCH_ONLY]
         agg_causal = np.asarray(q.qartod_compare([flags[op] for op in causal])).astype(int)

@@ -41,6 +41,7 @@ mod location;
 mod percentile_range;
 mod rate_of_change;
 mod spike;
+mod syntax;
 mod time_gap;
 
 pub use attenuated_signal::{
@@ -65,6 +66,7 @@ pub use percentile_range::{
 };
 pub use rate_of_change::{rate_of_change, RateOfChangeConfig, RateOfChangeState};
 pub use spike::{spike, SpikeConfig, SpikeMethod, SpikeState};
+pub use syntax::{syntax, LenType, RawTexts, SyntaxConfig, SyntaxState};
 pub use time_gap::{time_gap, TimeGapConfig, TimeGapState};
 
 /// Serde helper: an `f64` stored as its IEEE-754 bits (`u64`), so that

@@ -501,6 +501,27 @@ def real_cases():
     return cases
 
 
+def syntax_cases(rng):
+    """ioos_qc's syntax_test over raw records: logger cells, hex frames,
+    delimited messages, unicode, empty and random text, for each way of
+    counting (characters, hex bytes, items at a delimiter)."""
+    alphabet = list("0123456789abcdefABCDEF.,;:-+ e\t") + ["\u00e9", "\u00b0", "\u6c34", "\U0001f30a"]
+    records = ["", "7.12", "7.1", "NaN", " 7.120", "0AEE61", "0AEE6", "data,string", ",,", "a,,b,", "aaaa", "aaa",
+               "\u00e9\u00b0C", "\u6c34\u4f4d,1.5", "12;34;56", "-1e-05", "+07.120\r"]
+    for _ in range(300):
+        n = int(rng.integers(0, 14))
+        records.append("".join(rng.choice(alphabet) for _ in range(n)))
+    configs = [{"nchar": float(n)} for n in (0, 3, 4, 5, 11)]
+    configs += [{"nchar": float(n), "lentype": lt} for n in (0, 1, 2, 3) for lt in ("byte", " Byte ")]
+    configs += [{"nchar": n, "delimiter": d} for n in (1, 2, 3) for d in (",", ";", "aa", ".", "")]
+    configs += [{"nchar": 2, "lentype": "byte", "delimiter": ","}, {"nchar": 1.5, "lentype": "byte"}]
+    out = []
+    for c in configs:
+        flags = q.syntax_test(np.array(records, dtype=str), **c)
+        out.append({"cfg": c, "records": records, "flags": np.asarray(flags).astype(int).tolist()})
+    return out
+
+
 def main():
     outdir = Path(sys.argv[1])
     outdir.mkdir(parents=True, exist_ok=True)
@@ -510,7 +531,8 @@ def main():
     cases += timestamp_and_position_cases(rng)
     cases += real_cases()
     with open(outdir / "qc_cases.json", "w") as f:
-        json.dump({"ioos_qc": ioos_qc.__version__, "pandas": pd.__version__, "numpy": np.__version__, "cases": cases}, f, allow_nan=False)
+        json.dump({"ioos_qc": ioos_qc.__version__, "pandas": pd.__version__, "numpy": np.__version__, "cases": cases,
+                   "syntax": syntax_cases(rng)}, f, allow_nan=False)
     print(f"qc.py: wrote {len(cases)} cases to {outdir / 'qc_cases.json'}")
 
 

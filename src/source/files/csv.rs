@@ -11,6 +11,9 @@
 //! sample). A malformed row (bad time, non-numeric value, invalid sensor id,
 //! wrong number of cells) is an error naming the file and line, or with
 //! `keep_going` a [`BadRecord`] that is skipped.
+//!
+//! With `raw_text`, each reading keeps its cell's text as read (unquoted,
+//! not trimmed): the raw record of the `syntax` test.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -91,15 +94,18 @@ fn layout(header: &::csv::StringRecord) -> Result<Layout, String> {
     Ok(Layout::Wide { time, sensors })
 }
 
+#[derive(Default)]
 struct Sensor {
     readings: Vec<(i64, f64)>,
+    texts: Vec<Box<str>>,
     unit: Option<String>,
 }
 
 /// Reads a CSV file: every row gives readings of one (long) or all (wide)
 /// sensors. Without `keep_going` the first malformed row is an error (its
-/// [`BadRecord`] is the error's source).
-pub fn read_csv(path: &Path, keep_going: bool) -> anyhow::Result<RawFile> {
+/// [`BadRecord`] is the error's source). With `raw_text` each reading
+/// keeps its cell's text.
+pub fn read_csv(path: &Path, keep_going: bool, raw_text: bool) -> anyhow::Result<RawFile> {
     let file = std::fs::File::open(path)
         .with_context(|| format!("cannot read CSV file {}", path.display()))?;
     let mut reader = ::csv::ReaderBuilder::new()
@@ -131,7 +137,7 @@ pub fn read_csv(path: &Path, keep_going: bool) -> anyhow::Result<RawFile> {
             .unwrap_or_else(|| reader.position().clone());
         let outcome: Result<bool, String> = match result {
             Ok(false) => break,
-            Ok(true) => parse_row(&row, &header, &layout, &mut sensors).map(|n| {
+            Ok(true) => parse_row(&row, &header, &layout, raw_text, &mut sensors).map(|n| {
                 report.records += 1;
                 report.samples += n as u64;
                 true
@@ -173,6 +179,7 @@ pub fn read_csv(path: &Path, keep_going: bool) -> anyhow::Result<RawFile> {
                     id,
                     SensorData::Readings {
                         readings: s.readings,
+                        texts: s.texts,
                         unit: s.unit,
                     },
                 )
@@ -189,6 +196,7 @@ fn parse_row(
     row: &::csv::StringRecord,
     header: &::csv::StringRecord,
     layout: &Layout,
+    raw_text: bool,
     sensors: &mut BTreeMap<String, Sensor>,
 ) -> Result<usize, String> {
     if row.len() != header.len() {
@@ -212,10 +220,7 @@ fn parse_row(
             let u = unit
                 .map(|u| row[u].trim().to_string())
                 .filter(|u| !u.is_empty());
-            let entry = sensors.entry(id.to_string()).or_insert_with(|| Sensor {
-                readings: Vec::new(),
-                unit: None,
-            });
+            let entry = sensors.entry(id.to_string()).or_default();
             if let Some(u) = u {
                 match &entry.unit {
                     Some(prev) if *prev != u => {
@@ -228,6 +233,9 @@ fn parse_row(
                 }
             }
             entry.readings.push((t, v));
+            if raw_text {
+                entry.texts.push(row[*value].into());
+            }
             Ok(1)
         }
         Layout::Wide {
@@ -239,15 +247,12 @@ fn parse_row(
                 .iter()
                 .map(|(i, id)| parse_value(&row[*i]).map_err(|e| format!("column `{id}`: {e}")))
                 .collect::<Result<Vec<f64>, String>>()?;
-            for ((_, id), v) in columns.iter().zip(values) {
-                sensors
-                    .entry(id.clone())
-                    .or_insert_with(|| Sensor {
-                        readings: Vec::new(),
-                        unit: None,
-                    })
-                    .readings
-                    .push((t, v));
+            for ((i, id), v) in columns.iter().zip(values) {
+                let entry = sensors.entry(id.clone()).or_default();
+                entry.readings.push((t, v));
+                if raw_text {
+                    entry.texts.push(row[*i].into());
+                }
             }
             Ok(columns.len())
         }

@@ -17,12 +17,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use rayon::prelude::*;
 
 use crate::assemble::{assemble, same_rate, AssembleReport, PieceBuf};
 use crate::model::{kind_from_channel, Segment, Series};
+use fakopp_kernels::qc::RawTexts;
 
 /// Unit given to series whose input does not name one (MiniSEED, CSV
 /// without a `unit` column).
@@ -140,9 +142,11 @@ pub enum SensorData {
     /// Evenly spaced pieces (MiniSEED records) and the sample rates they
     /// declare (one, unless the rate changes within the file).
     Pieces { rates: Vec<f64>, pieces: PieceBuf },
-    /// Timestamped readings in file order (CSV), with the unit if known.
+    /// Timestamped readings in file order (CSV), with the unit if known,
+    /// and each reading's cell text when it was asked for (else empty).
     Readings {
         readings: Vec<(i64, f64)>,
+        texts: Vec<Box<str>>,
         unit: Option<String>,
     },
 }
@@ -210,12 +214,18 @@ pub fn detect_format(path: &Path) -> anyhow::Result<InputFormat> {
 }
 
 /// Reads one input file in the format its name or content says, keeping
-/// the sensors `want` names.
-pub fn read_file(path: &Path, keep_going: bool, want: Want<'_>) -> anyhow::Result<RawFile> {
+/// the sensors `want` names (and, with `raw_text`, the text of each reading
+/// of a text format).
+pub fn read_file(
+    path: &Path,
+    keep_going: bool,
+    want: Want<'_>,
+    raw_text: bool,
+) -> anyhow::Result<RawFile> {
     match detect_format(path)? {
         InputFormat::MiniSeed => mseed::read_mseed(path, keep_going, want),
         InputFormat::Csv => {
-            let mut raw = csv::read_csv(path, keep_going)?;
+            let mut raw = csv::read_csv(path, keep_going, raw_text)?;
             raw.sensors.retain(|id, _| want.keeps(id));
             Ok(raw)
         }
@@ -229,7 +239,7 @@ pub fn scan_inputs(paths: &[PathBuf]) -> anyhow::Result<BTreeMap<String, u64>> {
     let none = BTreeSet::new();
     let raws: Vec<anyhow::Result<RawFile>> = paths
         .par_iter()
-        .map(|p| read_file(p, true, Want::Only(&none)))
+        .map(|p| read_file(p, true, Want::Only(&none), false))
         .collect();
     let mut counts = BTreeMap::new();
     for raw in raws {
@@ -252,20 +262,23 @@ pub fn read_inputs(
     max_gap_interp_samples: u64,
     keep_going: bool,
 ) -> anyhow::Result<FileInput> {
-    read_inputs_of(paths, max_gap_interp_samples, keep_going, Want::All)
+    read_inputs_of(paths, max_gap_interp_samples, keep_going, Want::All, false)
 }
 
 /// [`read_inputs`] keeping only the sensors `want` names (the others are
-/// not decoded); bad records are reported whichever sensor they hold.
+/// not decoded); bad records are reported whichever sensor they hold. With
+/// `raw_text`, series read from text keep each observation's text
+/// ([`Series::raw_texts`]).
 pub fn read_inputs_of(
     paths: &[PathBuf],
     max_gap_interp_samples: u64,
     keep_going: bool,
     want: Want<'_>,
+    raw_text: bool,
 ) -> anyhow::Result<FileInput> {
     let raws: Vec<anyhow::Result<RawFile>> = paths
         .par_iter()
-        .map(|p| read_file(p, keep_going, want))
+        .map(|p| read_file(p, keep_going, want, raw_text))
         .collect();
     let mut merged: BTreeMap<String, Vec<(usize, SensorData)>> = BTreeMap::new();
     let mut bad = Vec::new();
@@ -301,15 +314,18 @@ fn build_series(
 ) -> anyhow::Result<(Series, AssembleReport)> {
     let mut bufs: Vec<(Vec<f64>, PieceBuf, usize)> = Vec::new();
     let mut readings: Vec<(i64, f64)> = Vec::new();
+    let mut texts: Vec<Box<str>> = Vec::new();
     let mut unit: Option<(String, usize)> = None;
     for (file, data) in parts {
         match data {
             SensorData::Pieces { rates, pieces } => bufs.push((rates, pieces, file)),
             SensorData::Readings {
                 readings: r,
+                texts: x,
                 unit: u,
             } => {
                 readings.extend(r);
+                texts.extend(x);
                 if let Some(u) = u {
                     match &unit {
                         Some((prev, pf)) if *prev != u => bail!(
@@ -330,6 +346,14 @@ fn build_series(
     let unit = unit
         .map(|(u, _)| u)
         .unwrap_or_else(|| UNKNOWN_UNIT.to_string());
+    // Before assembly takes the readings: texts follow its rule for
+    // readings at one time (the first is kept).
+    let raw_texts = (!texts.is_empty()).then(|| {
+        debug_assert_eq!(texts.len(), readings.len(), "a text per reading");
+        Arc::new(RawTexts::first_per_time(
+            readings.iter().zip(&texts).map(|(r, x)| (r.0, &**x)),
+        ))
+    });
     let (rate, segments, report) = if let Some((rates, _, first_file)) = bufs.first() {
         let rate = rates[0];
         for (rates, _, file) in &bufs {
@@ -355,6 +379,7 @@ fn build_series(
             unit,
             sample_rate_hz: rate,
             segments,
+            raw_texts,
         },
         report,
     ))
