@@ -163,6 +163,36 @@ pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 mod tests {
     use super::*;
 
+    /// Series cross MPI as postcard (synthetic networks are scattered):
+    /// the raw texts come back with them.
+    #[test]
+    fn a_series_with_raw_texts_survives_postcard() {
+        let s = Series {
+            sensor_id: "X.A..P".into(),
+            kind: SensorKind::Other,
+            unit: "pH".into(),
+            sample_rate_hz: 0.0,
+            segments: vec![Segment {
+                start_ns: 5,
+                samples: vec![7.1, f64::NAN],
+                times_ns: vec![5, 9],
+            }],
+            raw_texts: Some(std::sync::Arc::new(
+                fakopp_kernels::qc::RawTexts::first_per_time([(5, "7.1"), (9, "")]),
+            )),
+        };
+        let bytes = postcard::to_stdvec(&s).unwrap();
+        let back: Series = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(back.raw_texts, s.raw_texts);
+        assert_eq!(back.raw_texts.as_ref().unwrap().get(9), Some(""));
+        let none = Series {
+            raw_texts: None,
+            ..s
+        };
+        let back: Series = postcard::from_bytes(&postcard::to_stdvec(&none).unwrap()).unwrap();
+        assert!(back.raw_texts.is_none());
+    }
+
     #[test]
     fn formats_times_with_microseconds() {
         assert_eq!(format_time_us(0), "1970-01-01T00:00:00.000000Z");

@@ -1077,4 +1077,18 @@ fn csv_cells_keep_their_raw_text_when_asked() {
     );
     let plain = read_inputs(&[a, b], 0, false).unwrap();
     assert!(plain.series.iter().all(|s| s.raw_texts.is_none()));
+    // A row skipped with --keep-going (its second column is no number)
+    // leaves no text behind: the next row's cells stay with their times.
+    let c = write(
+        dir.path(),
+        "c.csv",
+        "time,X.C..R,X.D..S\n2024-01-01T00:00:00Z,1.5,2\n2024-01-01T00:10:00Z,3.25,x\n2024-01-01T00:20:00Z,4.0,5\n",
+    );
+    let input = read_inputs_of(&[c], 0, true, Want::All, true).unwrap();
+    assert_eq!(input.bad.len(), 1);
+    for (id, want) in [("X.C..R", ["1.5", "4.0"]), ("X.D..S", ["2", "5"])] {
+        let t = series(&input, id).raw_texts.as_ref().unwrap();
+        assert_eq!(t.len(), 2, "{id}");
+        assert_eq!([t.get(t0), t.get(t0 + 20 * m)], want.map(Some), "{id}");
+    }
 }

@@ -555,3 +555,81 @@ fn stations_file_errors_name_the_line() {
         );
     }
 }
+
+/// `syntax` finds the cell of every observation of regular series whose
+/// grid times are computed from the rate (a year of 10-minute readings, a
+/// 3 Hz series with timestamps truncated to the microsecond): no reading
+/// is left unevaluated (2), and the flags are ioos_qc's on the cells.
+#[test]
+fn syntax_finds_the_cell_of_every_reading_of_long_and_jittered_series() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = fakopp::model::parse_time_ns("2023-01-01T00:00:00Z").unwrap();
+    let mut seed = 0x2545_f491_u64;
+    let mut digits = || {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 60) as usize % 3 + 1
+    };
+    let mut cells: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let series: [(&str, usize, f64); 2] =
+        [("X.LOG..T", 52_560, 600.0), ("X.SEN..Z", 3_000, 1.0 / 3.0)];
+    let mut inputs = Vec::new();
+    for (sensor, n, step_s) in series {
+        let mut text = String::from("time,sensor,value\n");
+        let cs = cells.entry(sensor).or_default();
+        for k in 0..n {
+            // Truncated to the microsecond, as loggers write times.
+            let t = t0 + ((k as f64 * step_s * 1e6) as i64) * 1_000;
+            let cell = format!("{:.*}", digits(), 10.0 + (k % 97) as f64 / 7.0);
+            text.push_str(&format!(
+                "{},{sensor},{cell}\n",
+                fakopp::model::format_time_us(t)
+            ));
+            cs.push(cell);
+        }
+        let p = dir.path().join(format!("{sensor}.csv"));
+        std::fs::write(&p, text).unwrap();
+        inputs.push(p.display().to_string());
+    }
+    let cfg = write_config(
+        dir.path(),
+        "job.toml",
+        "[source]\nkind = \"files\"\n[[chains]]\nname = \"syn\"\nselect = [\"X.*\"]\nsteps = [{ op = \"syntax\", nchar = 5 }]\n",
+    );
+    let lines = batch(&cfg, &inputs);
+    for (sensor, cs) in &cells {
+        let rows: Vec<&Value> = lines
+            .iter()
+            .filter(|l| l["type"] == "qc" && l["sensor"] == *sensor)
+            .collect();
+        assert_eq!(rows.len(), cs.len(), "{sensor}: a QC row per reading");
+        let got: Vec<u64> = rows
+            .iter()
+            .map(|l| l["flags"]["syntax"].as_u64().unwrap())
+            .collect();
+        let out = std::process::Command::new(oracle_python())
+            .args([
+                "-c",
+                "import json, sys, numpy as np; from ioos_qc import qartod as q; \
+                 c = json.load(sys.stdin); print(json.dumps(q.syntax_test(np.array(c, dtype=str), nchar=5).astype(int).tolist()))",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut p| {
+                use std::io::Write;
+                p.stdin.take().unwrap().write_all(serde_json::to_string(cs).unwrap().as_bytes())?;
+                p.wait_with_output()
+            })
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let want: Vec<u64> = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(!got.contains(&2), "{sensor}: every reading evaluated");
+        assert!(
+            want.contains(&1) && want.contains(&4),
+            "{sensor}: the cells pass and fail"
+        );
+        assert_eq!(got, want, "{sensor}: syntax flags equal ioos_qc's");
+    }
+}

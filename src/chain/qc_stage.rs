@@ -23,9 +23,11 @@ pub enum QcTest {
     ImpossibleDate(qc::ImpossibleDateState),
     DataReception(qc::DataReceptionState),
     PercentileRange(qc::PercentileRangeState),
-    Syntax(qc::SyntaxState),
     /// `location` / `location_bounds` at the sensor's station.
     Position(qc::FixedPositionState),
+    // Last: checkpoints name variants by index. Batch-only, so no
+    // checkpoint holds one.
+    Syntax(qc::SyntaxState),
 }
 
 impl QcTest {
@@ -65,7 +67,9 @@ impl QcTest {
                 &c.kernel().map_err(anyhow::Error::msg)?,
             )?),
             Step::PercentileRange(c) => QcTest::PercentileRange(qc::PercentileRangeState::new(c)?),
-            Step::Syntax(c) => QcTest::Syntax(qc::SyntaxState::new(c, raw_texts.cloned())?),
+            Step::Syntax(c) => {
+                QcTest::Syntax(qc::SyntaxState::new(c, raw_texts.cloned(), interval_ns)?)
+            }
             Step::Location(c) => QcTest::Position(qc::FixedPositionState::location(c, lon, lat)?),
             Step::LocationBounds(c) => {
                 QcTest::Position(qc::FixedPositionState::bounds(c, lon, lat)?)

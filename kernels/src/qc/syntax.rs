@@ -46,9 +46,13 @@ pub enum LenType {
 }
 
 impl LenType {
-    /// ioos_qc's reading of the name: surrounding spaces and case ignored.
+    /// ioos_qc's reading of the name: surrounding spaces (Python's
+    /// `strip`, which also takes the separators U+001C..U+001F) and case
+    /// ignored.
     pub fn parse(name: &str) -> Option<LenType> {
-        match name.trim().to_lowercase().as_str() {
+        let name =
+            name.trim_matches(|c: char| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c));
+        match name.to_lowercase().as_str() {
             "char" => Some(LenType::Char),
             "byte" => Some(LenType::Byte),
             _ => None,
@@ -95,6 +99,9 @@ impl SyntaxConfig {
 
     /// The flag of one raw record.
     pub fn flag(&self, raw: &str) -> Flag {
+        // numpy's `str` arrays, which ioos_qc makes of its input, drop
+        // trailing NULs.
+        let raw = raw.trim_end_matches('\0');
         let chars = raw.chars().count();
         let mut count = chars as f64;
         if self.lentype == LenType::Byte {
@@ -151,9 +158,26 @@ impl RawTexts {
 
     /// The text of the observation at `t_ns`, if one was read.
     pub fn get(&self, t_ns: i64) -> Option<&str> {
-        let i = self.times_ns.binary_search(&t_ns).ok()?;
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        Some(&self.text[start..self.ends[i]])
+        self.near(t_ns, 1)
+    }
+
+    /// The text read nearest to `t_ns`, if it lies less than `within_ns`
+    /// away. A regular series puts its observations on a grid whose times
+    /// are computed from the rate, within a microsecond (and rounding) of
+    /// the times the file gave; half the interval finds each reading's own
+    /// text and never a neighbour's.
+    pub fn near(&self, t_ns: i64, within_ns: i64) -> Option<&str> {
+        let i = self.times_ns.partition_point(|&x| x < t_ns);
+        let dist = |j: usize| self.times_ns[j].abs_diff(t_ns);
+        let j = [i.checked_sub(1), (i < self.times_ns.len()).then_some(i)]
+            .into_iter()
+            .flatten()
+            .min_by_key(|&j| dist(j))?;
+        if dist(j) >= within_ns.max(1).unsigned_abs() {
+            return None;
+        }
+        let start = if j == 0 { 0 } else { self.ends[j - 1] };
+        Some(&self.text[start..self.ends[j]])
     }
 
     pub fn len(&self) -> usize {
@@ -173,17 +197,25 @@ pub struct SyntaxState {
     cfg: SyntaxConfig,
     #[serde(skip)]
     texts: Option<Arc<RawTexts>>,
+    /// How far a reading's time may lie from its text's (see [`RawTexts::near`]).
+    within_ns: i64,
     last_t: Option<i64>,
 }
 
 impl SyntaxState {
-    /// Validates `cfg`; readings are looked up in `texts` (none: every
-    /// reading is UNKNOWN).
-    pub fn new(cfg: &SyntaxConfig, texts: Option<Arc<RawTexts>>) -> Result<Self> {
+    /// Validates `cfg`; readings `interval_ns` apart (nominal; `None`:
+    /// times match exactly) are looked up in `texts` (none: every reading
+    /// is UNKNOWN).
+    pub fn new(
+        cfg: &SyntaxConfig,
+        texts: Option<Arc<RawTexts>>,
+        interval_ns: Option<i64>,
+    ) -> Result<Self> {
         cfg.validate()?;
         Ok(Self {
             cfg: cfg.clone(),
             texts,
+            within_ns: interval_ns.map_or(1, |i| (i / 2).max(1)),
             last_t: None,
         })
     }
@@ -202,7 +234,7 @@ impl Pointwise for SyntaxState {
         move |t, _| {
             self.texts
                 .as_deref()
-                .and_then(|texts| texts.get(t))
+                .and_then(|texts| texts.near(t, self.within_ns))
                 .map_or(Flag::Unknown, |raw| self.cfg.flag(raw))
         }
     }
@@ -247,14 +279,39 @@ mod tests {
         assert_eq!(cfg(2.0, LenType::Char, Some("aa")).flag("aaa"), Good);
         // An empty delimiter counts characters.
         assert_eq!(cfg(3.0, LenType::Char, Some("")).flag("abc"), Good);
+        // Trailing NULs are not counted (numpy's str arrays drop them).
+        assert_eq!(c.flag("ab\0"), Fail);
+        assert_eq!(c.flag("abc\0\0"), Good);
         // A fractional nchar never matches.
         assert_eq!(cfg(1.5, LenType::Byte, None).flag("0A0B0C"), Fail);
+    }
+
+    #[test]
+    fn grid_times_find_their_own_reading() {
+        let texts = RawTexts::first_per_time([
+            (1_000, "a"),
+            (601_000_000_001, "bb"),
+            (1_200_000_000_000, "c"),
+        ]);
+        let ten_min = 600_000_000_000;
+        assert_eq!(texts.near(0, ten_min / 2), Some("a"));
+        assert_eq!(texts.near(ten_min, ten_min / 2), Some("bb"));
+        assert_eq!(texts.near(2 * ten_min - 3, ten_min / 2), Some("c"));
+        assert_eq!(texts.near(3 * ten_min, ten_min / 2), None);
+        assert_eq!(
+            texts.near(ten_min / 2 + 1_000, ten_min / 2),
+            None,
+            "half way is no one's"
+        );
+        assert_eq!(texts.near(-5, 1), None);
+        assert_eq!(RawTexts::default().near(0, 10), None);
     }
 
     #[test]
     fn lentype_is_read_as_ioos_qc_reads_it() {
         assert_eq!(LenType::parse(" Byte "), Some(LenType::Byte));
         assert_eq!(LenType::parse("CHAR"), Some(LenType::Char));
+        assert_eq!(LenType::parse("\u{1c}char\u{1f}"), Some(LenType::Char));
         assert_eq!(LenType::parse("bit"), None);
         assert!(syntax(&["a"], &cfg(f64::NAN, LenType::Char, None)).is_err());
     }
@@ -267,12 +324,12 @@ mod tests {
         assert_eq!(texts.get(20), Some("x"));
         assert_eq!(texts.get(15), None);
         let mut s =
-            SyntaxState::new(&cfg(3.0, LenType::Char, None), Some(Arc::new(texts))).unwrap();
+            SyntaxState::new(&cfg(3.0, LenType::Char, None), Some(Arc::new(texts)), None).unwrap();
         let mut out = Vec::new();
         s.push(&[10, 15], &[7.1, 0.0], &mut out).unwrap();
         s.push(&[20, 30], &[f64::NAN, 7.3], &mut out).unwrap();
         assert_eq!(out, [Good, Unknown, Fail, Fail]);
-        let mut none = SyntaxState::new(&cfg(3.0, LenType::Char, None), None).unwrap();
+        let mut none = SyntaxState::new(&cfg(3.0, LenType::Char, None), None, None).unwrap();
         out.clear();
         none.push(&[1], &[1.0], &mut out).unwrap();
         assert_eq!(out, [Unknown]);

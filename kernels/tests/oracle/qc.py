@@ -507,12 +507,13 @@ def syntax_cases(rng):
     counting (characters, hex bytes, items at a delimiter)."""
     alphabet = list("0123456789abcdefABCDEF.,;:-+ e\t") + ["\u00e9", "\u00b0", "\u6c34", "\U0001f30a"]
     records = ["", "7.12", "7.1", "NaN", " 7.120", "0AEE61", "0AEE6", "data,string", ",,", "a,,b,", "aaaa", "aaa",
-               "\u00e9\u00b0C", "\u6c34\u4f4d,1.5", "12;34;56", "-1e-05", "+07.120\r"]
+               "\u00e9\u00b0C", "\u6c34\u4f4d,1.5", "12;34;56", "-1e-05", "+07.120\r",
+               "ab\x00", "\x00", "0A\x00\x00"]
     for _ in range(300):
         n = int(rng.integers(0, 14))
         records.append("".join(rng.choice(alphabet) for _ in range(n)))
     configs = [{"nchar": float(n)} for n in (0, 3, 4, 5, 11)]
-    configs += [{"nchar": float(n), "lentype": lt} for n in (0, 1, 2, 3) for lt in ("byte", " Byte ")]
+    configs += [{"nchar": float(n), "lentype": lt} for n in (0, 1, 2, 3) for lt in ("byte", " Byte ", "\x1cbyte\x1f")]
     configs += [{"nchar": n, "delimiter": d} for n in (1, 2, 3) for d in (",", ";", "aa", ".", "")]
     configs += [{"nchar": 2, "lentype": "byte", "delimiter": ","}, {"nchar": 1.5, "lentype": "byte"}]
     out = []
