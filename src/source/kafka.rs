@@ -460,14 +460,81 @@ pub fn cached_lag(
     Some(total)
 }
 
+/// A client context that keeps what the brokers said of the login.
+/// librdkafka reports a refused SASL login (and a TLS handshake it cannot
+/// complete) only to the error callback; the client's requests then time
+/// out just as an unreachable broker's do.
+#[derive(Default)]
+pub struct LoginWatch {
+    refused: std::sync::Mutex<Option<String>>,
+}
+
+impl LoginWatch {
+    /// librdkafka's message for a refused login, if one came. It names the
+    /// mechanism and the broker, never the credentials.
+    pub fn refused(&self) -> Option<String> {
+        self.refused.lock().ok().and_then(|r| r.clone())
+    }
+}
+
+impl ClientContext for LoginWatch {
+    fn error(&self, error: KafkaError, reason: &str) {
+        use rdkafka::types::RDKafkaErrorCode::*;
+        if error
+            .rdkafka_error_code()
+            .is_some_and(|c| matches!(c, Authentication | SaslAuthenticationFailed))
+        {
+            if let Ok(mut r) = self.refused.lock() {
+                r.get_or_insert_with(|| reason.to_string());
+            }
+        }
+    }
+}
+
+impl rdkafka::producer::ProducerContext for LoginWatch {
+    type DeliveryOpaque = ();
+    fn delivery(&self, _: &rdkafka::message::DeliveryResult<'_>, _: ()) {}
+}
+
+/// Waits until the brokers answer a metadata request, as
+/// [`startup::retry`] does; a refused login ends it at once with the
+/// broker's answer. Without this a wrong password looked like brokers
+/// still starting until `stream.startup_timeout_s`, and then like a timeout.
+fn check_login(cfg: &KafkaConfig, deadline: Deadline) -> Result<()> {
+    let probe: rdkafka::producer::BaseProducer<LoginWatch> = create(
+        &client_config(cfg, &[])?,
+        LoginWatch::default(),
+        cfg,
+        "Kafka client",
+    )?;
+    startup::retry(&format!("Kafka brokers {}", cfg.brokers), deadline, || {
+        let r = probe.client().fetch_metadata(None, ATTEMPT_TIMEOUT);
+        // Serves the error callback; the refusal arrives just after the
+        // failed request.
+        probe.poll(if r.is_ok() {
+            Duration::ZERO
+        } else {
+            Duration::from_millis(500)
+        });
+        if let Some(why) = probe.context().refused() {
+            return Attempt::Fail(anyhow::anyhow!(
+                "the brokers refused the login: {why} (check `sasl.*` in kafka.properties and \
+                 kafka.properties_env)"
+            ));
+        }
+        attempt(r.map(drop), || "fetching metadata".into())
+    })
+}
+
 /// Creates the topics that do not exist yet (broker-default partitions and
 /// replication), so a new deployment runs without a manual step, and waits
 /// until the brokers' metadata lists every topic's partitions with a
 /// leader. Existing topics are left as they are. Brokers not reachable or
-/// not ready are retried until `deadline`.
+/// not ready are retried until `deadline`; a refused login is final.
 pub fn ensure_topics(cfg: &KafkaConfig, topics: &[&str], deadline: Deadline) -> Result<()> {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     use rdkafka::client::DefaultClientContext;
+    check_login(cfg, deadline)?;
     let admin: AdminClient<DefaultClientContext> = create(
         &client_config(cfg, &[])?,
         DefaultClientContext,

@@ -28,6 +28,20 @@ pub fn kafka_brokers() -> String {
     std::env::var("FAKOPP_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into())
 }
 
+/// The test broker's SASL/PLAIN listener (`scripts/services`: two ports
+/// above the plain one) and its test credential.
+pub fn kafka_sasl_brokers() -> String {
+    std::env::var("FAKOPP_TEST_KAFKA_SASL").unwrap_or_else(|_| {
+        let plain = kafka_brokers();
+        let (host, port) = plain
+            .rsplit_once(':')
+            .expect("FAKOPP_TEST_KAFKA is host:port");
+        format!("{host}:{}", port.parse::<u16>().expect("a port number") + 2)
+    })
+}
+pub const KAFKA_SASL_USER: &str = "fakopp";
+pub const KAFKA_SASL_PASSWORD: &str = "fakopp-test-sasl";
+
 pub fn cassandra_node() -> String {
     std::env::var("FAKOPP_TEST_CASSANDRA").unwrap_or_else(|_| "127.0.0.1:9042".into())
 }
