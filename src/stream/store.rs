@@ -37,19 +37,47 @@ pub struct Written {
 /// cluster was not reachable or not ready; refusals (a bad keyspace
 /// definition, authentication, TLS verification, settings) are final.
 fn connect_retryable(e: &anyhow::Error) -> bool {
-    use scylla::errors::{ExecutionError, NewSessionError};
+    use scylla::errors::{ExecutionError, MetadataError, NewSessionError};
     for cause in e.chain() {
         if let Some(n) = cause.downcast_ref::<NewSessionError>() {
+            let refused_login = matches!(
+                n,
+                NewSessionError::MetadataError(MetadataError::ConnectionPoolError(p))
+                    if login_refused(p)
+            );
             return matches!(
                 n,
                 NewSessionError::MetadataError(_) | NewSessionError::FailedToResolveAnyHostname(_)
-            ) && !format!("{n}").contains("certificate");
+            ) && !refused_login
+                && !format!("{n}").contains("certificate");
         }
         if let Some(x) = cause.downcast_ref::<ExecutionError>() {
             return crate::sink::cassandra::permanent(x).is_none();
         }
     }
     false
+}
+
+/// The node answered the login with "bad credentials" (or a refusal of the
+/// same kind): the driver keeps the answer in the broken pool's last error,
+/// as it keeps an unreachable node's.
+fn login_refused(p: &scylla::errors::ConnectionPoolError) -> bool {
+    use scylla::errors::{
+        ConnectionError, ConnectionPoolError, ConnectionSetupRequestErrorKind, DbError,
+    };
+    matches!(
+        p,
+        ConnectionPoolError::Broken {
+            last_connection_error: ConnectionError::ConnectionSetupRequestError(r),
+            ..
+        } if matches!(
+            r.get_error(),
+            ConnectionSetupRequestErrorKind::DbError(
+                DbError::AuthenticationError | DbError::Unauthorized,
+                _
+            )
+        )
+    )
 }
 
 pub struct RankStore {
