@@ -3,7 +3,10 @@
 //! retries with backoff, a log line per attempt, until the configured
 //! `stream.startup_timeout_s`; then it gives up with exit 1 naming the
 //! endpoint. Answers that no retry can change (a refused setting, a
-//! refused authorisation) end it at once.
+//! refused authorisation) end it at once. A refused login ends it once it
+//! has lasted [`REFUSAL_GRACE`]: a booting cluster refuses a right login
+//! for a moment (Cassandra makes its default superuser seconds after it
+//! starts; credentials replicate), a wrong one stays refused.
 
 use anyhow::Result;
 use std::time::{Duration, Instant};
@@ -15,7 +18,13 @@ pub enum Attempt<T> {
     Retry(anyhow::Error),
     /// Will not pass: stop now.
     Fail(anyhow::Error),
+    /// The service itself refused the login: final once refusals have
+    /// lasted [`REFUSAL_GRACE`], retried until then.
+    Refused(anyhow::Error),
 }
+
+/// How long a service may keep refusing a login before start-up gives up.
+pub const REFUSAL_GRACE: Duration = Duration::from_secs(30);
 
 /// The time start-up may take.
 #[derive(Debug, Clone, Copy)]
@@ -46,8 +55,22 @@ pub fn retry<T>(
     mut attempt: impl FnMut() -> Attempt<T>,
 ) -> Result<T> {
     let mut wait = BACKOFF_START;
+    let mut refused_since: Option<Instant> = None;
     for n in 1u32.. {
-        match attempt() {
+        let outcome = match attempt() {
+            Attempt::Refused(e) => {
+                let since = *refused_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= REFUSAL_GRACE {
+                    return Err(e.context(format!(
+                        "{what}: login refused for {} s",
+                        REFUSAL_GRACE.as_secs()
+                    )));
+                }
+                Attempt::Retry(e)
+            }
+            other => other,
+        };
+        match outcome {
             Attempt::Done(v) => {
                 if n > 1 {
                     tracing::info!("{what}: ready after {n} attempts");
@@ -55,7 +78,7 @@ pub fn retry<T>(
                 return Ok(v);
             }
             Attempt::Fail(e) => return Err(e.context(what.to_string())),
-            Attempt::Retry(e) => {
+            Attempt::Retry(e) | Attempt::Refused(e) => {
                 let left = deadline.until.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     return Err(e.context(format!(
@@ -115,5 +138,21 @@ mod tests {
         .unwrap_err();
         assert_eq!(calls, 1, "a permanent failure is not retried");
         assert!(format!("{e:#}").contains("denied"));
+    }
+
+    #[test]
+    fn a_refused_login_is_retried_through_the_grace() {
+        // Refused for a moment, then let in: a booting cluster.
+        let mut calls = 0;
+        let v = retry("node:1", Deadline::after_s(600.0), || {
+            calls += 1;
+            if calls < 3 {
+                Attempt::Refused(anyhow::anyhow!("bad credentials"))
+            } else {
+                Attempt::Done(1)
+            }
+        })
+        .unwrap();
+        assert_eq!((v, calls), (1, 3));
     }
 }

@@ -1,10 +1,11 @@
 //! Services that ask for a login: Kafka brokers (SASL/PLAIN on the test
 //! broker's second listener) and a Cassandra node with password
 //! authentication (`scripts/services start cassandra-auth`). With the
-//! right password the job works through them; with a wrong one it stops at
-//! once with exit 1 and the server's answer, instead of retrying until
-//! `stream.startup_timeout_s` as if the service were still starting, and
-//! the password is in no log line.
+//! right password the job works through them, also while a booting node
+//! still refuses it; a wrong one ends start-up with exit 1 and the server's
+//! answer once the refusal has lasted 30 s, instead of being retried until
+//! `stream.startup_timeout_s` as if the service were still starting; the
+//! password is in no log line.
 
 mod common;
 use common::*;
@@ -61,7 +62,7 @@ steps = [{{ op = "stats", window = 5.0 }}]
 }
 
 /// Runs `fakopp ARGS --config CFG` with the password in [`PW_VAR`]
-/// until it ends, within `limit` (else the test fails: a refused login
+/// until it ends, within `limit` (else the test fails: a lasting refusal
 /// must not wait for the start-up timeout): its exit code and its log.
 fn run(args: &[&str], cfg: &Path, password: &str, limit: Duration) -> (Option<i32>, String) {
     let log = cfg.with_file_name(format!("{}.log", unique(args[0])));
@@ -92,10 +93,18 @@ fn run(args: &[&str], cfg: &Path, password: &str, limit: Duration) -> (Option<i3
 }
 
 #[test]
-fn kafka_a_refused_login_stops_at_once_and_the_right_one_works() {
+fn kafka_a_wrong_login_ends_start_up_and_the_right_one_works() {
     let dir = tempfile::tempdir().unwrap();
     let topic = unique("fakopp_test_login");
     let cfg = kafka_config(dir.path(), &topic);
+    let (host, port) = kafka_sasl_brokers()
+        .rsplit_once(':')
+        .map(|(h, p)| (h.to_string(), p.to_string()))
+        .unwrap();
+    assert!(
+        std::net::TcpStream::connect(format!("{host}:{port}")).is_ok(),
+        "no SASL listener at {host}:{port}: restart Kafka (scripts/services stop kafka; scripts/services start kafka)"
+    );
     let wrong = "not-the-password-7f3a";
 
     for args in [
@@ -107,7 +116,9 @@ fn kafka_a_refused_login_stops_at_once_and_the_right_one_works() {
         assert_eq!(code, Some(1), "{what}: {err}");
         let last = err.lines().last().unwrap_or_default();
         assert!(
-            last.contains(&kafka_sasl_brokers()) && last.contains("refused the login"),
+            last.contains(&kafka_sasl_brokers())
+                && last.contains("refused the login")
+                && last.contains("login refused for 30 s"),
             "{what}: the error names the brokers and the refusal: {last}"
         );
         assert!(
@@ -194,7 +205,7 @@ fn cassandra_auth_node() -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cassandra_a_refused_login_stops_at_once_and_the_right_one_works() {
+async fn cassandra_a_wrong_login_ends_start_up_and_a_booting_node_is_waited_for() {
     let _node = AuthNode::start();
     let node = cassandra_auth_node();
     let dir = tempfile::tempdir().unwrap();
@@ -238,6 +249,48 @@ steps = [{{ op = "stats", window = 5.0 }}]
             ckpt = dir.path().join("state/ckpt.h5").display(),
         ),
     );
+    // The node makes its default superuser 10 s after it starts: a job
+    // started with the right password at once is refused at first, as on
+    // a booting cluster, and goes on once the login passes.
+    let packet = 100; // produce_synthetic's packets
+    let log = dir.path().join("booting.log");
+    let mut job = KillOnDrop(
+        fakopp()
+            .args(["run", "--exit-when-idle", "5", "--config"])
+            .arg(&cfg)
+            .env(PW_VAR, "cassandra")
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    produce_synthetic(&cfg);
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = job.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(300),
+            "the job never finished:\n{}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(50)); // polling interval
+    };
+    let err = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        status.success(),
+        "run with the password on a booting node: {err}"
+    );
+    assert!(
+        err.lines()
+            .any(|l| l.contains("retrying") && l.contains("bad credentials")),
+        "the login was refused at first, and retried: {err}"
+    );
+    assert!(
+        !err.contains("password=cassandra"),
+        "the password is never logged"
+    );
+
     let wrong = "not-the-password-5c1d";
     for args in [
         &["schema", "apply"][..],
@@ -259,30 +312,17 @@ steps = [{{ op = "stats", window = 5.0 }}]
             !err.contains("gave up after"),
             "{what}: not retried until the start-up timeout: {err}"
         );
+        if args[0] == "run" {
+            assert!(
+                last.contains("login refused for 30 s"),
+                "a refusal that lasts is final: {last}"
+            );
+        }
     }
 
-    // The node makes its default superuser just after it starts.
     let mut builder = scylla::client::session_builder::SessionBuilder::new();
     builder = builder.known_node(&node).user("cassandra", "cassandra");
-    let t0 = Instant::now();
-    let session = loop {
-        match builder.build().await {
-            Ok(s) => break s,
-            Err(e) => {
-                assert!(t0.elapsed() < Duration::from_secs(120), "no login: {e}");
-                tokio::time::sleep(Duration::from_millis(200)).await; // polling interval
-            }
-        }
-    };
-    let packet = 100; // produce_synthetic's packets
-    produce_synthetic(&cfg);
-    let (code, err) = run(
-        &["run", "--exit-when-idle", "5"],
-        &cfg,
-        "cassandra",
-        Duration::from_secs(300),
-    );
-    assert_eq!(code, Some(0), "run with the password: {err}");
+    let session = builder.build().await.unwrap();
     let want = STATIONS * SECONDS * 100 / packet;
     let rows = table_rows(&session, &ks, "raw_packets").await;
     assert_eq!(rows.len(), want, "every packet stored through the login");

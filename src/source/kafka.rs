@@ -68,11 +68,12 @@ pub fn create<C: FromClientConfigAndContext<X>, X: ClientContext>(
 /// How long one start-up request may take before it is tried again.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Broker answers no retry can change: authorisation and authentication
-/// refused, a request the cluster's settings reject. Everything else a
-/// broker says at start-up (not reachable, `NotCoordinator`,
-/// `CoordinatorLoadInProgress`, `LeaderNotAvailable`, an unknown topic or
-/// partition just after creation, timeouts) may pass and is retried.
+/// Broker answers no retry can change: authorisation refused, a request
+/// the cluster's settings reject. A refused login is final only once it has
+/// lasted ([`Attempt::Refused`]). Everything else a broker says at start-up
+/// (not reachable, `NotCoordinator`, `CoordinatorLoadInProgress`,
+/// `LeaderNotAvailable`, an unknown topic or partition just after
+/// creation, timeouts) may pass and is retried.
 fn permanent(e: &KafkaError) -> bool {
     matches!(
         e,
@@ -88,8 +89,6 @@ fn permanent_code(c: rdkafka::types::RDKafkaErrorCode) -> bool {
         TopicAuthorizationFailed
             | GroupAuthorizationFailed
             | ClusterAuthorizationFailed
-            | SaslAuthenticationFailed
-            | Authentication
             | InvalidPartitions
             | InvalidReplicationFactor
             | InvalidConfig
@@ -99,9 +98,29 @@ fn permanent_code(c: rdkafka::types::RDKafkaErrorCode) -> bool {
     )
 }
 
+/// The broker refused the login (SASL).
+fn login_code(c: rdkafka::types::RDKafkaErrorCode) -> bool {
+    use rdkafka::types::RDKafkaErrorCode::*;
+    matches!(c, SaslAuthenticationFailed)
+}
+
+/// What a broker's error code means at start-up.
+fn classify<T>(code: rdkafka::types::RDKafkaErrorCode, why: anyhow::Error) -> Attempt<T> {
+    if login_code(code) {
+        Attempt::Refused(why)
+    } else if permanent_code(code) {
+        Attempt::Fail(why)
+    } else {
+        Attempt::Retry(why)
+    }
+}
+
 fn attempt<T>(r: Result<T, KafkaError>, what: impl FnOnce() -> String) -> Attempt<T> {
     match r {
         Ok(v) => Attempt::Done(v),
+        Err(e) if e.rdkafka_error_code().is_some_and(login_code) => {
+            Attempt::Refused(anyhow::Error::new(e).context(what()))
+        }
         Err(e) if permanent(&e) => Attempt::Fail(anyhow::Error::new(e).context(what())),
         Err(e) => Attempt::Retry(anyhow::Error::new(e).context(what())),
     }
@@ -119,18 +138,14 @@ fn partitions(
         Attempt::Done(md) => md,
         Attempt::Retry(e) => return Attempt::Retry(e),
         Attempt::Fail(e) => return Attempt::Fail(e),
+        Attempt::Refused(e) => return Attempt::Refused(e),
     };
     let Some(t) = md.topics().iter().find(|t| t.name() == topic) else {
         return Attempt::Retry(anyhow::anyhow!("topic {topic} not in the metadata yet"));
     };
     if let Some(e) = t.error() {
         let code = rdkafka::types::RDKafkaErrorCode::from(e);
-        let why = anyhow::anyhow!("topic {topic}: {code}");
-        return if permanent_code(code) {
-            Attempt::Fail(why)
-        } else {
-            Attempt::Retry(why)
-        };
+        return classify(code, anyhow::anyhow!("topic {topic}: {code}"));
     }
     if t.partitions().is_empty() || t.partitions().iter().any(|p| p.leader() < 0) {
         return Attempt::Retry(anyhow::anyhow!(
@@ -461,31 +476,42 @@ pub fn cached_lag(
 }
 
 /// A client context that keeps what the brokers said of the login.
-/// librdkafka reports a refused SASL login (and a TLS handshake it cannot
-/// complete) only to the error callback; the client's requests then time
-/// out just as an unreachable broker's do.
+/// librdkafka reports a refused SASL login only to the error callback; the
+/// client's requests then time out just as an unreachable broker's do.
 #[derive(Default)]
 pub struct LoginWatch {
     refused: std::sync::Mutex<Option<String>>,
 }
 
 impl LoginWatch {
-    /// librdkafka's message for a refused login, if one came. It names the
-    /// mechanism and the broker, never the credentials.
-    pub fn refused(&self) -> Option<String> {
-        self.refused.lock().ok().and_then(|r| r.clone())
+    /// librdkafka's message for a login refused since the last call, if
+    /// one came. It names the mechanism and the broker, never the
+    /// credentials.
+    pub fn take_refusal(&self) -> Option<String> {
+        self.refused.lock().ok().and_then(|mut r| r.take())
+    }
+}
+
+/// A broker's answer to the login, as librdkafka reports it: a code of
+/// -169 (`Authentication`) also covers the client's own failures during
+/// the handshake ("Local: Broker transport failure", a token or Kerberos
+/// ticket it could not get), which are not an answer.
+fn refused_login(error: &KafkaError, reason: &str) -> bool {
+    use rdkafka::types::RDKafkaErrorCode::*;
+    match error.rdkafka_error_code() {
+        Some(SaslAuthenticationFailed) => true,
+        Some(Authentication) => {
+            reason.contains("SASL authentication error") && !reason.contains("Local:")
+        }
+        _ => false,
     }
 }
 
 impl ClientContext for LoginWatch {
     fn error(&self, error: KafkaError, reason: &str) {
-        use rdkafka::types::RDKafkaErrorCode::*;
-        if error
-            .rdkafka_error_code()
-            .is_some_and(|c| matches!(c, Authentication | SaslAuthenticationFailed))
-        {
+        if refused_login(&error, reason) {
             if let Ok(mut r) = self.refused.lock() {
-                r.get_or_insert_with(|| reason.to_string());
+                *r = Some(reason.to_string());
             }
         }
     }
@@ -497,9 +523,10 @@ impl rdkafka::producer::ProducerContext for LoginWatch {
 }
 
 /// Waits until the brokers answer a metadata request, as
-/// [`startup::retry`] does; a refused login ends it at once with the
-/// broker's answer. Without this a wrong password looked like brokers
-/// still starting until `stream.startup_timeout_s`, and then like a timeout.
+/// [`startup::retry`] does; a login the brokers keep refusing ends it
+/// after [`startup::REFUSAL_GRACE`] with their answer. Without this a
+/// wrong password looked like brokers still starting until
+/// `stream.startup_timeout_s`, and then like a timeout.
 fn check_login(cfg: &KafkaConfig, deadline: Deadline) -> Result<()> {
     let probe: rdkafka::producer::BaseProducer<LoginWatch> = create(
         &client_config(cfg, &[])?,
@@ -508,16 +535,17 @@ fn check_login(cfg: &KafkaConfig, deadline: Deadline) -> Result<()> {
         "Kafka client",
     )?;
     startup::retry(&format!("Kafka brokers {}", cfg.brokers), deadline, || {
+        // Only this attempt's answer counts.
+        probe.context().take_refusal();
         let r = probe.client().fetch_metadata(None, ATTEMPT_TIMEOUT);
-        // Serves the error callback; the refusal arrives just after the
+        if r.is_ok() {
+            return Attempt::Done(());
+        }
+        // Serves the error callback: the refusal arrives just after the
         // failed request.
-        probe.poll(if r.is_ok() {
-            Duration::ZERO
-        } else {
-            Duration::from_millis(500)
-        });
-        if let Some(why) = probe.context().refused() {
-            return Attempt::Fail(anyhow::anyhow!(
+        probe.poll(Duration::from_millis(500));
+        if let Some(why) = probe.context().take_refusal() {
+            return Attempt::Refused(anyhow::anyhow!(
                 "the brokers refused the login: {why} (check `sasl.*` in kafka.properties and \
                  kafka.properties_env)"
             ));
@@ -675,4 +703,37 @@ fn cached_high_watermark(consumer: &BaseConsumer, topic: &str, partition: i32) -
     };
     (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0)
         .then_some(high)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::types::RDKafkaErrorCode::*;
+
+    #[test]
+    fn only_the_brokers_answer_is_a_refused_login() {
+        let auth = KafkaError::Global(Authentication);
+        assert!(refused_login(
+            &auth,
+            "sasl_plaintext://b:9094/bootstrap: SASL authentication error: Authentication failed: \
+             Invalid username or password (after 302ms in state AUTH_REQ)"
+        ));
+        // The client's own failures during the handshake carry the same code.
+        assert!(!refused_login(
+            &auth,
+            "SASL PLAIN mechanism handshake failed: Local: Broker transport failure"
+        ));
+        assert!(!refused_login(
+            &auth,
+            "Failed to acquire SASL OAUTHBEARER token: connection refused"
+        ));
+        assert!(refused_login(
+            &KafkaError::Global(SaslAuthenticationFailed),
+            "x"
+        ));
+        assert!(!refused_login(
+            &KafkaError::Global(BrokerTransportFailure),
+            "SASL authentication error"
+        ));
+    }
 }

@@ -33,34 +33,47 @@ pub struct Written {
     pub rows: u64,
 }
 
-/// Whether connecting (session, schema, statements) may pass later: the
-/// cluster was not reachable or not ready; refusals (a bad keyspace
-/// definition, authentication, TLS verification, settings) are final.
-fn connect_retryable(e: &anyhow::Error) -> bool {
+/// What a failed connection (session, schema, statements) means: the
+/// cluster was not reachable or not ready (retry); it refused the login
+/// (final once that has lasted, see `startup`); other refusals (a bad
+/// keyspace definition, authorisation, TLS verification, settings) are
+/// final.
+fn connect_failure<T>(e: anyhow::Error) -> Attempt<T> {
     use scylla::errors::{ExecutionError, MetadataError, NewSessionError};
     for cause in e.chain() {
         if let Some(n) = cause.downcast_ref::<NewSessionError>() {
-            let refused_login = matches!(
+            if matches!(
                 n,
                 NewSessionError::MetadataError(MetadataError::ConnectionPoolError(p))
                     if login_refused(p)
-            );
-            return matches!(
+            ) {
+                return Attempt::Refused(e);
+            }
+            let retry = matches!(
                 n,
                 NewSessionError::MetadataError(_) | NewSessionError::FailedToResolveAnyHostname(_)
-            ) && !refused_login
-                && !format!("{n}").contains("certificate");
+            ) && !format!("{n}").contains("certificate");
+            return if retry {
+                Attempt::Retry(e)
+            } else {
+                Attempt::Fail(e)
+            };
         }
         if let Some(x) = cause.downcast_ref::<ExecutionError>() {
-            return crate::sink::cassandra::permanent(x).is_none();
+            return if crate::sink::cassandra::permanent(x).is_none() {
+                Attempt::Retry(e)
+            } else {
+                Attempt::Fail(e)
+            };
         }
     }
-    false
+    Attempt::Fail(e)
 }
 
-/// The node answered the login with "bad credentials" (or a refusal of the
-/// same kind): the driver keeps the answer in the broken pool's last error,
-/// as it keeps an unreachable node's.
+/// The node answered the login with "bad credentials": the driver keeps the
+/// answer in the broken pool's last error, as it keeps an unreachable
+/// node's. Not "Unable to perform authentication" (the node could not read
+/// its roles: replicas down while a cluster boots), which may pass.
 fn login_refused(p: &scylla::errors::ConnectionPoolError) -> bool {
     use scylla::errors::{
         ConnectionError, ConnectionPoolError, ConnectionSetupRequestErrorKind, DbError,
@@ -72,10 +85,8 @@ fn login_refused(p: &scylla::errors::ConnectionPoolError) -> bool {
             ..
         } if matches!(
             r.get_error(),
-            ConnectionSetupRequestErrorKind::DbError(
-                DbError::AuthenticationError | DbError::Unauthorized,
-                _
-            )
+            ConnectionSetupRequestErrorKind::DbError(DbError::AuthenticationError, msg)
+                if !msg.contains("Unable to perform authentication")
         )
     )
 }
@@ -119,8 +130,7 @@ impl RankStore {
             };
             match attempt {
                 Ok(s) => Attempt::Done(s),
-                Err(e) if connect_retryable(&e) => Attempt::Retry(e),
-                Err(e) => Attempt::Fail(e),
+                Err(e) => connect_failure(e),
             }
         })?;
         let (tx, rx) = tokio::sync::watch::channel(false);
