@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 fn sections(extra: &str, start: &str) -> String {
@@ -41,31 +41,6 @@ steps = [
 }
 
 const START: &str = "2024-05-01T12:00:00Z";
-
-fn spawn_logged(mut cmd: Command, log: &Path) -> Child {
-    cmd.stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap()
-}
-
-/// Waits for the child to end, failing the test (with its log) if it runs
-/// past `limit`: a hang is what some of these tests look for.
-fn wait_bounded(child: &mut Child, limit: Duration, log: &Path) -> ExitStatus {
-    let t0 = Instant::now();
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        if t0.elapsed() > limit {
-            let _ = child.kill();
-            panic!(
-                "still running after {limit:?}:\n{}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50)); // polling interval
-    }
-}
 
 /// Waits until `path` exists (the job has processed and checkpointed).
 fn await_file(path: &Path, child: &mut Child, log: &Path) {

@@ -9,7 +9,7 @@ mod common;
 use common::*;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const STATIONS: usize = 4;
 const SECONDS: usize = 60;
@@ -54,37 +54,18 @@ fn a_job_started_right_after_its_broker_on_a_loaded_machine_reads_everything() {
     let dir = tempfile::tempdir().unwrap();
     let topic = unique("fakopp_test_fresh");
     let sections = format!(
-        r#"[sinks]
-kinds = ["jsonl"]
-jsonl_path = "{{jsonl}}"
-[stream]
-startup_timeout_s = 300.0
-[synthetic]
-seismic_stations = {STATIONS}
-duration_s = {SECONDS}.0
-events = 1
-groundwater_sensors = 0
-ph_sensors = 0
-env_days = 0.01
-[[chains]]
-name = "s"
-select = ["XX.*"]
-steps = [{{ op = "stats", window = 10.0 }}]
-"#
+        "[sinks]\nkinds = [\"jsonl\"]\njsonl_path = \"{{jsonl}}\"\n[stream]\nstartup_timeout_s = 300.0\n{}",
+        small_network(STATIONS, SECONDS)
     );
     let cfg = stream_config(dir.path(), "a", &topic, "unused_ks", &sections);
     services("stop", "kafka");
     services("start", "kafka");
     let log = dir.path().join("job.log");
     let load = Load::start();
-    let mut job = KillOnDrop(
-        fakopp()
-            .args(["run", "--exit-when-idle", "5", "--config"])
-            .arg(&cfg)
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
-    );
+    let mut cmd = fakopp();
+    cmd.args(["run", "--exit-when-idle", "5", "--config"])
+        .arg(&cfg);
+    let mut job = KillOnDrop(spawn_logged(cmd, &log));
     // Topics created, their partitions seen, the group's offsets read.
     await_log(
         &log,
@@ -95,18 +76,7 @@ steps = [{{ op = "stats", window = 10.0 }}]
     );
     drop(load);
     produce_synthetic(&cfg);
-    let t0 = Instant::now();
-    let status = loop {
-        if let Some(s) = job.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(300),
-            "the job never finished:\n{}",
-            std::fs::read_to_string(&log).unwrap()
-        );
-        std::thread::sleep(Duration::from_millis(50)); // polling interval
-    };
+    let status = wait_bounded(&mut job.0, Duration::from_secs(300), &log);
     let err = std::fs::read_to_string(&log).unwrap();
     assert!(status.success(), "{err}");
     let summary = err
@@ -122,7 +92,7 @@ steps = [{{ op = "stats", window = 10.0 }}]
     let stats = lines.iter().filter(|l| l["type"] == "stats").count();
     assert_eq!(
         stats,
-        STATIONS * SECONDS / 10,
+        STATIONS * SECONDS / SMALL_NETWORK_WINDOW_S,
         "every station's stats windows: {stats}"
     );
 }

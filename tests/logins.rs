@@ -11,7 +11,7 @@ mod common;
 use common::*;
 use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The password comes from the environment (`kafka.properties_env`), as
 /// the docs advise.
@@ -41,18 +41,8 @@ jsonl_path = "{jsonl}"
 path = "{ckpt}"
 [stream]
 startup_timeout_s = 600.0
-[synthetic]
-seismic_stations = {STATIONS}
-duration_s = {SECONDS}.0
-events = 0
-groundwater_sensors = 0
-ph_sensors = 0
-env_days = 0.01
-[[chains]]
-name = "s"
-select = ["XX.*"]
-steps = [{{ op = "stats", window = 5.0 }}]
-"#,
+{network}"#,
+        network = small_network(STATIONS, SECONDS),
         brokers = kafka_sasl_brokers(),
         user = KAFKA_SASL_USER,
         jsonl = dir.join("out.jsonl").display(),
@@ -66,29 +56,15 @@ steps = [{{ op = "stats", window = 5.0 }}]
 /// must not wait for the start-up timeout): its exit code and its log.
 fn run(args: &[&str], cfg: &Path, password: &str, limit: Duration) -> (Option<i32>, String) {
     let log = cfg.with_file_name(format!("{}.log", unique(args[0])));
-    let child = fakopp()
-        .args(args)
+    let mut cmd = fakopp();
+    cmd.args(args)
         .arg("--config")
         .arg(cfg)
         .env(PW_VAR, password)
         .env("FAKOPP_LOG", "debug")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut job = KillOnDrop(child);
-    let t0 = Instant::now();
-    let status = loop {
-        if let Some(s) = job.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            t0.elapsed() < limit,
-            "{args:?} still running after {limit:?}: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(50)); // polling interval
-    };
+        .stdout(Stdio::null());
+    let mut job = KillOnDrop(spawn_logged(cmd, &log));
+    let status = wait_bounded(&mut job.0, limit, &log);
     (status.code(), std::fs::read_to_string(&log).unwrap())
 }
 
@@ -233,18 +209,8 @@ kinds = ["cassandra"]
 path = "{ckpt}"
 [stream]
 startup_timeout_s = 600.0
-[synthetic]
-seismic_stations = {STATIONS}
-duration_s = {SECONDS}.0
-events = 0
-groundwater_sensors = 0
-ph_sensors = 0
-env_days = 0.01
-[[chains]]
-name = "s"
-select = ["XX.*"]
-steps = [{{ op = "stats", window = 5.0 }}]
-"#,
+{network}"#,
+            network = small_network(STATIONS, SECONDS),
             brokers = kafka_brokers(),
             ckpt = dir.path().join("state/ckpt.h5").display(),
         ),
@@ -254,28 +220,13 @@ steps = [{{ op = "stats", window = 5.0 }}]
     // a booting cluster, and goes on once the login passes.
     let packet = 100; // produce_synthetic's packets
     let log = dir.path().join("booting.log");
-    let mut job = KillOnDrop(
-        fakopp()
-            .args(["run", "--exit-when-idle", "5", "--config"])
-            .arg(&cfg)
-            .env(PW_VAR, "cassandra")
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
-    );
+    let mut cmd = fakopp();
+    cmd.args(["run", "--exit-when-idle", "5", "--config"])
+        .arg(&cfg)
+        .env(PW_VAR, "cassandra");
+    let mut job = KillOnDrop(spawn_logged(cmd, &log));
     produce_synthetic(&cfg);
-    let t0 = Instant::now();
-    let status = loop {
-        if let Some(s) = job.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(300),
-            "the job never finished:\n{}",
-            std::fs::read_to_string(&log).unwrap()
-        );
-        std::thread::sleep(Duration::from_millis(50)); // polling interval
-    };
+    let status = wait_bounded(&mut job.0, Duration::from_secs(300), &log);
     let err = std::fs::read_to_string(&log).unwrap();
     assert!(
         status.success(),

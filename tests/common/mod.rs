@@ -406,3 +406,56 @@ pub fn shuffled_packets(
         }
     }
 }
+
+/// Spawns `cmd` with its standard error into `log`.
+pub fn spawn_logged(mut cmd: Command, log: &std::path::Path) -> std::process::Child {
+    cmd.stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits for the child to end, failing the test (with its log) if it runs
+/// past `limit`: a hang is what some tests look for.
+pub fn wait_bounded(
+    child: &mut std::process::Child,
+    limit: std::time::Duration,
+    log: &std::path::Path,
+) -> std::process::ExitStatus {
+    let t0 = std::time::Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if t0.elapsed() > limit {
+            let _ = child.kill();
+            panic!(
+                "still running after {limit:?}:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50)); // polling interval
+    }
+}
+
+/// The `stats` window of [`small_network`]'s chain.
+pub const SMALL_NETWORK_WINDOW_S: usize = 5;
+
+/// `[synthetic]`: `stations` seismic stations at 100 Hz for `seconds`,
+/// nothing else, and a `stats` chain over them, for jobs that only need
+/// some packets.
+pub fn small_network(stations: usize, seconds: usize) -> String {
+    format!(
+        r#"[synthetic]
+seismic_stations = {stations}
+duration_s = {seconds}.0
+events = 0
+groundwater_sensors = 0
+ph_sensors = 0
+env_days = 0.01
+[[chains]]
+name = "s"
+select = ["XX.*"]
+steps = [{{ op = "stats", window = {SMALL_NETWORK_WINDOW_S}.0 }}]
+"#
+    )
+}
