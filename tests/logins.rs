@@ -68,6 +68,29 @@ fn run(args: &[&str], cfg: &Path, password: &str, limit: Duration) -> (Option<i3
     (status.code(), std::fs::read_to_string(&log).unwrap())
 }
 
+/// `fakopp ARGS` with the `wrong` password ends with exit 1, its last line
+/// naming `endpoint` and giving the server's answer, without having waited
+/// for the start-up timeout, and the password in no line: that last line.
+fn assert_refused(args: &[&str], cfg: &Path, wrong: &str, endpoint: &str) -> String {
+    let what = args.join(" ");
+    let (code, err) = run(args, cfg, wrong, Duration::from_secs(120));
+    assert_eq!(code, Some(1), "{what}: {err}");
+    let last = err.lines().last().unwrap_or_default().to_string();
+    assert!(
+        last.contains(endpoint) && last.contains("Authentication failed"),
+        "{what}: the error names {endpoint} and the server's answer: {last}"
+    );
+    assert!(
+        !err.contains(wrong),
+        "{what}: the password is never logged: {err}"
+    );
+    assert!(
+        !err.contains("gave up after"),
+        "{what}: not retried until the start-up timeout: {err}"
+    );
+    last
+}
+
 #[test]
 fn kafka_a_wrong_login_ends_start_up_and_the_right_one_works() {
     let dir = tempfile::tempdir().unwrap();
@@ -87,27 +110,10 @@ fn kafka_a_wrong_login_ends_start_up_and_the_right_one_works() {
         &["produce", "--synthetic"][..],
         &["run", "--exit-when-idle", "5"][..],
     ] {
-        let what = args[0];
-        let (code, err) = run(args, &cfg, wrong, Duration::from_secs(120));
-        assert_eq!(code, Some(1), "{what}: {err}");
-        let last = err.lines().last().unwrap_or_default();
+        let last = assert_refused(args, &cfg, wrong, &kafka_sasl_brokers());
         assert!(
-            last.contains(&kafka_sasl_brokers())
-                && last.contains("refused the login")
-                && last.contains("login refused for 30 s"),
-            "{what}: the error names the brokers and the refusal: {last}"
-        );
-        assert!(
-            last.contains("Authentication failed"),
-            "{what}: the broker's answer: {last}"
-        );
-        assert!(
-            !err.contains(wrong),
-            "{what}: the password is never logged: {err}"
-        );
-        assert!(
-            !err.contains("gave up after"),
-            "{what}: not retried until the start-up timeout: {err}"
+            last.contains("refused the login") && last.contains("login refused for 30 s"),
+            "{args:?}: a refusal that lasts is final: {last}"
         );
     }
 
@@ -247,22 +253,7 @@ startup_timeout_s = 600.0
         &["schema", "apply"][..],
         &["run", "--exit-when-idle", "5"][..],
     ] {
-        let what = args.join(" ");
-        let (code, err) = run(args, &cfg, wrong, Duration::from_secs(120));
-        assert_eq!(code, Some(1), "{what}: {err}");
-        let last = err.lines().last().unwrap_or_default();
-        assert!(
-            last.contains(&node) && last.contains("Authentication failed"),
-            "{what}: the error names the node and its answer: {last}"
-        );
-        assert!(
-            !err.contains(wrong),
-            "{what}: the password is never logged: {err}"
-        );
-        assert!(
-            !err.contains("gave up after"),
-            "{what}: not retried until the start-up timeout: {err}"
-        );
+        let last = assert_refused(args, &cfg, wrong, &node);
         if args[0] == "run" {
             assert!(
                 last.contains("login refused for 30 s"),
