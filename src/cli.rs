@@ -54,7 +54,10 @@ pub enum Command {
         /// Serve Prometheus metrics on this address (rank 0).
         #[arg(long, value_name = "ADDR")]
         metrics_addr: Option<String>,
-        /// Start from scratch even if the checkpoint's chains differ.
+        /// Resume although the checkpoint's chains differ (its offsets and
+        /// reorder buffers kept, kernel and coincidence state fresh), or
+        /// although no checkpoint is usable (the group's offsets, fresh
+        /// state).
         #[arg(long)]
         reset_state: bool,
     },
