@@ -151,3 +151,134 @@ impl StreamEvents {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Mode;
+    use crate::output::TriggerRec;
+    use fakopp_kernels::detect::{coincidence_trigger, Sensor, StationTrigger};
+
+    const S: i64 = 1_000_000_000;
+
+    /// Station A's trigger never ends by itself: it is cut at the longest
+    /// trigger allowed (`max_len` s) and opens again at once, for the
+    /// whole run. B and C trigger together every 10 s. One-second
+    /// micro-batches over `seconds` of data: the events reported, when each
+    /// was reported (batch end), and the most triggers held at once.
+    fn run(seconds: i64, max_len: i64) -> (Vec<(EventRec, i64)>, Vec<TriggerRec>, usize) {
+        let text = format!(
+            "[source]\nkind = \"kafka\"\n[sinks]\nkinds = [\"jsonl\"]\n[[chains]]\nname = \"p\"\nselect = [\"XX.*\"]\n\
+             steps = [{{ op = \"recursive_sta_lta\", sta = 0.5, lta = 10.0 }}, {{ op = \"trigger\", on = 3.0, off = 1.0 }}]\n\
+             [[coincidence]]\nchain = \"p\"\nthreshold_sum = 2\nmax_trigger_length_s = {max_len}.0\n"
+        );
+        let cfg = Config::parse(&text, std::path::Path::new("t.toml"), Mode::Stream).unwrap();
+        let chains = CompiledChain::compile(&cfg).unwrap();
+        let mut ev = StreamEvents::new(&cfg).unwrap();
+        let trig = |sensor: &str, on: i64, off: i64| TriggerRec {
+            chain: "p".into(),
+            sensor: sensor.into(),
+            on_time_ns: on,
+            off_time_ns: off,
+            on_index: 0,
+            off_index: 0,
+            peak_cf: 4.0,
+            pick_time_ns: None,
+        };
+        let (mut out, mut all, mut held) = (Vec::new(), Vec::new(), 0);
+        for b in 0..seconds {
+            let end = (b + 1) * S;
+            let mut r = Results::default();
+            if (b + 1) % max_len == 0 {
+                r.triggers
+                    .push(trig("XX.A..HHZ", (b + 1 - max_len) * S, end - S / 100));
+            }
+            if b % 10 == 0 {
+                for s in ["XX.B..HHZ", "XX.C..HHZ"] {
+                    r.triggers.push(trig(s, b * S, b * S + S / 2));
+                }
+            }
+            let a_open = (b + 1) / max_len * max_len * S;
+            let progress = [
+                ("XX.A..HHZ".to_string(), end, Some(a_open)),
+                ("XX.B..HHZ".to_string(), end, None),
+                ("XX.C..HHZ".to_string(), end, None),
+            ];
+            ev.observe(&cfg, &r, &progress).unwrap();
+            all.extend(r.triggers);
+            for e in ev.ready(&chains, false, i64::MAX, |_| None).unwrap() {
+                out.push((e, end));
+            }
+            held = held.max(ev.pending());
+        }
+        for e in ev.ready(&chains, true, i64::MAX, |_| None).unwrap() {
+            out.push((e, i64::MAX));
+        }
+        (out, all, held)
+    }
+
+    #[test]
+    fn a_trigger_held_open_delays_events_by_at_most_the_longest_trigger() {
+        let max_len = 100;
+        let (short, _, held_short) = run(2_000, max_len);
+        let (events, triggers, held) = run(10_000, max_len);
+        // What is held depends on the longest trigger, not on the job's age.
+        assert_eq!(
+            held, held_short,
+            "triggers held after 10,000 s as after 2,000 s"
+        );
+        assert!(
+            held <= 2 * (max_len as usize / 10 + 2) + 2,
+            "{held} triggers held"
+        );
+        assert!(short.len() > 10 && events.len() > 5 * short.len() - 10);
+        // Each event is reported at most the longest trigger (and a batch)
+        // after it starts, not at the end of the run.
+        let flushed = events.iter().filter(|(_, at)| *at == i64::MAX).count();
+        assert!(flushed <= 1, "{flushed} events only at the end");
+        for (e, at) in events.iter().filter(|(_, at)| *at != i64::MAX) {
+            assert!(
+                *at - e.time_ns <= (max_len + 2) * S,
+                "{e:?} reported at {at}"
+            );
+        }
+        // The events are the batch coincidence's over the same triggers.
+        let ids = ["XX.A..HHZ", "XX.B..HHZ", "XX.C..HHZ"];
+        let sensors: Vec<Sensor> = ids
+            .iter()
+            .map(|id| Sensor {
+                id: id.to_string(),
+                weight: 1.0,
+            })
+            .collect();
+        let st: Vec<StationTrigger> = triggers
+            .iter()
+            .map(|t| StationTrigger {
+                sensor: ids.iter().position(|i| *i == t.sensor).unwrap(),
+                on_ns: t.on_time_ns,
+                off_ns: t.off_time_ns,
+                peak: t.peak_cf,
+            })
+            .collect();
+        let params = CoincidenceParams {
+            threshold_sum: 2.0,
+            trigger_off_extension_s: 0.0,
+        };
+        let want: Vec<(i64, Vec<String>, f64)> = coincidence_trigger(&sensors, &st, &params)
+            .unwrap()
+            .into_iter()
+            .map(|e| {
+                (
+                    e.time_ns,
+                    e.sensors.iter().map(|&i| ids[i].to_string()).collect(),
+                    e.coincidence_sum,
+                )
+            })
+            .collect();
+        let got: Vec<(i64, Vec<String>, f64)> = events
+            .iter()
+            .map(|(e, _)| (e.time_ns, e.sensors.clone(), e.coincidence_sum))
+            .collect();
+        assert_eq!(got, want);
+    }
+}
