@@ -55,22 +55,11 @@ pub fn retry<T>(
     mut attempt: impl FnMut() -> Attempt<T>,
 ) -> Result<T> {
     let mut wait = BACKOFF_START;
-    let mut refused_since: Option<Instant> = None;
+    // The first refusal of the current run of refusals, and the latest: a
+    // run ends when no refusal came for the grace (the service was away).
+    let mut refusals: Option<(Instant, Instant)> = None;
     for n in 1u32.. {
-        let outcome = match attempt() {
-            Attempt::Refused(e) => {
-                let since = *refused_since.get_or_insert_with(Instant::now);
-                if since.elapsed() >= REFUSAL_GRACE {
-                    return Err(e.context(format!(
-                        "{what}: login refused for {} s",
-                        REFUSAL_GRACE.as_secs()
-                    )));
-                }
-                Attempt::Retry(e)
-            }
-            other => other,
-        };
-        match outcome {
+        let e = match attempt() {
             Attempt::Done(v) => {
                 if n > 1 {
                     tracing::info!("{what}: ready after {n} attempts");
@@ -78,25 +67,39 @@ pub fn retry<T>(
                 return Ok(v);
             }
             Attempt::Fail(e) => return Err(e.context(what.to_string())),
-            Attempt::Retry(e) | Attempt::Refused(e) => {
-                let left = deadline.until.saturating_duration_since(Instant::now());
-                if left.is_zero() {
+            Attempt::Refused(e) => {
+                let now = Instant::now();
+                let first = match refusals {
+                    Some((first, last)) if now - last < REFUSAL_GRACE => first,
+                    _ => now,
+                };
+                refusals = Some((first, now));
+                if now - first >= REFUSAL_GRACE {
                     return Err(e.context(format!(
-                        "{what}: gave up after {:.0} s (stream.startup_timeout_s)",
-                        deadline.timeout.as_secs_f64()
+                        "{what}: login refused for {} s",
+                        REFUSAL_GRACE.as_secs()
                     )));
                 }
-                let pause = wait.min(left);
-                tracing::warn!(
-                    attempt = n,
-                    retry_in_ms = pause.as_millis() as u64,
-                    "{what}: not ready ({e:#}); retrying"
-                );
-                // Backoff between attempts at a service, not a synchronisation.
-                std::thread::sleep(pause);
-                wait = (wait * 2).min(BACKOFF_CAP);
+                e
             }
+            Attempt::Retry(e) => e,
+        };
+        let left = deadline.until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(e.context(format!(
+                "{what}: gave up after {:.0} s (stream.startup_timeout_s)",
+                deadline.timeout.as_secs_f64()
+            )));
         }
+        let pause = wait.min(left);
+        tracing::warn!(
+            attempt = n,
+            retry_in_ms = pause.as_millis() as u64,
+            "{what}: not ready ({e:#}); retrying"
+        );
+        // Backoff between attempts at a service, not a synchronisation.
+        std::thread::sleep(pause);
+        wait = (wait * 2).min(BACKOFF_CAP);
     }
     unreachable!("the loop returns")
 }

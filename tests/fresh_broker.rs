@@ -1,8 +1,9 @@
 //! A job started a moment after its broker came up, on a loaded machine:
-//! the broker's group coordinator is still loading and the new topics'
-//! metadata lags their creation (`NotCoordinator`,
-//! `CoordinatorLoadInProgress`, a topic without partitions yet). The job
-//! must retry those answers, not exit, and then read every packet. Its own
+//! the broker's group coordinator may still be loading and the new topics'
+//! metadata may lag their creation (`NotCoordinator`,
+//! `CoordinatorLoadInProgress`, a topic without partitions yet; whether
+//! the broker says so depends on the timing). The job must retry such
+//! answers, not exit, and then read every packet. Its own
 //! test binary: it restarts the shared broker.
 
 mod common;
@@ -63,7 +64,8 @@ fn a_job_started_right_after_its_broker_on_a_loaded_machine_reads_everything() {
     let log = dir.path().join("job.log");
     let load = Load::start();
     let mut cmd = fakopp();
-    cmd.args(["run", "--exit-when-idle", "5", "--config"])
+    // Idle long enough for a producer that also starts against the fresh broker.
+    cmd.args(["run", "--exit-when-idle", "20", "--config"])
         .arg(&cfg);
     let mut job = KillOnDrop(spawn_logged(cmd, &log));
     // Topics created, their partitions seen, the group's offsets read.

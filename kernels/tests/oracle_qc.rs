@@ -374,6 +374,7 @@ fn qc_flags_match_ioos_qc() {
     }
     // syntax_test counts raw records, not values.
     let syntax = root["syntax"].as_array().expect("syntax cases");
+    assert!(!syntax.is_empty(), "oracle produced no syntax cases");
     let mut mixed = 0;
     for case in syntax {
         let c: qc::SyntaxConfig = cfg(&case["cfg"]);
@@ -394,6 +395,12 @@ fn qc_flags_match_ioos_qc() {
             .iter()
             .map(|v| v.as_u64().unwrap() as u8)
             .collect();
+        assert_eq!(
+            got.len(),
+            expected.len(),
+            "syntax {}: a flag per record",
+            case["cfg"]
+        );
         let bad: Vec<String> = got
             .iter()
             .zip(&expected)

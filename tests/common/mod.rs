@@ -31,13 +31,13 @@ pub fn kafka_brokers() -> String {
 /// The test broker's SASL/PLAIN listener (`scripts/services`: two ports
 /// above the plain one) and its test credential.
 pub fn kafka_sasl_brokers() -> String {
-    std::env::var("FAKOPP_TEST_KAFKA_SASL").unwrap_or_else(|_| {
-        let plain = kafka_brokers();
-        let (host, port) = plain
-            .rsplit_once(':')
-            .expect("FAKOPP_TEST_KAFKA is host:port");
-        format!("{host}:{}", port.parse::<u16>().expect("a port number") + 2)
-    })
+    std::env::var("FAKOPP_TEST_KAFKA_SASL").unwrap_or_else(|_| port_plus(&kafka_brokers(), 2))
+}
+
+/// `host:port` with the port `n` higher (the services' second listeners).
+pub fn port_plus(addr: &str, n: u16) -> String {
+    let (host, port) = addr.rsplit_once(':').expect("host:port");
+    format!("{host}:{}", port.parse::<u16>().expect("a port number") + n)
 }
 pub const KAFKA_SASL_USER: &str = "fakopp";
 pub const KAFKA_SASL_PASSWORD: &str = "fakopp-test-sasl";

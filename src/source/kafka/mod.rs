@@ -1,130 +1,22 @@
 //! The Kafka source: a consumer-group member with manual offset commits,
 //! and the dead-letter producer. Only rank 0 talks to Kafka.
 
+mod client;
+mod login;
+
+pub use client::{client_config, create};
+
 use crate::config::KafkaConfig;
 use crate::startup::{self, Attempt, Deadline};
 use anyhow::{Context, Result};
-use rdkafka::config::{ClientConfig, FromClientConfigAndContext};
+use client::{attempt, classify, permanent, permanent_code, ATTEMPT_TIMEOUT};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, DefaultConsumerContext};
-use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer as _, ThreadedProducer};
-use rdkafka::types::RDKafkaConfRes;
 use rdkafka::ClientContext;
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::BTreeMap;
 use std::time::Duration;
-
-/// librdkafka settings: the brokers, our `settings`, then
-/// `kafka.properties` and `kafka.properties_env` (SASL, TLS, ...), whose
-/// values are never logged. An unset variable of `properties_env` is an
-/// error naming the property and the variable (not a value).
-pub fn client_config(cfg: &KafkaConfig, settings: &[(&str, &str)]) -> Result<ClientConfig> {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", &cfg.brokers);
-    for (k, v) in settings {
-        c.set(*k, *v);
-    }
-    for (k, v) in &cfg.properties {
-        c.set(k, v);
-    }
-    for (k, var) in &cfg.properties_env {
-        let v = std::env::var(var).map_err(|_| {
-            anyhow::anyhow!("kafka.properties_env: `{k}` names `{var}`, which is not set")
-        })?;
-        c.set(k, v);
-    }
-    Ok(c)
-}
-
-/// Creates a Kafka client (`what` names it in errors). A rejected setting
-/// is reported by its key only: librdkafka's message would show the
-/// value, which may be a password.
-pub fn create<C: FromClientConfigAndContext<X>, X: ClientContext>(
-    cc: &ClientConfig,
-    context: X,
-    cfg: &KafkaConfig,
-    what: &str,
-) -> Result<C> {
-    cc.create_with_context(context).map_err(|e| match e {
-        KafkaError::ClientConfig(res, _, key, _) => {
-            let why = match res {
-                RDKafkaConfRes::RD_KAFKA_CONF_UNKNOWN => "unknown property",
-                _ => "invalid value (not shown)",
-            };
-            let whence = if cfg.properties.contains_key(&key) {
-                "kafka.properties"
-            } else if cfg.properties_env.contains_key(&key) {
-                "kafka.properties_env"
-            } else {
-                "Kafka client config"
-            };
-            anyhow::anyhow!("creating the {what}: {whence}: `{key}`: {why}")
-        }
-        other => anyhow::anyhow!("creating the {what}: {other}"),
-    })
-}
-
-/// How long one start-up request may take before it is tried again.
-const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Broker answers no retry can change: authorisation refused, a request
-/// the cluster's settings reject. A refused login is final only once it has
-/// lasted ([`Attempt::Refused`]). Everything else a broker says at start-up
-/// (not reachable, `NotCoordinator`, `CoordinatorLoadInProgress`,
-/// `LeaderNotAvailable`, an unknown topic or partition just after
-/// creation, timeouts) may pass and is retried.
-fn permanent(e: &KafkaError) -> bool {
-    matches!(
-        e,
-        KafkaError::ClientConfig(..) | KafkaError::ClientCreation(_)
-    ) || e.rdkafka_error_code().is_some_and(permanent_code)
-}
-
-/// The broker error codes of [`permanent`].
-fn permanent_code(c: rdkafka::types::RDKafkaErrorCode) -> bool {
-    use rdkafka::types::RDKafkaErrorCode::*;
-    matches!(
-        c,
-        TopicAuthorizationFailed
-            | GroupAuthorizationFailed
-            | ClusterAuthorizationFailed
-            | InvalidPartitions
-            | InvalidReplicationFactor
-            | InvalidConfig
-            | InvalidRequest
-            | InvalidTopic
-            | PolicyViolation
-    )
-}
-
-/// The broker refused the login (SASL).
-fn login_code(c: rdkafka::types::RDKafkaErrorCode) -> bool {
-    use rdkafka::types::RDKafkaErrorCode::*;
-    matches!(c, SaslAuthenticationFailed)
-}
-
-/// What a broker's error code means at start-up.
-fn classify<T>(code: rdkafka::types::RDKafkaErrorCode, why: anyhow::Error) -> Attempt<T> {
-    if login_code(code) {
-        Attempt::Refused(why)
-    } else if permanent_code(code) {
-        Attempt::Fail(why)
-    } else {
-        Attempt::Retry(why)
-    }
-}
-
-fn attempt<T>(r: Result<T, KafkaError>, what: impl FnOnce() -> String) -> Attempt<T> {
-    match r {
-        Ok(v) => Attempt::Done(v),
-        Err(e) if e.rdkafka_error_code().is_some_and(login_code) => {
-            Attempt::Refused(anyhow::Error::new(e).context(what()))
-        }
-        Err(e) if permanent(&e) => Attempt::Fail(anyhow::Error::new(e).context(what())),
-        Err(e) => Attempt::Retry(anyhow::Error::new(e).context(what())),
-    }
-}
 
 /// The partitions of `topic` once the brokers' metadata lists them all
 /// with a leader (just after creation it may not yet).
@@ -475,85 +367,6 @@ pub fn cached_lag(
     Some(total)
 }
 
-/// A client context that keeps what the brokers said of the login.
-/// librdkafka reports a refused SASL login only to the error callback; the
-/// client's requests then time out just as an unreachable broker's do.
-#[derive(Default)]
-pub struct LoginWatch {
-    refused: std::sync::Mutex<Option<String>>,
-}
-
-impl LoginWatch {
-    /// librdkafka's message for a login refused since the last call, if
-    /// one came. It names the mechanism and the broker, never the
-    /// credentials.
-    pub fn take_refusal(&self) -> Option<String> {
-        self.refused.lock().ok().and_then(|mut r| r.take())
-    }
-}
-
-/// A broker's answer to the login, as librdkafka reports it: a code of
-/// -169 (`Authentication`) also covers the client's own failures during
-/// the handshake ("Local: Broker transport failure", a token or Kerberos
-/// ticket it could not get), which are not an answer.
-fn refused_login(error: &KafkaError, reason: &str) -> bool {
-    use rdkafka::types::RDKafkaErrorCode::*;
-    match error.rdkafka_error_code() {
-        Some(SaslAuthenticationFailed) => true,
-        Some(Authentication) => {
-            reason.contains("SASL authentication error") && !reason.contains("Local:")
-        }
-        _ => false,
-    }
-}
-
-impl ClientContext for LoginWatch {
-    fn error(&self, error: KafkaError, reason: &str) {
-        if refused_login(&error, reason) {
-            if let Ok(mut r) = self.refused.lock() {
-                *r = Some(reason.to_string());
-            }
-        }
-    }
-}
-
-impl rdkafka::producer::ProducerContext for LoginWatch {
-    type DeliveryOpaque = ();
-    fn delivery(&self, _: &rdkafka::message::DeliveryResult<'_>, _: ()) {}
-}
-
-/// Waits until the brokers answer a metadata request, as
-/// [`startup::retry`] does; a login the brokers keep refusing ends it
-/// after [`startup::REFUSAL_GRACE`] with their answer. Without this a
-/// wrong password looked like brokers still starting until
-/// `stream.startup_timeout_s`, and then like a timeout.
-fn check_login(cfg: &KafkaConfig, deadline: Deadline) -> Result<()> {
-    let probe: rdkafka::producer::BaseProducer<LoginWatch> = create(
-        &client_config(cfg, &[])?,
-        LoginWatch::default(),
-        cfg,
-        "Kafka client",
-    )?;
-    startup::retry(&format!("Kafka brokers {}", cfg.brokers), deadline, || {
-        // Only this attempt's answer counts.
-        probe.context().take_refusal();
-        let r = probe.client().fetch_metadata(None, ATTEMPT_TIMEOUT);
-        if r.is_ok() {
-            return Attempt::Done(());
-        }
-        // Serves the error callback: the refusal arrives just after the
-        // failed request.
-        probe.poll(Duration::from_millis(500));
-        if let Some(why) = probe.context().take_refusal() {
-            return Attempt::Refused(anyhow::anyhow!(
-                "the brokers refused the login: {why} (check `sasl.*` in kafka.properties and \
-                 kafka.properties_env)"
-            ));
-        }
-        attempt(r.map(drop), || "fetching metadata".into())
-    })
-}
-
 /// Creates the topics that do not exist yet (broker-default partitions and
 /// replication), so a new deployment runs without a manual step, and waits
 /// until the brokers' metadata lists every topic's partitions with a
@@ -562,7 +375,7 @@ fn check_login(cfg: &KafkaConfig, deadline: Deadline) -> Result<()> {
 pub fn ensure_topics(cfg: &KafkaConfig, topics: &[&str], deadline: Deadline) -> Result<()> {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     use rdkafka::client::DefaultClientContext;
-    check_login(cfg, deadline)?;
+    login::check_login(cfg, deadline)?;
     let admin: AdminClient<DefaultClientContext> = create(
         &client_config(cfg, &[])?,
         DefaultClientContext,
@@ -703,37 +516,4 @@ fn cached_high_watermark(consumer: &BaseConsumer, topic: &str, partition: i32) -
     };
     (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0)
         .then_some(high)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use rdkafka::types::RDKafkaErrorCode::*;
-
-    #[test]
-    fn only_the_brokers_answer_is_a_refused_login() {
-        let auth = KafkaError::Global(Authentication);
-        assert!(refused_login(
-            &auth,
-            "sasl_plaintext://b:9094/bootstrap: SASL authentication error: Authentication failed: \
-             Invalid username or password (after 302ms in state AUTH_REQ)"
-        ));
-        // The client's own failures during the handshake carry the same code.
-        assert!(!refused_login(
-            &auth,
-            "SASL PLAIN mechanism handshake failed: Local: Broker transport failure"
-        ));
-        assert!(!refused_login(
-            &auth,
-            "Failed to acquire SASL OAUTHBEARER token: connection refused"
-        ));
-        assert!(refused_login(
-            &KafkaError::Global(SaslAuthenticationFailed),
-            "x"
-        ));
-        assert!(!refused_login(
-            &KafkaError::Global(BrokerTransportFailure),
-            "SASL authentication error"
-        ));
-    }
 }
