@@ -424,6 +424,7 @@ fn block_portable(st: &mut BlockState<'_>, buf: &mut [Lanes]) {
         block_generic::<std::arch::x86_64::__m128d, 4, 1>(st, buf)
     }
     #[cfg(not(target_arch = "x86_64"))]
+    // SAFETY: the scalar instance has no CPU requirement.
     unsafe {
         block_generic::<f64, 8, 1>(st, buf)
     }
@@ -440,6 +441,7 @@ pub(crate) fn run_block(isa: Isa, st: &mut BlockState<'_>, buf: &mut [Lanes]) {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => unsafe { block_avx512(st, buf) },
         #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above: `isa.is_available()` was asserted.
         Isa::Avx2 => unsafe { block_avx2(st, buf) },
         _ => block_portable(st, buf),
     }

@@ -32,6 +32,8 @@ pub enum FileBytes {
 // SAFETY: the mapping is private and owned by this value; it is only
 // written transiently by libmseed while it holds the only reference.
 unsafe impl Send for FileBytes {}
+// SAFETY: shared references only read the mapping (see `Send` above for
+// the one writer, which holds the only reference while it writes).
 unsafe impl Sync for FileBytes {}
 
 impl FileBytes {
