@@ -96,10 +96,7 @@ fn input_files(cfg: &Config, a: &BatchArgs) -> Result<Option<Vec<PathBuf>>> {
 /// Reads the input files, keeping the sensors `want` names; bad records
 /// become problems of the run (no chain; the file as sensor).
 fn read_files(cfg: &Config, a: &BatchArgs, paths: &[PathBuf], want: Want<'_>) -> Result<Loaded> {
-    let raw_text = cfg
-        .chains
-        .iter()
-        .any(|c| c.steps.iter().any(|s| matches!(s, Step::Syntax(_))));
+    let raw_text = cfg.has_step(|s| matches!(s, Step::Syntax(_)));
     let input = read_inputs_of(
         paths,
         cfg.stream.max_gap_interp_samples,

@@ -23,6 +23,18 @@ pub enum Attempt<T> {
     Refused(anyhow::Error),
 }
 
+impl<T> Attempt<T> {
+    /// The attempt with `what` as the context of its error.
+    pub fn context(self, what: impl FnOnce() -> String) -> Attempt<T> {
+        match self {
+            Attempt::Done(v) => Attempt::Done(v),
+            Attempt::Retry(e) => Attempt::Retry(e.context(what())),
+            Attempt::Fail(e) => Attempt::Fail(e.context(what())),
+            Attempt::Refused(e) => Attempt::Refused(e.context(what())),
+        }
+    }
+}
+
 /// How long a service may keep refusing a login before start-up gives up.
 pub const REFUSAL_GRACE: Duration = Duration::from_secs(30);
 

@@ -73,6 +73,20 @@ fn load_cases() -> Value {
     serde_json::from_str(&text).expect("oracle JSON")
 }
 
+/// A JSON array of QARTOD flag numbers (the oracle's).
+fn flag_numbers(v: &Value) -> Vec<u8> {
+    v.as_array()
+        .expect("an array of flags")
+        .iter()
+        .map(|f| f.as_u64().expect("a flag number") as u8)
+        .collect()
+}
+
+/// Flags as their QARTOD numbers.
+fn numbers(flags: &[Flag]) -> Vec<u8> {
+    flags.iter().map(|f| f.as_u8()).collect()
+}
+
 fn value(v: &Value) -> f64 {
     match v {
         Value::Number(n) => n.as_f64().expect("number"),
@@ -329,14 +343,9 @@ fn qc_flags_match_ioos_qc() {
         for (ti, test) in case["tests"].as_array().unwrap().iter().enumerate() {
             let kind = test["test"].as_str().unwrap();
             let what = format!("{name} / {kind} {}", test["config"]);
-            let expected: Vec<u8> = test["expected"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_u64().unwrap() as u8)
-                .collect();
+            let expected = flag_numbers(&test["expected"]);
             let got = run(kind, &test["config"], &t, &x, &what, (ci * 100 + ti) as u64);
-            let got_u8: Vec<u8> = got.iter().map(|f| f.as_u8()).collect();
+            let got_u8 = numbers(&got);
             if got_u8 != expected {
                 let bad: Vec<String> = got_u8
                     .iter()
@@ -355,17 +364,8 @@ fn qc_flags_match_ioos_qc() {
             }
         }
         let vecs: Vec<&[Flag]> = first.iter().map(|(_, f)| f.as_slice()).collect();
-        let agg: Vec<u8> = qc::qartod_compare(&vecs)
-            .unwrap()
-            .iter()
-            .map(|f| f.as_u8())
-            .collect();
-        let expected: Vec<u8> = case["aggregate"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as u8)
-            .collect();
+        let agg = numbers(&qc::qartod_compare(&vecs).unwrap());
+        let expected = flag_numbers(&case["aggregate"]);
         assert_eq!(
             agg, expected,
             "{name}: aggregate differs from ioos_qc's qartod_compare"
@@ -384,17 +384,8 @@ fn qc_flags_match_ioos_qc() {
             .iter()
             .map(|r| r.as_str().unwrap())
             .collect();
-        let got: Vec<u8> = qc::syntax(&records, &c)
-            .unwrap()
-            .iter()
-            .map(|f| f.as_u8())
-            .collect();
-        let expected: Vec<u8> = case["flags"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as u8)
-            .collect();
+        let got = numbers(&qc::syntax(&records, &c).unwrap());
+        let expected = flag_numbers(&case["flags"]);
         assert_eq!(
             got.len(),
             expected.len(),

@@ -404,6 +404,11 @@ impl Config {
         Ok(cfg)
     }
 
+    /// True if a step of some chain is one `is` accepts.
+    pub fn has_step(&self, is: impl Fn(&Step) -> bool) -> bool {
+        self.chains.iter().flat_map(|c| &c.steps).any(is)
+    }
+
     /// A stable hash of the processing definition (chains, coincidence and
     /// the station positions location tests flag with), stored in
     /// checkpoints so a resumed job refuses changed chains.
@@ -413,11 +418,7 @@ impl Config {
         // A location test's flag is fixed when its state is built, so a
         // moved station must not resume; other station fields may change.
         // Only then, so hashes of configs without such a test stay.
-        let located = self
-            .chains
-            .iter()
-            .flat_map(|c| &c.steps)
-            .any(|s| matches!(s, Step::Location(_) | Step::LocationBounds(_)));
+        let located = self.has_step(|s| matches!(s, Step::Location(_) | Step::LocationBounds(_)));
         if located {
             let at: Vec<(&str, u64, u64)> = self
                 .station_table

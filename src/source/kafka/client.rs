@@ -69,14 +69,6 @@ pub(super) const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 /// (not reachable, `NotCoordinator`, `CoordinatorLoadInProgress`,
 /// `LeaderNotAvailable`, an unknown topic or partition just after
 /// creation, timeouts) may pass and is retried.
-pub(super) fn permanent(e: &KafkaError) -> bool {
-    matches!(
-        e,
-        KafkaError::ClientConfig(..) | KafkaError::ClientCreation(_)
-    ) || e.rdkafka_error_code().is_some_and(permanent_code)
-}
-
-/// The broker error codes of [`permanent`].
 pub(super) fn permanent_code(c: rdkafka::types::RDKafkaErrorCode) -> bool {
     use rdkafka::types::RDKafkaErrorCode::*;
     matches!(
@@ -93,18 +85,12 @@ pub(super) fn permanent_code(c: rdkafka::types::RDKafkaErrorCode) -> bool {
     )
 }
 
-/// The broker refused the login (SASL).
-fn login_code(c: rdkafka::types::RDKafkaErrorCode) -> bool {
-    use rdkafka::types::RDKafkaErrorCode::*;
-    matches!(c, SaslAuthenticationFailed)
-}
-
 /// What a broker's error code means at start-up.
 pub(super) fn classify<T>(
     code: rdkafka::types::RDKafkaErrorCode,
     why: anyhow::Error,
 ) -> Attempt<T> {
-    if login_code(code) {
+    if code == rdkafka::types::RDKafkaErrorCode::SaslAuthenticationFailed {
         Attempt::Refused(why)
     } else if permanent_code(code) {
         Attempt::Fail(why)
@@ -113,13 +99,27 @@ pub(super) fn classify<T>(
     }
 }
 
+/// What a client error means at start-up: a setting librdkafka refused is
+/// final, a broker's answer as [`classify`] says, anything else (no
+/// answer) is retried.
+pub(super) fn judge<T>(e: KafkaError) -> Attempt<T> {
+    let local = matches!(
+        e,
+        KafkaError::ClientConfig(..) | KafkaError::ClientCreation(_)
+    );
+    let code = e.rdkafka_error_code();
+    let why = anyhow::Error::new(e);
+    match code {
+        _ if local => Attempt::Fail(why),
+        Some(c) => classify(c, why),
+        None => Attempt::Retry(why),
+    }
+}
+
+/// A start-up request's result as an attempt, its error in the context `what`.
 pub(super) fn attempt<T>(r: Result<T, KafkaError>, what: impl FnOnce() -> String) -> Attempt<T> {
     match r {
         Ok(v) => Attempt::Done(v),
-        Err(e) if e.rdkafka_error_code().is_some_and(login_code) => {
-            Attempt::Refused(anyhow::Error::new(e).context(what()))
-        }
-        Err(e) if permanent(&e) => Attempt::Fail(anyhow::Error::new(e).context(what())),
-        Err(e) => Attempt::Retry(anyhow::Error::new(e).context(what())),
+        Err(e) => judge(e).context(what),
     }
 }

@@ -9,7 +9,7 @@ pub use client::{client_config, create};
 use crate::config::KafkaConfig;
 use crate::startup::{self, Attempt, Deadline};
 use anyhow::{Context, Result};
-use client::{attempt, classify, permanent, permanent_code, ATTEMPT_TIMEOUT};
+use client::{attempt, classify, judge, permanent_code, ATTEMPT_TIMEOUT};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, DefaultConsumerContext};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer as _, ThreadedProducer};
@@ -397,8 +397,7 @@ pub fn ensure_topics(cfg: &KafkaConfig, topics: &[&str], deadline: Deadline) -> 
             &AdminOptions::new().request_timeout(Some(ATTEMPT_TIMEOUT)),
         )) {
             Ok(r) => r,
-            Err(e) if permanent(&e) => return Attempt::Fail(e.into()),
-            Err(e) => return Attempt::Retry(e.into()),
+            Err(e) => return judge(e),
         };
         let mut again = Vec::new();
         let mut last = None;
